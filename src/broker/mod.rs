@@ -1,0 +1,297 @@
+//! The broker: one task that owns every worker, the single pending-request map and the
+//! subscribers; everything else talks to it through a cloneable [`BrokerHandle`].
+//!
+//! ```text
+//!  TUI / HTTP ──► BrokerHandle ──Command──► broker task ──stdin──► brokertui worker (one per PTY)
+//!        ▲                                   │    ▲                        │
+//!        └──── events / output (broadcast) ◄─┘    └──── WorkerMsg ◄── reader task (stdout)
+//! ```
+//!
+//! Layout: [`actor`] is the task and its `select!` loop; [`request`] the correlated request
+//! helper; [`process`] the worker child processes; [`relay`] the message outbox;
+//! [`events`] what subscribers receive.
+
+mod actor;
+pub mod events;
+pub mod process;
+mod relay;
+pub mod request;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+pub use events::{Event, EventKind, EventSubscription, OutputChunk, OutputSubscription, Received, Severity};
+pub use request::{DEFAULT_TIMEOUT, RequestWorkerError};
+
+use crate::protocol::{ExitedPayload, SessionMode};
+use crate::requests::RequestKind;
+
+/// Identity of one worker process; a name can be reused by later workers, an id never.
+pub type WorkerId = u64;
+
+/// Extra environment for a worker's command, computed from its name (the API URL and the
+/// worker's own token).
+pub type WorkerEnvFn = Arc<dyn Fn(&str) -> Vec<(String, String)> + Send + Sync>;
+
+/// How the broker runs.
+#[derive(Clone)]
+pub struct BrokerConfig {
+    /// The `brokertui` binary to run as `brokertui worker`.
+    pub worker_exe: PathBuf,
+    /// Where each worker's stderr log goes (`<dir>/<name>.log`); `None` discards it.
+    pub log_dir: Option<PathBuf>,
+    pub request_timeout: Duration,
+    pub inject_template: String,
+    pub settle: Duration,
+    /// How long a released worker's child gets between SIGHUP and SIGKILL.
+    pub release_grace: Duration,
+    pub worker_env: Option<WorkerEnvFn>,
+}
+
+impl BrokerConfig {
+    pub fn new(worker_exe: PathBuf) -> Self {
+        BrokerConfig {
+            worker_exe,
+            log_dir: None,
+            request_timeout: DEFAULT_TIMEOUT,
+            inject_template: crate::worker::session::DEFAULT_TEMPLATE.to_string(),
+            settle: crate::worker::session::DEFAULT_SETTLE,
+            release_grace: Duration::from_millis(500),
+            worker_env: None,
+        }
+    }
+}
+
+/// What to spawn.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SpawnSpec {
+    pub name: String,
+    pub cmd: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cols: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<SessionMode>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkerState {
+    /// Process started, `ready` not yet received.
+    Starting,
+    Running,
+    /// Release requested; the worker is ending its session.
+    Releasing,
+    Exited,
+}
+
+/// A worker as listed by the broker.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorkerInfo {
+    pub name: String,
+    pub pid: Option<u32>,
+    pub cmd: Vec<String>,
+    pub rows: u16,
+    pub cols: u16,
+    pub mode: SessionMode,
+    pub state: WorkerState,
+    pub started_at_ms: u64,
+    /// Relay messages accepted for this worker and not yet injected.
+    pub undelivered: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<ExitedPayload>,
+}
+
+/// Errors of the non-request operations.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum BrokerError {
+    #[error("no worker named {0:?}")]
+    WorkerNotFound(String),
+    #[error("a worker named {0:?} is already running")]
+    NameTaken(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("could not start the worker: {0}")]
+    SpawnFailed(String),
+    #[error("{name}: {reason}")]
+    WorkerUnavailable { name: String, reason: String },
+    #[error("the broker is shutting down")]
+    ShuttingDown,
+}
+
+impl BrokerError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            BrokerError::WorkerNotFound(_) => "worker_not_found",
+            BrokerError::NameTaken(_) => "name_taken",
+            BrokerError::InvalidRequest(_) => "invalid_request",
+            BrokerError::SpawnFailed(_) => "spawn_failed",
+            BrokerError::WorkerUnavailable { .. } => "worker_unavailable",
+            BrokerError::ShuttingDown => "broker_shutting_down",
+        }
+    }
+}
+
+/// A message accepted for relay.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Accepted {
+    pub id: String,
+    pub recipients: Vec<String>,
+}
+
+type Reply<T> = oneshot::Sender<T>;
+
+/// Everything the broker task can be asked. Queries carry a oneshot for the answer.
+pub(crate) enum Command {
+    Spawn(SpawnSpec, Reply<Result<WorkerInfo, BrokerError>>),
+    Release(String, Reply<Result<(), BrokerError>>),
+    List(Reply<Vec<WorkerInfo>>),
+    Input(String, Vec<u8>, Reply<Result<(), BrokerError>>),
+    Resize(String, u16, u16, Reply<Result<(), BrokerError>>),
+    Send {
+        from: String,
+        to: String,
+        body: String,
+        reply: Reply<Result<Accepted, BrokerError>>,
+    },
+    Request {
+        worker: String,
+        kind: RequestKind,
+        payload: serde_json::Value,
+        timeout: Option<Duration>,
+        reply: Reply<request::RequestResult>,
+    },
+    SubscribeOutput(String, Reply<Result<OutputSubscription, BrokerError>>),
+    Stats(Reply<Stats>),
+    Shutdown(Reply<()>),
+}
+
+/// Counters for `/health` and tests.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Stats {
+    pub workers: usize,
+    pub pending_requests: usize,
+    pub undelivered_messages: usize,
+}
+
+/// The cheap, cloneable way to talk to the broker task.
+#[derive(Clone)]
+pub struct BrokerHandle {
+    tx: mpsc::Sender<Command>,
+    events: tokio::sync::broadcast::Sender<Arc<Event>>,
+    config: Arc<BrokerConfig>,
+}
+
+impl BrokerHandle {
+    /// Starts the broker task on the current tokio runtime.
+    pub fn start(config: BrokerConfig) -> BrokerHandle {
+        actor::start(config)
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub(crate) async fn command(&self, cmd: Command) -> Result<(), BrokerError> {
+        self.tx.send(cmd).await.map_err(|_| BrokerError::ShuttingDown)
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, BrokerError> {
+        let (reply, rx) = oneshot::channel();
+        self.command(make(reply)).await?;
+        rx.await.map_err(|_| BrokerError::ShuttingDown)
+    }
+
+    /// Starts a worker; returns once its process is running (before its `ready`).
+    pub async fn spawn(&self, spec: SpawnSpec) -> Result<WorkerInfo, BrokerError> {
+        self.ask(|r| Command::Spawn(spec, r)).await?
+    }
+
+    /// Ends a worker's session (SIGHUP, grace, SIGKILL) and forgets it; returns once gone.
+    pub async fn release(&self, name: &str) -> Result<(), BrokerError> {
+        self.ask(|r| Command::Release(name.to_string(), r)).await?
+    }
+
+    pub async fn list(&self) -> Result<Vec<WorkerInfo>, BrokerError> {
+        self.ask(Command::List).await
+    }
+
+    pub async fn info(&self, name: &str) -> Result<WorkerInfo, BrokerError> {
+        self.list()
+            .await?
+            .into_iter()
+            .find(|w| w.name == name)
+            .ok_or_else(|| BrokerError::WorkerNotFound(name.to_string()))
+    }
+
+    /// Types `bytes` into the worker's PTY (held while an injection is under way).
+    pub async fn input(&self, name: &str, bytes: impl Into<Vec<u8>>) -> Result<(), BrokerError> {
+        let bytes = bytes.into();
+        self.ask(|r| Command::Input(name.to_string(), bytes, r)).await?
+    }
+
+    pub async fn resize(&self, name: &str, rows: u16, cols: u16) -> Result<(), BrokerError> {
+        self.ask(|r| Command::Resize(name.to_string(), rows, cols, r)).await?
+    }
+
+    /// Accepts a relay message from `from` to a worker name or `*` (every worker but the
+    /// sender). Delivery continues in the background; watch `delivery` events.
+    pub async fn send_message(&self, from: &str, to: &str, body: &str) -> Result<Accepted, BrokerError> {
+        self.ask(|reply| Command::Send {
+            from: from.to_string(),
+            to: to.to_string(),
+            body: body.to_string(),
+            reply,
+        })
+        .await?
+    }
+
+    /// Lifecycle, mode, delivery and alert events from now on.
+    pub fn subscribe(&self) -> EventSubscription {
+        events::Subscription::new(self.events.subscribe())
+    }
+
+    /// A worker's output chunks from now on. Pair with a snapshot to start from a full
+    /// screen: apply only chunks whose offset is at or past the snapshot's.
+    pub async fn subscribe_output(&self, name: &str) -> Result<OutputSubscription, BrokerError> {
+        self.ask(|r| Command::SubscribeOutput(name.to_string(), r)).await?
+    }
+
+    pub async fn stats(&self) -> Result<Stats, BrokerError> {
+        self.ask(Command::Stats).await
+    }
+
+    /// Fails requests in flight with `ChannelClosed`, ends every worker, stops the task.
+    pub async fn shutdown(&self) {
+        let _ = self.ask(Command::Shutdown).await;
+    }
+}
+
+/// Worker names: what `[A-Za-z0-9][A-Za-z0-9_.-]{0,63}` allows.
+pub fn validate_name(name: &str) -> Result<(), BrokerError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(BrokerError::InvalidRequest(format!(
+            "invalid worker name {:?}: use 1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit",
+            name.chars().take(80).collect::<String>()
+        )))
+    }
+}

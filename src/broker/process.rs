@@ -1,0 +1,176 @@
+//! Running one `brokertui worker` child process: spawning it, a task that writes frames to
+//! its stdin, and a task that reads and decodes frames from its stdout.
+//!
+//! The reader does the decoding (JSON, base64) so the broker task only routes. It hands
+//! frames to the broker over a bounded channel: if the broker falls behind, the reader waits,
+//! the worker's stdout pipe fills and the worker's child is slowed, never the broker.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+
+use super::WorkerId;
+use crate::protocol::{
+    DecodeError, Envelope, MAX_FRAME_BYTES, OutputPayload, decode_envelope, decode_payload,
+    from_worker,
+};
+
+/// Frames buffered towards a worker's stdin before the broker treats it as stuck.
+const STDIN_QUEUE: usize = 1024;
+
+/// What a worker's reader tells the broker.
+#[derive(Debug)]
+pub enum WorkerMsg {
+    Frame(WorkerId, Envelope),
+    Output(WorkerId, u64, Bytes),
+    BadFrame(WorkerId, DecodeError),
+    /// stdout closed and the process was reaped.
+    Closed(WorkerId, Option<std::process::ExitStatus>),
+}
+
+/// Everything needed to start a worker process.
+pub struct LaunchSpec {
+    pub exe: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub log_file: Option<PathBuf>,
+}
+
+/// The broker's side of a running worker process.
+pub struct WorkerProcess {
+    pub pid: u32,
+    stdin: mpsc::Sender<Vec<u8>>,
+}
+
+impl WorkerProcess {
+    pub fn spawn(id: WorkerId, spec: LaunchSpec, to_broker: mpsc::Sender<WorkerMsg>) -> std::io::Result<Self> {
+        let stderr = match &spec.log_file {
+            Some(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)?,
+                )
+            }
+            None => Stdio::null(),
+        };
+        let mut child = Command::new(&spec.exe)
+            .args(&spec.args)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            // Its own process group: a Ctrl-C meant for the broker's terminal must not reach
+            // workers directly; the broker ends them in order.
+            .process_group(0)
+            .kill_on_drop(false)
+            .spawn()?;
+        let pid = child.id().unwrap_or(0);
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+
+        let (stdin_tx, mut stdin_rx) = mpsc::channel::<Vec<u8>>(STDIN_QUEUE);
+        tokio::spawn(async move {
+            let mut stdin = stdin;
+            while let Some(line) = stdin_rx.recv().await {
+                if stdin.write_all(&line).await.is_err() {
+                    break;
+                }
+            }
+            // Dropping stdin is the worker's signal to end its session.
+        });
+
+        tokio::spawn(read_frames(id, child, stdout, to_broker));
+        Ok(WorkerProcess {
+            pid,
+            stdin: stdin_tx,
+        })
+    }
+
+    /// Queues a frame for the worker's stdin without waiting. Fails if the worker has
+    /// stopped reading (the queue is full) or is gone.
+    pub fn send(&self, env: &Envelope) -> Result<(), &'static str> {
+        self.stdin.try_send(env.to_line()).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => "the worker is not reading its input",
+            mpsc::error::TrySendError::Closed(_) => "the worker's input is closed",
+        })
+    }
+
+    /// Closes the worker's stdin (it then ends its session and exits).
+    pub fn close_stdin(&mut self) {
+        let (dead, _) = mpsc::channel(1);
+        self.stdin = dead;
+    }
+}
+
+async fn read_frames(
+    id: WorkerId,
+    mut child: Child,
+    stdout: tokio::process::ChildStdout,
+    to_broker: mpsc::Sender<WorkerMsg>,
+) {
+    let mut lines = FramedRead::with_capacity(
+        stdout,
+        LinesCodec::new_with_max_length(MAX_FRAME_BYTES),
+        256 * 1024,
+    );
+    while let Some(line) = lines.next().await {
+        let msg = match line {
+            Ok(line) => decode(id, line.as_bytes()),
+            Err(LinesCodecError::MaxLineLengthExceeded) => {
+                WorkerMsg::BadFrame(id, DecodeError::TooLarge(MAX_FRAME_BYTES + 1))
+            }
+            Err(LinesCodecError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+                WorkerMsg::BadFrame(id, DecodeError::InvalidJson("not UTF-8".into()))
+            }
+            Err(_) => break,
+        };
+        if to_broker.send(msg).await.is_err() {
+            break;
+        }
+    }
+    // stdout is closed: the worker is exiting (or was killed). Reap it; if it lingers
+    // without its stdout, it is broken, so kill it.
+    let status = match tokio::time::timeout(Duration::from_secs(3), child.wait()).await {
+        Ok(status) => status.ok(),
+        Err(_) => {
+            let _ = child.start_kill();
+            child.wait().await.ok()
+        }
+    };
+    let _ = to_broker.send(WorkerMsg::Closed(id, status)).await;
+}
+
+fn decode(id: WorkerId, line: &[u8]) -> WorkerMsg {
+    let env = match decode_envelope(line) {
+        Ok(env) => env,
+        Err(e) => return WorkerMsg::BadFrame(id, e),
+    };
+    if env.kind == from_worker::OUTPUT {
+        return match decode_payload::<OutputPayload>(&env) {
+            Ok(p) => match crate::b64::decode(&p.data_b64) {
+                Ok(bytes) => WorkerMsg::Output(id, p.offset, Bytes::from(bytes)),
+                Err(e) => WorkerMsg::BadFrame(
+                    id,
+                    DecodeError::BadPayload {
+                        kind: env.kind,
+                        message: format!("data_b64: {e}"),
+                    },
+                ),
+            },
+            Err(e) => WorkerMsg::BadFrame(id, e),
+        };
+    }
+    WorkerMsg::Frame(id, env)
+}

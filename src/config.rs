@@ -1,0 +1,1 @@
+//! brokertui.toml and -w NAME=CMD.

@@ -1,0 +1,183 @@
+//! Typed payloads of the fire-and-forget and unsolicited frames. Request kinds and their
+//! payloads live in [`crate::requests`].
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::ErrorBody;
+
+/// Frame type names, broker → worker.
+pub mod to_worker {
+    pub const INPUT: &str = "input";
+    pub const RESIZE: &str = "resize";
+    pub const SHUTDOWN: &str = "shutdown";
+}
+
+/// Frame type names, worker → broker.
+pub mod from_worker {
+    pub const READY: &str = "ready";
+    pub const OUTPUT: &str = "output";
+    pub const RESPONSE: &str = "response";
+    pub const DELIVERY: &str = "delivery";
+    pub const MODE_CHANGED: &str = "mode_changed";
+    pub const EXITED: &str = "exited";
+    pub const WORKER_ERROR: &str = "worker_error";
+}
+
+/// `input`: bytes for the PTY, as UTF-8 text or base64.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InputPayload {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_b64: Option<String>,
+}
+
+impl InputPayload {
+    /// The raw bytes this payload carries; exactly one of `data` / `data_b64` must be set.
+    pub fn bytes(&self) -> Result<Vec<u8>, String> {
+        match (&self.data, &self.data_b64) {
+            (Some(text), None) => Ok(text.as_bytes().to_vec()),
+            (None, Some(b64)) => crate::b64::decode(b64).map_err(|e| format!("bad data_b64: {e}")),
+            _ => Err("exactly one of \"data\" or \"data_b64\" is required".into()),
+        }
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => InputPayload {
+                data: Some(text.to_string()),
+                data_b64: None,
+            },
+            Err(_) => InputPayload {
+                data: None,
+                data_b64: Some(crate::b64::encode(bytes)),
+            },
+        }
+    }
+}
+
+/// `resize`: new PTY size. Zero in either dimension is answered with `invalid_dimensions`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ResizePayload {
+    pub rows: u16,
+    pub cols: u16,
+}
+
+/// `shutdown`: SIGHUP the child's session, wait `grace_ms`, SIGKILL what is left, exit.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownPayload {
+    #[serde(default = "default_grace_ms")]
+    pub grace_ms: u32,
+}
+
+pub fn default_grace_ms() -> u32 {
+    500
+}
+
+/// `ready`: the worker's first frame.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReadyPayload {
+    pub pid: u32,
+    pub rows: u16,
+    pub cols: u16,
+    pub protocol: u32,
+}
+
+/// `output`: PTY bytes; `offset` is the count of PTY bytes sent before this chunk.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OutputPayload {
+    pub offset: u64,
+    pub data_b64: String,
+}
+
+/// `response`: the answer to the request with the envelope's `request_id`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ResponsePayload {
+    pub kind: String,
+    pub ok: Option<Value>,
+    pub error: Option<ErrorBody>,
+}
+
+/// State of a relay message inside a worker.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Injected,
+    Queued,
+    Failed,
+}
+
+/// `delivery`: a relay message changed state after its `deliver` response.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeliveryPayload {
+    pub id: String,
+    pub state: DeliveryState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A worker's session mode: whether inbound relay messages are injected or held.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionMode {
+    /// Inbound messages are injected as they arrive (the default).
+    #[default]
+    Relay,
+    /// A human is typing: inbound messages wait in the pending queue.
+    Human,
+}
+
+impl SessionMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionMode::Relay => "relay",
+            SessionMode::Human => "human",
+        }
+    }
+}
+
+impl std::str::FromStr for SessionMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "relay" => Ok(SessionMode::Relay),
+            "human" => Ok(SessionMode::Human),
+            other => Err(format!("unknown mode {other:?} (expected relay or human)")),
+        }
+    }
+}
+
+/// `mode_changed`: the worker's session mode changed.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ModeChangedPayload {
+    pub mode: SessionMode,
+    pub previous: SessionMode,
+}
+
+/// `exited`: the child exited; the worker's last frame.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct ExitedPayload {
+    pub code: Option<i32>,
+    pub signal: Option<String>,
+}
+
+impl ExitedPayload {
+    /// True for anything but a clean `exit 0`.
+    pub fn is_abnormal(&self) -> bool {
+        self.code != Some(0)
+    }
+}
+
+impl std::fmt::Display for ExitedPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.code, &self.signal) {
+            (_, Some(sig)) => write!(f, "killed by {sig}"),
+            (Some(code), None) => write!(f, "exit {code}"),
+            (None, None) => write!(f, "exited"),
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! `deliver`: hand a relay message to a worker.
+//!
+//! # Format
+//!
+//! Request `{"id","from","to","body","sent_at_ms"}`; response `{"state":"injected"|"queued"}`.
+//! In `relay` mode with no injection under way the message is injected before the response
+//! (`injected`); otherwise it waits (`queued`) and a later `delivery` frame reports
+//! `injected` or `failed`. A full queue answers the error `queue_full`, so the broker keeps
+//! the message: nothing is dropped silently.
+
+use serde::{Deserialize, Serialize};
+
+use super::{RequestKind, WorkerRequest};
+use crate::protocol::DeliveryState;
+
+/// A relay message, as accepted by the broker and delivered to a worker.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RelayMessage {
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    pub body: String,
+    pub sent_at_ms: u64,
+}
+
+impl WorkerRequest for RelayMessage {
+    const KIND: RequestKind = RequestKind::Deliver;
+    type Response = Delivered;
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Delivered {
+    pub state: DeliveryState,
+}
+
+impl crate::broker::BrokerHandle {
+    /// Hands one message straight to a worker. Relay traffic normally goes through
+    /// [`send_message`](crate::broker::BrokerHandle::send_message), which keeps the message
+    /// in the outbox until it is injected; this is the raw request underneath.
+    pub async fn deliver(
+        &self,
+        worker: &str,
+        message: &RelayMessage,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Delivered, crate::broker::RequestWorkerError> {
+        self.call(worker, message, timeout).await
+    }
+}

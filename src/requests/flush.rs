@@ -1,0 +1,36 @@
+//! `flush`: inject every pending message in order.
+//!
+//! # Format
+//!
+//! `{}` → `{"flushed":N}`, answered once the last one is injected. Injection stops at the
+//! first failure: that message and the rest stay queued and the request fails with
+//! `inject_failed`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Empty, RequestKind, WorkerRequest};
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Flushed {
+    pub flushed: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlushRequest(pub Empty);
+
+impl WorkerRequest for FlushRequest {
+    const KIND: RequestKind = RequestKind::Flush;
+    type Response = Flushed;
+}
+
+impl crate::broker::BrokerHandle {
+    /// Injects every pending message; answers once the last is in.
+    pub async fn flush(
+        &self,
+        worker: &str,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<Flushed, crate::broker::RequestWorkerError> {
+        self.call(worker, &FlushRequest::default(), timeout).await
+    }
+}

@@ -1,0 +1,42 @@
+//! `pending`: the relay messages waiting in the worker's queue, oldest first.
+//!
+//! # Format
+//!
+//! `{}` → `{"pending":[{"id","from","body","sent_at_ms","queued_at_ms"}]}`.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Empty, RequestKind, WorkerRequest};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PendingEntry {
+    pub id: String,
+    pub from: String,
+    pub body: String,
+    pub sent_at_ms: u64,
+    pub queued_at_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct PendingList {
+    pub pending: Vec<PendingEntry>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingRequest(pub Empty);
+
+impl WorkerRequest for PendingRequest {
+    const KIND: RequestKind = RequestKind::Pending;
+    type Response = PendingList;
+}
+
+impl crate::broker::BrokerHandle {
+    pub async fn pending(
+        &self,
+        worker: &str,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<PendingList, crate::broker::RequestWorkerError> {
+        self.call(worker, &PendingRequest::default(), timeout).await
+    }
+}

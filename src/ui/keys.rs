@@ -1,0 +1,1 @@
+//! Keys to the bytes a terminal sends.

@@ -1,0 +1,4 @@
+//! The TUI's drawing: panes, status bar, popups. `draw` only reads state.
+
+pub mod keys;
+pub mod pane;

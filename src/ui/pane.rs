@@ -1,0 +1,1 @@
+//! Rendering a vt100 screen into a ratatui buffer.

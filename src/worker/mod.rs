@@ -1,0 +1,400 @@
+//! `brokertui worker`: one process per PTY.
+//!
+//! It spawns the command in a PTY, feeds every output byte to its vt100 [`screen::Screen`],
+//! holds the session mode and pending queue ([`session::Session`]) and speaks NDJSON with
+//! the broker on stdin/stdout (SPEC §3). Its stderr is the broker's log file for it.
+//!
+//! Threads: one blocking reader of the PTY (bounded channel, so a slow broker slows the child
+//! like a real terminal would), one blocking writer (so a child that stops reading its input
+//! never stalls the loop), one that waits for the child. Everything else happens in one
+//! `select!` loop on a current-thread runtime.
+//!
+//! On stdin EOF or `shutdown` the child's whole session gets SIGHUP, a grace period, SIGKILL
+//! ([`reap::terminate_session`]); the same happens to what a child leaves behind when it
+//! exits on its own. `exited` is always the last frame.
+
+pub mod pty;
+pub mod reap;
+pub mod screen;
+pub mod session;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::io::{AsyncWriteExt, BufWriter, Stdout};
+use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+
+use crate::protocol::{
+    self, Envelope, ErrorBody, ExitedPayload, InputPayload, MAX_FRAME_BYTES, ReadyPayload,
+    ResizePayload, SessionMode, ShutdownPayload, decode_envelope, decode_payload, frame,
+    from_worker, response_err, response_ok, to_worker,
+};
+use crate::requests::RequestKind;
+use crate::requests::deliver::RelayMessage;
+use crate::requests::mode::SetMode;
+use crate::requests::snapshot::SnapshotRequest;
+use pty::{Pty, PtyWriter};
+use screen::Screen;
+use session::Session;
+
+/// Arguments of the hidden `brokertui worker` subcommand.
+#[derive(clap::Args, Debug, Clone)]
+pub struct WorkerArgs {
+    /// Worker name, for logs.
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, default_value_t = 24)]
+    pub rows: u16,
+    #[arg(long, default_value_t = 80)]
+    pub cols: u16,
+    /// Initial session mode.
+    #[arg(long, default_value = "relay")]
+    pub mode: SessionMode,
+    /// Injection template; `{from}`, `{id}` and `{body}` are filled in.
+    #[arg(long, default_value = session::DEFAULT_TEMPLATE)]
+    pub template: String,
+    /// Delay between an injected message and its Enter, in milliseconds.
+    #[arg(long, default_value_t = 30)]
+    pub settle_ms: u64,
+    /// Working directory of the command (default: the worker's own).
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    pub cmd: Vec<String>,
+}
+
+/// How long the child's leftovers get after the child itself exits on its own.
+const LEFTOVER_GRACE: Duration = Duration::from_millis(200);
+/// How long to keep reading the PTY after the child exits, for its last output.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(300);
+/// Output chunks read back to back are merged into frames of at most this many bytes.
+const MAX_OUTPUT_FRAME: usize = 256 * 1024;
+
+pub fn run(args: WorkerArgs) -> color_eyre::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(args))
+}
+
+struct Out {
+    w: BufWriter<Stdout>,
+    b64: String,
+    broken: bool,
+}
+
+impl Out {
+    async fn send(&mut self, env: &Envelope) {
+        self.write(&env.to_line()).await;
+    }
+
+    async fn send_all(&mut self, envs: Vec<Envelope>) {
+        for env in envs {
+            self.send(&env).await;
+        }
+    }
+
+    /// Output frames are the hot path: formatted by hand into a reused buffer.
+    async fn output(&mut self, offset: u64, bytes: &[u8]) {
+        use base64::Engine;
+        self.b64.clear();
+        self.b64
+            .push_str("{\"v\":1,\"type\":\"output\",\"payload\":{\"offset\":");
+        self.b64.push_str(&offset.to_string());
+        self.b64.push_str(",\"data_b64\":\"");
+        base64::engine::general_purpose::STANDARD.encode_string(bytes, &mut self.b64);
+        self.b64.push_str("\"}}\n");
+        let line = std::mem::take(&mut self.b64);
+        self.write(line.as_bytes()).await;
+        self.b64 = line;
+    }
+
+    async fn write(&mut self, bytes: &[u8]) {
+        if !self.broken && self.w.write_all(bytes).await.is_err() {
+            // The broker is gone; stdin EOF will follow and end us.
+            self.broken = true;
+        }
+    }
+
+    async fn flush(&mut self) {
+        if !self.broken && self.w.flush().await.is_err() {
+            self.broken = true;
+        }
+    }
+}
+
+enum Control {
+    Continue,
+    Shutdown(Duration),
+}
+
+async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
+    let mut out = Out {
+        w: BufWriter::with_capacity(MAX_OUTPUT_FRAME * 2, tokio::io::stdout()),
+        b64: String::new(),
+        broken: false,
+    };
+    let rows = args.rows.max(1);
+    let cols = args.cols.max(1);
+    let mut pty = match Pty::spawn(&args.cmd, args.cwd.as_deref(), rows, cols) {
+        Ok(pty) => pty,
+        Err(e) => {
+            tracing::error!(name = %args.name, "spawn failed: {e:#}");
+            out.send(&frame(
+                from_worker::WORKER_ERROR,
+                &ErrorBody::new("spawn_failed", format!("{:?}: {e:#}", args.cmd.join(" "))),
+            ))
+            .await;
+            out.send(&frame(
+                from_worker::EXITED,
+                &ExitedPayload {
+                    code: Some(127),
+                    signal: None,
+                },
+            ))
+            .await;
+            out.flush().await;
+            return Ok(());
+        }
+    };
+    let pid = pty.pid;
+    tracing::info!(name = %args.name, pid, cmd = ?args.cmd, "child spawned");
+    out.send(&frame(
+        from_worker::READY,
+        &ReadyPayload {
+            pid: pid as u32,
+            rows,
+            cols,
+            protocol: protocol::PROTOCOL_VERSION,
+        },
+    ))
+    .await;
+    out.flush().await;
+
+    let mut screen = Screen::new(rows, cols);
+    let mut session = Session::new(
+        pty.writer(),
+        args.mode,
+        args.template.clone(),
+        Duration::from_millis(args.settle_ms),
+    );
+    let mut stdin = FramedRead::new(
+        tokio::io::stdin(),
+        LinesCodec::new_with_max_length(MAX_FRAME_BYTES),
+    );
+    let mut pty_open = true;
+    let mut exit_status: Option<ExitedPayload> = None;
+    let mut drain_until: Option<tokio::time::Instant> = None;
+    let mut shutdown: Option<Duration> = None;
+
+    loop {
+        let inject_due = session.next_deadline();
+        tokio::select! {
+            line = stdin.next(), if shutdown.is_none() => {
+                match line {
+                    Some(Ok(line)) => {
+                        match handle_line(line.as_bytes(), &mut pty, &mut screen, &mut session, &mut out).await {
+                            Control::Continue => {}
+                            Control::Shutdown(grace) => shutdown = Some(grace),
+                        }
+                    }
+                    Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
+                        out.send(&frame(from_worker::WORKER_ERROR, &ErrorBody::new(
+                            "frame_too_large",
+                            format!("frame longer than {MAX_FRAME_BYTES} bytes discarded"),
+                        ))).await;
+                    }
+                    Some(Err(LinesCodecError::Io(e))) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        out.send(&frame(from_worker::WORKER_ERROR, &ErrorBody::new(
+                            "invalid_json", "frame is not valid UTF-8",
+                        ))).await;
+                    }
+                    None | Some(Err(_)) => {
+                        tracing::info!("stdin closed: the broker is gone, ending the session");
+                        shutdown = Some(Duration::from_millis(protocol::default_grace_ms() as u64));
+                    }
+                }
+            }
+            chunk = pty.output.recv(), if pty_open => {
+                match chunk {
+                    Some(first) => {
+                        let mut buf = first;
+                        while buf.len() < MAX_OUTPUT_FRAME {
+                            match pty.output.try_recv() {
+                                Ok(more) => buf.extend_from_slice(&more),
+                                Err(_) => break,
+                            }
+                        }
+                        let offset = screen.offset();
+                        screen.process(&buf);
+                        out.output(offset, &buf).await;
+                    }
+                    None => pty_open = false,
+                }
+            }
+            status = &mut pty.exit, if exit_status.is_none() => {
+                let status = status.unwrap_or_default();
+                tracing::info!(name = %args.name, %status, "child exited");
+                exit_status = Some(status);
+                drain_until = Some(tokio::time::Instant::now() + DRAIN_AFTER_EXIT);
+            }
+            _ = sleep_until_opt(drain_until), if drain_until.is_some() => {
+                pty_open = false;
+            }
+            _ = sleep_until_opt(inject_due.map(tokio::time::Instant::from_std)), if inject_due.is_some() => {}
+        }
+        let frames = session.step(Instant::now(), screen.bracketed_paste());
+        out.send_all(frames).await;
+        out.flush().await;
+
+        if shutdown.is_some() || (exit_status.is_some() && !pty_open) {
+            break;
+        }
+    }
+
+    // End the child's whole session: everything on a shutdown, the leftovers (background
+    // jobs) when the child exited on its own.
+    let grace = shutdown.unwrap_or(LEFTOVER_GRACE);
+    let killed = tokio::task::spawn_blocking(move || reap::terminate_session(pid, grace))
+        .await
+        .unwrap_or(0);
+    if killed > 0 {
+        tracing::warn!(killed, "processes ignored SIGHUP and were killed");
+    }
+    let status = match exit_status {
+        Some(s) => s,
+        None => tokio::time::timeout(Duration::from_secs(2), &mut pty.exit)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default(),
+    };
+    out.send(&frame(from_worker::EXITED, &status)).await;
+    out.flush().await;
+    Ok(())
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn worker_error(code: &str, message: impl Into<String>) -> Envelope {
+    frame(from_worker::WORKER_ERROR, &ErrorBody::new(code, message))
+}
+
+async fn handle_line(
+    line: &[u8],
+    pty: &mut Pty,
+    screen: &mut Screen,
+    session: &mut Session<PtyWriter>,
+    out: &mut Out,
+) -> Control {
+    let env = match decode_envelope(line) {
+        Ok(env) => env,
+        Err(e) => {
+            tracing::warn!("bad frame from broker: {e}");
+            out.send(&worker_error(e.code(), e.to_string())).await;
+            return Control::Continue;
+        }
+    };
+    match env.kind.as_str() {
+        to_worker::INPUT => {
+            let bytes = decode_payload::<InputPayload>(&env)
+                .map_err(|e| (e.code(), e.to_string()))
+                .and_then(|p| p.bytes().map_err(|e| ("bad_payload", e)));
+            match bytes {
+                Ok(bytes) => {
+                    if let Err(e) = session.input(bytes) {
+                        out.send(&session::write_error(&e)).await;
+                    }
+                }
+                Err((code, msg)) => out.send(&worker_error(code, msg)).await,
+            }
+        }
+        to_worker::RESIZE => match decode_payload::<ResizePayload>(&env) {
+            Ok(ResizePayload { rows, cols }) if rows == 0 || cols == 0 => {
+                out.send(&worker_error(
+                    "invalid_dimensions",
+                    format!("cannot resize to {rows}x{cols}: rows and cols must be at least 1"),
+                ))
+                .await
+            }
+            Ok(ResizePayload { rows, cols }) => {
+                screen.set_size(rows, cols);
+                if let Err(e) = pty.resize(rows, cols) {
+                    out.send(&worker_error("resize_failed", e.to_string())).await;
+                }
+            }
+            Err(e) => out.send(&worker_error(e.code(), e.to_string())).await,
+        },
+        to_worker::SHUTDOWN => {
+            let grace = decode_payload::<ShutdownPayload>(&env)
+                .map(|p| p.grace_ms)
+                .unwrap_or_else(|_| protocol::default_grace_ms());
+            return Control::Shutdown(Duration::from_millis(grace as u64));
+        }
+        other => match (RequestKind::from_type(other), env.request_id.as_deref()) {
+            (Some(kind), Some(rid)) => {
+                let frames = handle_request(kind, rid, &env, screen, session);
+                out.send_all(frames).await;
+            }
+            (Some(kind), None) => {
+                out.send(&worker_error(
+                    "missing_request_id",
+                    format!("{kind} is a request and needs a request_id"),
+                ))
+                .await
+            }
+            (None, _) => {
+                out.send(&worker_error(
+                    "unknown_type",
+                    format!("unknown frame type {other:?}"),
+                ))
+                .await
+            }
+        },
+    }
+    Control::Continue
+}
+
+/// Answers one request. Every path returns exactly one `response` for `rid` — now, or (for
+/// deliver/flush/set_mode that inject) later from [`Session::step`].
+fn handle_request(
+    kind: RequestKind,
+    rid: &str,
+    env: &Envelope,
+    screen: &Screen,
+    session: &mut Session<PtyWriter>,
+) -> Vec<Envelope> {
+    let bad = |e: protocol::DecodeError| {
+        vec![response_err(
+            rid,
+            kind.as_str(),
+            ErrorBody::new("bad_payload", e.to_string()),
+        )]
+    };
+    let ok = |v: serde_json::Value| vec![response_ok(rid, kind.as_str(), v)];
+    match kind {
+        RequestKind::Snapshot => match decode_payload::<SnapshotRequest>(env) {
+            Ok(req) => ok(serde_json::to_value(screen.snapshot(req.format)).expect("serializes")),
+            Err(e) => bad(e),
+        },
+        RequestKind::GetMode => ok(json!({ "mode": session.mode() })),
+        RequestKind::SetMode => match decode_payload::<SetMode>(env) {
+            Ok(req) => session.set_mode(rid, req.mode),
+            Err(e) => bad(e),
+        },
+        RequestKind::Pending => ok(serde_json::to_value(session.pending()).expect("serializes")),
+        RequestKind::Flush => session.flush(rid),
+        RequestKind::Deliver => match decode_payload::<RelayMessage>(env) {
+            Ok(msg) => session.deliver(rid, msg),
+            Err(e) => bad(e),
+        },
+    }
+}

@@ -1,0 +1,158 @@
+//! The worker's PTY: spawning the child, and the threads that read its output, write its
+//! input and wait for it.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use color_eyre::eyre::{WrapErr, eyre};
+use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
+use tokio::sync::{mpsc, oneshot};
+
+use super::reap::signal_name;
+use super::session::PtySink;
+use crate::protocol::ExitedPayload;
+
+/// Bytes read from the PTY per read call.
+const READ_CHUNK: usize = 64 * 1024;
+/// Chunks buffered between the reader thread and the loop. Small on purpose: when the
+/// broker cannot keep up, the reader blocks and the child blocks on its writes.
+const OUTPUT_CHANNEL: usize = 4;
+
+pub struct Pty {
+    pub pid: i32,
+    master: Box<dyn MasterPty + Send>,
+    writer_tx: std::sync::mpsc::Sender<Vec<u8>>,
+    pub output: mpsc::Receiver<Vec<u8>>,
+    pub exit: oneshot::Receiver<ExitedPayload>,
+}
+
+impl Pty {
+    pub fn spawn(cmd: &[String], cwd: Option<&Path>, rows: u16, cols: u16) -> color_eyre::Result<Pty> {
+        let (program, args) = cmd.split_first().ok_or_else(|| eyre!("empty command"))?;
+        let pair = native_pty_system()
+            .openpty(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .map_err(|e| eyre!("openpty: {e}"))?;
+        let mut builder = CommandBuilder::new(program);
+        builder.args(args);
+        if std::env::var_os("TERM").is_none() {
+            builder.env("TERM", "xterm-256color");
+        }
+        // portable-pty defaults to $HOME; a worker runs where it was started unless told.
+        let dir = match cwd {
+            Some(dir) => dir.to_path_buf(),
+            None => std::env::current_dir().wrap_err("current directory")?,
+        };
+        builder.cwd(dir);
+        let child = pair
+            .slave
+            .spawn_command(builder)
+            .map_err(|e| eyre!("{e}"))?;
+        // Our copy of the slave must go, or the reader never sees EOF.
+        drop(pair.slave);
+        let pid = child.process_id().ok_or_else(|| eyre!("child has no pid"))? as i32;
+        // We reap the child ourselves (waitpid gives the raw signal number).
+        drop(child);
+
+        let mut reader = pair.master.try_clone_reader().map_err(|e| eyre!("{e}"))?;
+        let (out_tx, output) = mpsc::channel(OUTPUT_CHANNEL);
+        std::thread::Builder::new()
+            .name("pty-reader".into())
+            .spawn(move || {
+                let mut buf = vec![0u8; READ_CHUNK];
+                loop {
+                    match reader.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if out_tx.blocking_send(buf[..n].to_vec()).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            })?;
+
+        let mut writer = pair.master.take_writer().map_err(|e| eyre!("{e}"))?;
+        let (writer_tx, writer_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::Builder::new()
+            .name("pty-writer".into())
+            .spawn(move || {
+                while let Ok(bytes) = writer_rx.recv() {
+                    if let Err(e) = writer.write_all(&bytes).and_then(|_| writer.flush()) {
+                        tracing::warn!("PTY write failed: {e}");
+                        break;
+                    }
+                }
+            })?;
+
+        let (exit_tx, exit) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("child-waiter".into())
+            .spawn(move || {
+                use nix::sys::wait::{WaitStatus, waitpid};
+                let status = loop {
+                    match waitpid(nix::unistd::Pid::from_raw(pid), None) {
+                        Ok(WaitStatus::Exited(_, code)) => {
+                            break ExitedPayload {
+                                code: Some(code),
+                                signal: None,
+                            };
+                        }
+                        Ok(WaitStatus::Signaled(_, sig, _)) => {
+                            break ExitedPayload {
+                                code: None,
+                                signal: Some(signal_name(sig as i32)),
+                            };
+                        }
+                        Ok(_) => continue,
+                        Err(nix::errno::Errno::EINTR) => continue,
+                        Err(_) => break ExitedPayload::default(),
+                    }
+                };
+                let _ = exit_tx.send(status);
+            })?;
+
+        Ok(Pty {
+            pid,
+            master: pair.master,
+            writer_tx,
+            output,
+            exit,
+        })
+    }
+
+    pub fn resize(&self, rows: u16, cols: u16) -> color_eyre::Result<()> {
+        self.master
+            .resize(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .map_err(|e| eyre!("{e}"))
+    }
+
+    /// The sink the session writes through (input and injections share one writer thread,
+    /// so their bytes reach the PTY in the order they were written).
+    pub fn writer(&self) -> PtyWriter {
+        PtyWriter {
+            tx: self.writer_tx.clone(),
+        }
+    }
+}
+
+pub struct PtyWriter {
+    tx: std::sync::mpsc::Sender<Vec<u8>>,
+}
+
+impl PtySink for PtyWriter {
+    fn write(&mut self, bytes: Vec<u8>) -> Result<(), String> {
+        self.tx
+            .send(bytes)
+            .map_err(|_| "the PTY writer has stopped (the child closed its terminal)".to_string())
+    }
+}

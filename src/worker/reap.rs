@@ -1,0 +1,69 @@
+//! Ending a child's whole session: SIGHUP to every process in it, a grace period, then
+//! SIGKILL to what is left.
+//!
+//! The PTY child is a session leader (portable-pty calls `setsid`), so every process it
+//! starts — its process group and the background jobs a shell moves into groups of their
+//! own — keeps its session id, even after it is re-parented to init. Scanning `/proc` for that
+//! session id finds all of them; only a process that calls `setsid` itself escapes.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Live (non-zombie) processes whose session id is `sid`.
+pub fn session_members(sid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|entry| {
+        let pid: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may contain spaces and parentheses):
+        // state ppid pgrp session ...
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let mut fields = rest.split(' ');
+        let state = fields.next()?;
+        let session: i32 = fields.nth(2)?.parse().ok()?;
+        (session == sid && state != "Z").then_some(pid)
+    })
+    .collect()
+}
+
+fn signal_all(pids: &[i32], sig: Signal) {
+    for &pid in pids {
+        let _ = kill(Pid::from_raw(pid), sig);
+    }
+}
+
+/// SIGHUP (and SIGCONT, so stopped jobs see it) every process in session `sid`, wait up to
+/// `grace` for them to go, then SIGKILL the rest. Returns how many needed SIGKILL.
+///
+/// The caller reaps its own direct child; the others are reaped by init.
+pub fn terminate_session(sid: i32, grace: Duration) -> usize {
+    let members = session_members(sid);
+    if members.is_empty() {
+        return 0;
+    }
+    signal_all(&members, Signal::SIGHUP);
+    signal_all(&members, Signal::SIGCONT);
+    let deadline = Instant::now() + grace;
+    loop {
+        let left = session_members(sid);
+        if left.is_empty() {
+            return 0;
+        }
+        if Instant::now() >= deadline {
+            signal_all(&left, Signal::SIGKILL);
+            return left.len();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The conventional name of a signal number (`SIGKILL`), or `SIG<n>`.
+pub fn signal_name(signo: i32) -> String {
+    Signal::try_from(signo)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| format!("SIG{signo}"))
+}

@@ -1,0 +1,180 @@
+//! The worker's copy of its PTY's screen: every output byte goes through one vt100 parser,
+//! and snapshots in the three wire formats are read off it.
+
+use std::num::NonZeroU16;
+
+use serde_json::{Value, json};
+
+use crate::requests::snapshot::{CellRun, Snapshot, SnapshotFormat};
+
+/// Rows of scrollback the worker keeps (the TUI keeps its own for display).
+const WORKER_SCROLLBACK: usize = 1000;
+
+pub struct Screen {
+    parser: vt100::Parser,
+    /// PTY bytes processed so far: the `offset` of the next output chunk.
+    offset: u64,
+}
+
+fn nz(n: u16) -> NonZeroU16 {
+    NonZeroU16::new(n).unwrap_or(NonZeroU16::MIN)
+}
+
+impl Screen {
+    pub fn new(rows: u16, cols: u16) -> Self {
+        Screen {
+            parser: vt100::Parser::new(nz(rows), nz(cols), WORKER_SCROLLBACK),
+            offset: 0,
+        }
+    }
+
+    pub fn process(&mut self, bytes: &[u8]) {
+        self.parser.process(bytes);
+        self.offset += bytes.len() as u64;
+    }
+
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    pub fn set_size(&mut self, rows: u16, cols: u16) {
+        self.parser.set_size(nz(rows), nz(cols));
+    }
+
+    /// Whether the program asked for bracketed paste (DECSET 2004).
+    pub fn bracketed_paste(&self) -> bool {
+        self.parser.screen().bracketed_paste()
+    }
+
+    pub fn snapshot(&self, format: SnapshotFormat) -> Snapshot {
+        let screen = self.parser.screen();
+        let (rows, cols) = screen.size();
+        let (rows, cols) = (rows.get(), cols.get());
+        let (crow, ccol) = screen.cursor_position();
+        let body = match format {
+            SnapshotFormat::Plain => Value::from(plain_lines(screen, cols)),
+            SnapshotFormat::Ansi => Value::from(crate::b64::encode(&ansi_repaint(screen))),
+            SnapshotFormat::Cells => cells(screen, rows, cols),
+        };
+        Snapshot {
+            format,
+            rows,
+            cols,
+            cursor: [crow, ccol],
+            offset: self.offset,
+            screen: body,
+        }
+    }
+}
+
+/// Each visible row as text, trailing blanks trimmed.
+pub fn plain_lines(screen: &vt100::Screen, cols: u16) -> Vec<String> {
+    screen
+        .rows(0, cols)
+        .map(|line| line.trim_end().to_string())
+        .collect()
+}
+
+/// Bytes that repaint `screen` on a fresh terminal of the same size: the alternate screen
+/// switch first (so the repaint lands on the right buffer), then contents, cursor and
+/// input modes (bracketed paste, application cursor keys, mouse…).
+pub fn ansi_repaint(screen: &vt100::Screen) -> Vec<u8> {
+    let mut out = Vec::new();
+    if screen.alternate_screen() {
+        out.extend_from_slice(b"\x1b[?1049h");
+    }
+    out.extend_from_slice(screen.state_formatted().as_bytes());
+    out
+}
+
+fn color(c: vt100::Color) -> Option<Value> {
+    match c {
+        vt100::Color::Default => None,
+        vt100::Color::Idx(i) => Some(json!(i)),
+        vt100::Color::Rgb(r, g, b) => Some(json!(format!("#{r:02x}{g:02x}{b:02x}"))),
+    }
+}
+
+/// Rows of runs of identically styled cells. A wide character's continuation cell is folded
+/// into the character's run, so each run's text is exactly what a terminal would show.
+fn cells(screen: &vt100::Screen, rows: u16, cols: u16) -> Value {
+    let mut out = Vec::with_capacity(rows as usize);
+    for row in 0..rows {
+        let mut runs: Vec<CellRun> = Vec::new();
+        for col in 0..cols {
+            let Some(cell) = screen.cell(row, col) else {
+                continue;
+            };
+            if cell.is_wide_continuation() {
+                continue;
+            }
+            let text = if cell.has_contents() {
+                cell.contents()
+            } else {
+                " "
+            };
+            let style = (
+                color(cell.fgcolor()),
+                color(cell.bgcolor()),
+                cell.bold(),
+                cell.italic(),
+                cell.underline(),
+                cell.inverse(),
+            );
+            match runs.last_mut() {
+                Some(last)
+                    if (&last.fg, &last.bg, last.b, last.i, last.u, last.r)
+                        == (&style.0, &style.1, style.2, style.3, style.4, style.5) =>
+                {
+                    last.t.push_str(text)
+                }
+                _ => runs.push(CellRun {
+                    t: text.to_string(),
+                    fg: style.0,
+                    bg: style.1,
+                    b: style.2,
+                    i: style.3,
+                    u: style.4,
+                    r: style.5,
+                }),
+            }
+        }
+        out.push(serde_json::to_value(runs).expect("runs serialize"));
+    }
+    Value::Array(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ansi_repaint_reproduces_screen_in_fresh_parser() {
+        let mut s = Screen::new(5, 20);
+        s.process(b"\x1b[31mred\x1b[0m plain\r\n\x1b[1;44mbold\x1b[0m\x1b[?2004h");
+        let snap = s.snapshot(SnapshotFormat::Ansi);
+        let mut fresh = vt100::Parser::new(nz(5), nz(20), 0);
+        fresh.process(&snap.ansi_bytes());
+        assert_eq!(
+            fresh.screen().contents_formatted(),
+            s.parser.screen().contents_formatted()
+        );
+        assert!(fresh.screen().bracketed_paste());
+        assert_eq!(
+            fresh.screen().cursor_position(),
+            s.parser.screen().cursor_position()
+        );
+    }
+
+    #[test]
+    fn cells_keep_wide_chars_and_colours() {
+        let mut s = Screen::new(2, 10);
+        s.process("\x1b[38;2;1;2;3m世界\x1b[0mx".as_bytes());
+        let snap = s.snapshot(SnapshotFormat::Cells);
+        let row0: Vec<CellRun> = serde_json::from_value(snap.screen[0].clone()).unwrap();
+        assert_eq!(row0[0].t, "世界");
+        assert_eq!(row0[0].fg, Some(json!("#010203")));
+        assert!(row0[1].t.starts_with('x'));
+        assert_eq!(row0[1].fg, None);
+    }
+}
