@@ -256,6 +256,7 @@ impl Broker {
         WorkerInfo {
             name: w.name.clone(),
             pid: w.child_pid,
+            worker_pid: w.process.pid,
             cmd: w.cmd.clone(),
             rows: w.rows,
             cols: w.cols,

@@ -100,7 +100,10 @@ pub enum WorkerState {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WorkerInfo {
     pub name: String,
+    /// The PTY child's pid (known once the worker is ready).
     pub pid: Option<u32>,
+    /// The `brokertui worker` process's pid.
+    pub worker_pid: u32,
     pub cmd: Vec<String>,
     pub rows: u16,
     pub cols: u16,

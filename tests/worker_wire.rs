@@ -1,0 +1,211 @@
+//! The `brokertui worker` process driven directly over its stdin/stdout, as a human
+//! debugging it would, and a broker fed garbage by a fake worker.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use brokertui::broker::{BrokerConfig, BrokerHandle, EventKind, Received, SpawnSpec};
+use brokertui::protocol::SessionMode;
+use common::*;
+use serde_json::{Value, json};
+
+struct Worker {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    frames: mpsc::Receiver<Value>,
+}
+
+impl Worker {
+    fn start(cmd: &[&str]) -> Worker {
+        let mut child = Command::new(exe())
+            .args(["worker", "--name", "t", "--"])
+            .args(cmd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, frames) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let v: Value = serde_json::from_str(&line).expect("worker wrote invalid JSON");
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Worker { child, stdin, frames }
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(line.as_bytes()).unwrap();
+        stdin.write_all(b"\n").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Next frame of `kind`, skipping others (output etc.).
+    fn next(&self, kind: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let f = self.frames.recv_timeout(left).unwrap_or_else(|_| panic!("no {kind} frame"));
+            if f["type"] == kind {
+                return f;
+            }
+        }
+    }
+
+    /// Output bytes until `needle` appears.
+    fn output_until(&self, needle: &str) -> String {
+        self.output_while(|t| !t.contains(needle))
+    }
+
+    fn output_while(&self, more: impl Fn(&str) -> bool) -> String {
+        let mut text = String::new();
+        while more(&text) {
+            let f = self.next("output");
+            let bytes = brokertui::b64::decode(f["payload"]["data_b64"].as_str().unwrap()).unwrap();
+            text.push_str(&String::from_utf8_lossy(&bytes));
+        }
+        text
+    }
+}
+
+#[test]
+fn garbage_gets_worker_error_and_the_worker_keeps_serving() {
+    let mut w = Worker::start(&["sh"]);
+    let ready = w.next("ready");
+    assert_eq!(ready["payload"]["protocol"], 1);
+    let cases = [
+        ("this is not json", "invalid_json"),
+        (r#"{"v":1,"type":"teleport","payload":{}}"#, "unknown_type"),
+        (r#"{"v":1,"type":"resize","payload":{"rows":10}}"#, "bad_payload"),
+        (r#"{"v":1,"type":"input","payload":{}}"#, "bad_payload"),
+        (r#"{"v":1,"type":"resize","payload":{"rows":0,"cols":80}}"#, "invalid_dimensions"),
+        (r#"{"v":1,"type":"get_mode","payload":{}}"#, "missing_request_id"),
+        (r#"{"v":9,"type":"get_mode","request_id":"1","payload":{}}"#, "bad_version"),
+        (r#"{"v":1,"type":"input","payload":{"data_b64":"!!!"}}"#, "bad_payload"),
+    ];
+    for (line, code) in cases {
+        w.send(line);
+        let err = w.next("worker_error");
+        assert_eq!(err["payload"]["code"], code, "for {line}");
+    }
+    // A request with a bad payload is answered as a request, with the error.
+    w.send(r#"{"v":1,"type":"set_mode","request_id":"x1","payload":{"mode":"sideways"}}"#);
+    let resp = w.next("response");
+    assert_eq!(resp["request_id"], "x1");
+    assert_eq!(resp["payload"]["error"]["code"], "bad_payload");
+    // Still serving.
+    w.send(r#"{"v":1,"type":"get_mode","request_id":"x2","payload":{}}"#);
+    let resp = w.next("response");
+    assert_eq!(resp["request_id"], "x2");
+    assert_eq!(resp["payload"]["ok"], json!({"mode": "relay"}));
+    w.send(r#"{"v":1,"type":"input","payload":{"data":"echo al''ive\r"}}"#);
+    w.output_until("alive\r\n");
+    drop(w.stdin.take());
+    w.next("exited");
+    assert!(w.child.wait().unwrap().success());
+}
+
+#[test]
+fn stdin_eof_ends_the_whole_session_including_background_jobs() {
+    // The shell starts a background job in a group of its own (set -m) and a plain one,
+    // prints their pids, then waits in the foreground.
+    let mut w = Worker::start(&[
+        "sh",
+        "-c",
+        "set -m; sleep 300 & echo bg1=$!; trap '' HUP; (trap '' HUP; sleep 301) & echo bg2=$!; sleep 302",
+    ]);
+    let ready = w.next("ready");
+    let shell = ready["payload"]["pid"].as_i64().unwrap() as i32;
+    let text = w.output_while(|t| !t.split("bg2=").nth(1).is_some_and(|rest| rest.contains('\n')));
+    let pid_of = |key: &str| -> i32 {
+        let start = text.find(key).unwrap() + key.len();
+        text[start..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+    };
+    let (bg1, bg2) = (pid_of("bg1="), pid_of("bg2="));
+    for pid in [shell, bg1, bg2] {
+        assert!(alive(pid), "{pid} should be running");
+    }
+    drop(w.stdin.take()); // the broker is gone
+    let exited = w.next("exited");
+    assert!(exited["payload"]["signal"].is_string(), "{exited}");
+    assert!(w.child.wait().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while [shell, bg1, bg2].iter().any(|&p| alive(p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for pid in [shell, bg1, bg2] {
+        assert!(!alive(pid), "{pid} survived the worker (one of them ignores SIGHUP)");
+    }
+}
+
+#[test]
+fn a_command_that_does_not_exist_is_reported() {
+    let w = Worker::start(&["/no/such/program"]);
+    let err = w.next("worker_error");
+    assert_eq!(err["payload"]["code"], "spawn_failed");
+    let exited = w.next("exited");
+    assert_eq!(exited["payload"]["code"], 127);
+}
+
+/// A fake worker that says it is ready, then writes garbage, an unknown frame, a response
+/// nobody asked for, and answers nothing.
+const FAKE_WORKER: &str = r#"#!/bin/sh
+echo '{"v":1,"type":"ready","payload":{"pid":1,"rows":24,"cols":80,"protocol":1}}'
+echo 'garbage {{{'
+echo '{"v":1,"type":"bogus_type","payload":{}}'
+echo '{"v":1,"type":"response","request_id":"999999","payload":{"kind":"get_mode","ok":{"mode":"relay"},"error":null}}'
+echo '{"v":1,"type":"mode_changed","payload":{"mode":"teleport"}}'
+exec cat > /dev/null
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_survives_a_worker_that_speaks_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("fake-worker");
+    std::fs::write(&fake, FAKE_WORKER).unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let broker = BrokerHandle::start(BrokerConfig::new(fake));
+    let mut events = broker.subscribe();
+    broker
+        .spawn(SpawnSpec {
+            name: "liar".into(),
+            cmd: vec!["x".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut codes = Vec::new();
+    while codes.len() < 3 {
+        match tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap() {
+            Received::Item(e) => {
+                if let EventKind::Alert { code, worker, .. } = &e.kind {
+                    assert_eq!(worker.as_deref(), Some("liar"));
+                    codes.push(code.clone());
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(codes, ["invalid_json", "unknown_type", "bad_payload"]);
+    // The broker still answers, and a request to the mute worker times out cleanly.
+    assert_eq!(broker.list().await.unwrap().len(), 1);
+    let err = broker
+        .get_mode("liar", Some(Duration::from_millis(200)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "worker_timeout");
+    assert_eq!(broker.info("liar").await.unwrap().mode, SessionMode::Relay);
+    assert_eq!(broker.stats().await.unwrap().pending_requests, 0);
+    broker.shutdown().await;
+}
