@@ -1,16 +1,51 @@
-use clap::{Parser, Subcommand};
+//! The `brokertui` binary: argument parsing and the front ends. See the README.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use color_eyre::eyre::{WrapErr, bail};
+
+use brokertui::client::{self, ctl::CtlArgs};
+use brokertui::config::{self, Config};
 use brokertui::worker::{self, WorkerArgs};
 
 #[derive(Parser, Debug)]
-#[command(name = "brokertui", version, about = "Run a fleet of interactive programs in PTYs, watch them, drive them, relay messages between them")]
+#[command(
+    name = "brokertui",
+    version,
+    about = "Run a fleet of interactive programs (AI agents, shells) in PTYs: watch them, drive them, relay messages between them.",
+    after_help = "With no config and no -w, one worker runs $SHELL. Press ? in the TUI for keys."
+)]
 struct Cli {
+    /// Config file (default: ./brokertui.toml if present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// A worker: NAME=CMD (repeatable), e.g. -w a=bash -w b='python3 -q'.
+    #[arg(short = 'w', long = "worker", value_name = "NAME=CMD")]
+    workers: Vec<String>,
+    /// Run headless: the broker behind the HTTP + WebSocket API, for scripts.
+    #[arg(long)]
+    serve: bool,
+    /// Where the API listens (the TUI also listens, on a random loopback port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    bind: SocketAddr,
+    /// Allow --bind on a non-loopback address (anyone who can reach it and has the token controls your workers).
+    #[arg(long)]
+    allow_remote: bool,
+    /// State dir: connection.json, logs (default $XDG_STATE_HOME/brokertui or ~/.local/state/brokertui).
+    #[arg(long, global = true)]
+    state_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Talk to a running broker (`--serve`) from scripts: JSON out.
+    Ctl(CtlArgs),
+    /// Send a relay message from inside a worker: `brokertui send TO BODY` (`-` reads stdin).
+    Send { to: String, body: String },
     /// Internal: the PTY worker process the broker spawns.
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -21,16 +56,70 @@ fn main() -> color_eyre::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Worker(args)) => {
-            tracing_subscriber::fmt()
-                .with_writer(std::io::stderr)
-                .with_ansi(false)
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| "info".into()),
-                )
-                .init();
+            init_logging(None);
             worker::run(args)
         }
-        None => Ok(()),
+        Some(Command::Ctl(args)) => {
+            let code = runtime()?.block_on(client::ctl::run(args))?;
+            std::process::exit(code)
+        }
+        Some(Command::Send { to, body }) => {
+            let code = runtime()?.block_on(client::send(&to, &body))?;
+            std::process::exit(code)
+        }
+        None => {
+            let state_dir = client::state_dir(cli.state_dir.as_deref());
+            std::fs::create_dir_all(&state_dir)
+                .wrap_err_with(|| format!("cannot create state dir {}", state_dir.display()))?;
+            init_logging(Some(&state_dir.join("brokertui.log")));
+            let mut config = match Config::discover(cli.config.as_deref())? {
+                Some((path, config)) => {
+                    tracing::info!("config from {}", path.display());
+                    config
+                }
+                None => Config::default(),
+            };
+            for w in &cli.workers {
+                let worker = config::parse_worker_arg(w).map_err(|e| color_eyre::eyre::eyre!("-w {w}: {e}"))?;
+                config.workers.retain(|c| c.name != worker.name);
+                config.workers.push(worker);
+            }
+            if cli.serve {
+                if !cli.bind.ip().is_loopback() {
+                    if !cli.allow_remote {
+                        bail!(
+                            "refusing to listen on {} without --allow-remote: anyone who reaches it with the token controls every worker",
+                            cli.bind
+                        );
+                    }
+                    eprintln!("warning: listening on {}, reachable from other machines", cli.bind);
+                }
+                runtime()?.block_on(brokertui::serve::run(config, cli.bind, &state_dir))
+            } else {
+                if config.workers.is_empty() {
+                    config.workers.push(config::default_worker());
+                }
+                runtime()?.block_on(brokertui::app::run(config, &state_dir))
+            }
+        }
+    }
+}
+
+fn runtime() -> color_eyre::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+/// Logs go to a file (a TUI owns the terminal) or, for workers, to stderr (the broker
+/// points it at the worker's log file). `RUST_LOG` filters.
+fn init_logging(file: Option<&std::path::Path>) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_ansi(false).with_env_filter(filter);
+    match file.and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok()) {
+        Some(f) => builder.with_writer(std::sync::Mutex::new(f)).init(),
+        None => builder.with_writer(std::io::stderr).init(),
     }
 }

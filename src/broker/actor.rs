@@ -19,13 +19,15 @@ use super::{
 };
 use crate::protocol::{
     DeliveryPayload, DeliveryState, Envelope, ErrorBody, ExitedPayload, InputPayload,
-    ModeChangedPayload, ReadyPayload, ResizePayload, ResponsePayload, SessionMode,
-    ShutdownPayload, decode_payload, frame, from_worker, now_ms, to_worker,
+    ModeChangedPayload, ReadyPayload, ResizePayload, ResponsePayload, SessionMode, ShutdownPayload,
+    decode_payload, frame, from_worker, now_ms, to_worker,
 };
 use crate::requests::RequestKind;
 use crate::requests::deliver::{Delivered, RelayMessage};
 
 const EVENT_BUFFER: usize = 4096;
+/// Durable events kept for `?since=` replay.
+const REPLAY_BUFFER: usize = 10_000;
 /// Output chunks buffered per subscriber before it is told it lagged.
 const OUTPUT_BUFFER: usize = 512;
 const WORKER_MSG_BUFFER: usize = 1024;
@@ -79,6 +81,9 @@ struct Broker {
     outbox: Outbox,
     events: broadcast::Sender<Arc<Event>>,
     seq: u64,
+    replay: std::collections::VecDeque<Arc<Event>>,
+    /// Highest seq dropped from `replay`: a resume from before it has a gap.
+    replay_floor: u64,
     worker_tx: mpsc::Sender<WorkerMsg>,
     internal_tx: mpsc::UnboundedSender<Internal>,
     shutdown_waiters: Option<Vec<Reply<()>>>,
@@ -99,6 +104,8 @@ pub(super) fn start(config: BrokerConfig) -> BrokerHandle {
         outbox: Outbox::default(),
         events: events.clone(),
         seq: 0,
+        replay: std::collections::VecDeque::new(),
+        replay_floor: 0,
         worker_tx,
         internal_tx,
         shutdown_waiters: None,
@@ -151,10 +158,24 @@ impl Broker {
             at_ms: now_ms(),
             kind,
         };
-        let _ = self.events.send(Arc::new(event));
+        let event = Arc::new(event);
+        if self.replay.len() == REPLAY_BUFFER
+            && let Some(old) = self.replay.pop_front()
+        {
+            self.replay_floor = old.seq;
+        }
+        self.replay.push_back(event.clone());
+        let _ = self.events.send(event);
     }
 
-    fn alert(&mut self, severity: Severity, worker: Option<&str>, op: &str, code: &str, message: String) {
+    fn alert(
+        &mut self,
+        severity: Severity,
+        worker: Option<&str>,
+        op: &str,
+        code: &str,
+        message: String,
+    ) {
         match severity {
             Severity::Error => tracing::error!(worker, op, code, "{message}"),
             Severity::Warning => tracing::warn!(worker, op, code, "{message}"),
@@ -181,7 +202,13 @@ impl Broker {
             }
             _ => return,
         };
-        self.alert(severity, Some(&worker), kind.as_str(), error.code(), error.to_string());
+        self.alert(
+            severity,
+            Some(&worker),
+            kind.as_str(),
+            error.code(),
+            error.to_string(),
+        );
     }
 
     // ----- commands ---------------------------------------------------------------------
@@ -194,7 +221,8 @@ impl Broker {
             Command::Spawn(spec, reply) => self.spawn(spec, reply),
             Command::Release(name, reply) => self.release(&name, reply),
             Command::List(reply) => {
-                let mut list: Vec<WorkerInfo> = self.workers.values().map(|w| self.info(w)).collect();
+                let mut list: Vec<WorkerInfo> =
+                    self.workers.values().map(|w| self.info(w)).collect();
                 list.sort_by_key(|w| (w.started_at_ms, w.name.clone()));
                 let _ = reply.send(list);
             }
@@ -205,22 +233,43 @@ impl Broker {
             Command::Resize(name, rows, cols, reply) => {
                 let _ = reply.send(self.resize(&name, rows, cols));
             }
-            Command::Send { from, to, body, reply } => {
+            Command::Send {
+                from,
+                to,
+                body,
+                reply,
+            } => {
                 let _ = reply.send(self.accept_message(from, to, body));
             }
-            Command::Request { worker, kind, payload, timeout, reply } => {
-                match self.names.get(&worker).copied() {
-                    Some(id) => self.start_request(id, kind, payload, timeout, reply),
-                    None => {
-                        let _ = reply.send(Err(RequestWorkerError::WorkerNotFound(worker)));
-                    }
+            Command::Request {
+                worker,
+                kind,
+                payload,
+                timeout,
+                reply,
+            } => match self.names.get(&worker).copied() {
+                Some(id) => self.start_request(id, kind, payload, timeout, reply),
+                None => {
+                    let _ = reply.send(Err(RequestWorkerError::WorkerNotFound(worker)));
                 }
-            }
+            },
             Command::SubscribeOutput(name, reply) => {
                 let sub = self
                     .live(&name)
                     .map(|w| Subscription::new(w.output.subscribe()));
                 let _ = reply.send(sub);
+            }
+            Command::SubscribeSince(since, reply) => {
+                let _ = reply.send(super::Replay {
+                    events: self
+                        .replay
+                        .iter()
+                        .filter(|e| e.seq > since)
+                        .cloned()
+                        .collect(),
+                    gap: since < self.replay_floor,
+                    live: Subscription::new(self.events.subscribe()),
+                });
             }
             Command::Stats(reply) => {
                 let _ = reply.send(Stats {
@@ -241,7 +290,10 @@ impl Broker {
             Command::Input(_, _, r) | Command::Resize(_, _, _, r) => drop(r.send(Err(No))),
             Command::Send { reply, .. } => drop(reply.send(Err(No))),
             Command::SubscribeOutput(_, r) => drop(r.send(Err(No))),
-            Command::Request { reply, .. } => drop(reply.send(Err(RequestWorkerError::ChannelClosed))),
+            Command::SubscribeSince(_, r) => drop(r),
+            Command::Request { reply, .. } => {
+                drop(reply.send(Err(RequestWorkerError::ChannelClosed)))
+            }
             Command::List(r) => drop(r.send(Vec::new())),
             Command::Stats(r) => drop(r.send(Stats {
                 workers: self.workers.len(),
@@ -289,17 +341,21 @@ impl Broker {
 
     fn send_to(&self, name: &str, env: &Envelope) -> Result<(), BrokerError> {
         let w = self.live(name)?;
-        w.process.send(env).map_err(|reason| BrokerError::WorkerUnavailable {
-            name: name.to_string(),
-            reason: reason.to_string(),
-        })
+        w.process
+            .send(env)
+            .map_err(|reason| BrokerError::WorkerUnavailable {
+                name: name.to_string(),
+                reason: reason.to_string(),
+            })
     }
 
     fn spawn(&mut self, spec: SpawnSpec, reply: Reply<Result<WorkerInfo, BrokerError>>) {
         let result = (|| {
             validate_name(&spec.name)?;
             if spec.cmd.is_empty() || spec.cmd[0].is_empty() {
-                return Err(BrokerError::InvalidRequest("cmd must name a program".into()));
+                return Err(BrokerError::InvalidRequest(
+                    "cmd must name a program".into(),
+                ));
             }
             let rows = check_dimension("rows", spec.rows.unwrap_or(24))?;
             let cols = check_dimension("cols", spec.cols.unwrap_or(80))?;
@@ -433,7 +489,10 @@ impl Broker {
     fn resize(&mut self, name: &str, rows: u16, cols: u16) -> Result<(), BrokerError> {
         check_dimension("rows", rows)?;
         check_dimension("cols", cols)?;
-        self.send_to(name, &envelope(to_worker::RESIZE, &ResizePayload { rows, cols }))?;
+        self.send_to(
+            name,
+            &envelope(to_worker::RESIZE, &ResizePayload { rows, cols }),
+        )?;
         let id = self.names[name];
         let w = self.workers.get_mut(&id).expect("live");
         w.rows = rows;
@@ -517,7 +576,12 @@ impl Broker {
 
     // ----- relay ------------------------------------------------------------------------
 
-    fn accept_message(&mut self, from: String, to: String, body: String) -> Result<Accepted, BrokerError> {
+    fn accept_message(
+        &mut self,
+        from: String,
+        to: String,
+        body: String,
+    ) -> Result<Accepted, BrokerError> {
         if body.len() > MAX_BODY_BYTES {
             return Err(BrokerError::InvalidRequest(format!(
                 "message body of {} bytes exceeds the {MAX_BODY_BYTES}-byte limit",
@@ -528,7 +592,11 @@ impl Broker {
             let mut names: Vec<String> = self
                 .workers
                 .values()
-                .filter(|w| w.name != from && w.state != WorkerState::Exited && w.state != WorkerState::Releasing)
+                .filter(|w| {
+                    w.name != from
+                        && w.state != WorkerState::Exited
+                        && w.state != WorkerState::Releasing
+                })
                 .map(|w| w.name.clone())
                 .collect();
             names.sort();
@@ -553,7 +621,9 @@ impl Broker {
                 body: body.clone(),
                 sent_at_ms,
             };
-            let deliverable = self.live(name).is_ok_and(|w| w.state == WorkerState::Running);
+            let deliverable = self
+                .live(name)
+                .is_ok_and(|w| w.state == WorkerState::Running);
             self.outbox.accept(name, msg.clone(), deliverable);
             if deliverable {
                 self.dispatch(name, msg);
@@ -625,7 +695,11 @@ impl Broker {
                 }
             }
             Internal::ReadyTimeout(id) => {
-                if let Some(w) = self.workers.get_mut(&id).filter(|w| w.state == WorkerState::Starting) {
+                if let Some(w) = self
+                    .workers
+                    .get_mut(&id)
+                    .filter(|w| w.state == WorkerState::Starting)
+                {
                     let name = w.name.clone();
                     if let Some(waiter) = w.spawn_waiter.take() {
                         let _ = waiter.send(Err(BrokerError::SpawnFailed(format!(
@@ -884,7 +958,10 @@ fn check_dimension(what: &str, n: u16) -> Result<u16, BrokerError> {
 /// SIGKILL a worker process, and end its child's session (the worker can no longer do it).
 fn kill_worker(worker_pid: u32, child_pid: Option<u32>) {
     use nix::sys::signal::{Signal, kill};
-    let _ = kill(nix::unistd::Pid::from_raw(worker_pid as i32), Signal::SIGKILL);
+    let _ = kill(
+        nix::unistd::Pid::from_raw(worker_pid as i32),
+        Signal::SIGKILL,
+    );
     if let Some(pid) = child_pid {
         tokio::task::spawn_blocking(move || {
             crate::worker::reap::terminate_session(pid as i32, Duration::ZERO)

@@ -25,7 +25,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-pub use events::{Event, EventKind, EventSubscription, OutputChunk, OutputSubscription, Received, Severity};
+pub use events::{
+    Event, EventKind, EventSubscription, OutputChunk, OutputSubscription, Received, Severity,
+};
 pub use request::{DEFAULT_TIMEOUT, RequestWorkerError};
 
 use crate::protocol::{ExitedPayload, SessionMode};
@@ -176,8 +178,18 @@ pub(crate) enum Command {
         reply: Reply<request::RequestResult>,
     },
     SubscribeOutput(String, Reply<Result<OutputSubscription, BrokerError>>),
+    SubscribeSince(u64, Reply<Replay>),
     Stats(Reply<Stats>),
     Shutdown(Reply<()>),
+}
+
+/// Durable events after a given `seq`, and a live subscription that continues exactly
+/// where they end.
+pub struct Replay {
+    pub events: Vec<Arc<Event>>,
+    /// Events after `since` were already dropped from the bounded replay buffer.
+    pub gap: bool,
+    pub live: EventSubscription,
 }
 
 /// Counters for `/health` and tests.
@@ -207,7 +219,10 @@ impl BrokerHandle {
     }
 
     pub(crate) async fn command(&self, cmd: Command) -> Result<(), BrokerError> {
-        self.tx.send(cmd).await.map_err(|_| BrokerError::ShuttingDown)
+        self.tx
+            .send(cmd)
+            .await
+            .map_err(|_| BrokerError::ShuttingDown)
     }
 
     async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, BrokerError> {
@@ -241,16 +256,23 @@ impl BrokerHandle {
     /// Types `bytes` into the worker's PTY (held while an injection is under way).
     pub async fn input(&self, name: &str, bytes: impl Into<Vec<u8>>) -> Result<(), BrokerError> {
         let bytes = bytes.into();
-        self.ask(|r| Command::Input(name.to_string(), bytes, r)).await?
+        self.ask(|r| Command::Input(name.to_string(), bytes, r))
+            .await?
     }
 
     pub async fn resize(&self, name: &str, rows: u16, cols: u16) -> Result<(), BrokerError> {
-        self.ask(|r| Command::Resize(name.to_string(), rows, cols, r)).await?
+        self.ask(|r| Command::Resize(name.to_string(), rows, cols, r))
+            .await?
     }
 
     /// Accepts a relay message from `from` to a worker name or `*` (every worker but the
     /// sender). Delivery continues in the background; watch `delivery` events.
-    pub async fn send_message(&self, from: &str, to: &str, body: &str) -> Result<Accepted, BrokerError> {
+    pub async fn send_message(
+        &self,
+        from: &str,
+        to: &str,
+        body: &str,
+    ) -> Result<Accepted, BrokerError> {
         self.ask(|reply| Command::Send {
             from: from.to_string(),
             to: to.to_string(),
@@ -268,7 +290,14 @@ impl BrokerHandle {
     /// A worker's output chunks from now on. Pair with a snapshot to start from a full
     /// screen: apply only chunks whose offset is at or past the snapshot's.
     pub async fn subscribe_output(&self, name: &str) -> Result<OutputSubscription, BrokerError> {
-        self.ask(|r| Command::SubscribeOutput(name.to_string(), r)).await?
+        self.ask(|r| Command::SubscribeOutput(name.to_string(), r))
+            .await?
+    }
+
+    /// Replays retained events with `seq > since`, then continues live. Output chunks are
+    /// not replayed (resync a screen with a snapshot instead).
+    pub async fn subscribe_since(&self, since: u64) -> Result<Replay, BrokerError> {
+        self.ask(|r| Command::SubscribeSince(since, r)).await
     }
 
     pub async fn stats(&self) -> Result<Stats, BrokerError> {
@@ -285,7 +314,10 @@ impl BrokerHandle {
 pub fn validate_name(name: &str) -> Result<(), BrokerError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));

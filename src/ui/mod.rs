@@ -1,4 +1,10 @@
-//! The TUI's drawing: panes, status bar, popups. `draw` only reads state.
+//! The TUI: [`state`] is plain data, [`draw`] renders it, [`input`] turns keys into changes
+//! and actions; [`pane`] renders a vt100 screen, [`keys`] encodes keys as terminal bytes,
+//! [`layout`] tiles panes. The loop that wires them to the broker is `crate::app`.
 
+pub mod draw;
+pub mod input;
 pub mod keys;
+pub mod layout;
 pub mod pane;
+pub mod state;

@@ -2,7 +2,9 @@
 //!
 //! This is the hot path of every frame (up to 16 panes of 200x50), so it copies
 //! cells straight from `vt100::Screen::cell` into the buffer's backing `Vec`
-//! without building `Line`s/`Span`s or allocating per cell.
+//! without building `Line`s/`Span`s or allocating per cell. Most of the remaining
+//! time is vt100's own per-cell lookup (about 20 ns: it walks the scrollback and
+//! row iterators on every call), which its public API gives no way around.
 
 use ratatui::buffer::{Buffer, Cell};
 use ratatui::layout::Rect;
@@ -57,28 +59,26 @@ fn render_row(screen: &vt100::Screen, row: u16, line: &mut [Cell]) {
             break;
         };
         let dst = &mut line[col];
+        // A reset cell has no symbol, which ratatui draws (and compares) as a space: empty
+        // cells, wide continuations and a wide char cut in half by the right edge (it can't
+        // be drawn without spilling into the next pane) all end up blank but coloured.
         dst.reset();
         dst.fg = to_color(src.fgcolor());
         dst.bg = to_color(src.bgcolor());
         dst.modifier = modifier(src);
-
-        if src.is_wide() && col + 1 < width {
-            dst.set_symbol(src.contents());
-            // ratatui's own convention (see `Buffer::set_stringn`): the column covered by a
-            // wide symbol holds an empty cell, and the diff skips it based on the symbol's
-            // width. `CellDiffOption::Skip` would be wrong: it means "never draw here".
-            line[col + 1].reset();
-            col += 2;
-            continue;
-        }
-
-        // A wide char cut in half by the right edge can't be drawn without spilling into
-        // the neighbouring pane, and an orphaned continuation has nothing to draw; both
-        // become a blank with the cell's colours, like empty cells.
-        if src.has_contents() && !src.is_wide() && !src.is_wide_continuation() {
-            dst.set_symbol(src.contents());
-        } else {
-            dst.set_symbol(" ");
+        if src.has_contents() {
+            if !src.is_wide() {
+                dst.set_symbol(src.contents());
+            } else if col + 1 < width {
+                dst.set_symbol(src.contents());
+                // ratatui's own convention (see `Buffer::set_stringn`): the column covered by
+                // a wide symbol holds an empty cell, and the diff skips it based on the
+                // symbol's width. `CellDiffOption::Skip` would be wrong: it means "never
+                // draw here".
+                line[col + 1].reset();
+                col += 2;
+                continue;
+            }
         }
         col += 1;
     }
@@ -107,7 +107,11 @@ fn cursor_cell(screen: &vt100::Screen) -> Option<(u16, u16)> {
     let mut col = col.min(screen.size().1.get() - 1);
     // On the right half of a wide char the highlight must go on the left half, which is
     // the cell ratatui actually draws.
-    if col > 0 && screen.cell(row, col).is_some_and(vt100::Cell::is_wide_continuation) {
+    if col > 0
+        && screen
+            .cell(row, col)
+            .is_some_and(vt100::Cell::is_wide_continuation)
+    {
         col -= 1;
     }
     Some((col, row))
@@ -146,7 +150,11 @@ mod tests {
 
     fn render(screen: &vt100::Screen, area: Rect, show_cursor: bool) -> Buffer {
         let mut buf = Buffer::empty(area);
-        PaneWidget { screen, show_cursor }.render(area, &mut buf);
+        PaneWidget {
+            screen,
+            show_cursor,
+        }
+        .render(area, &mut buf);
         buf
     }
 
@@ -219,6 +227,13 @@ mod tests {
         assert_eq!(buf[(0, 0)].symbol(), "世");
         assert_eq!(buf[(2, 0)].symbol(), "界");
         assert_eq!(buf[(4, 0)].symbol(), "x");
+    }
+
+    #[test]
+    fn combining_marks_stay_with_their_base() {
+        let buf = render_sized("e\u{301}x", 1, 3);
+        assert_eq!(buf[(0, 0)].symbol(), "e\u{301}");
+        assert_eq!(buf[(1, 0)].symbol(), "x");
     }
 
     #[test]

@@ -1,0 +1,626 @@
+//! The interactive TUI: the broker in-process (with its API on loopback, so agents can
+//! `brokertui send`), and a loop that turns terminal input, broker events and worker output
+//! into [`App`] state and draws it.
+//!
+//! The loop never waits on a worker: requests run as tasks and report back as [`Msg`]s, and
+//! keystrokes are read on their own channel, polled first, so a flooding pane cannot delay
+//! typing. Drawing happens only when something changed, at most every [`FRAME`].
+
+use std::collections::HashMap;
+use std::io::Stdout;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{self as term, Event as TermEvent};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::sync::mpsc;
+
+use crate::broker::{BrokerError, BrokerHandle, Event, EventKind, OutputChunk, Received, RequestWorkerError, Severity, WorkerInfo};
+use crate::config::{self, Config};
+use crate::mirror::Applied;
+use crate::protocol::SessionMode;
+use crate::requests::pending::PendingEntry;
+use crate::requests::snapshot::{Snapshot, SnapshotFormat};
+use crate::ui::draw::{areas, draw};
+use crate::ui::input::{handle_key, handle_mouse, handle_paste};
+use crate::ui::layout::inner;
+use crate::ui::state::{Action, Alert, App, MAX_HELD_BYTES, Overlay};
+
+/// Minimum time between two frames (~60 frames/s).
+pub const FRAME: Duration = Duration::from_millis(16);
+/// A pane's PTY follows its size this long after the last layout change.
+const RESIZE_DEBOUNCE: Duration = Duration::from_millis(100);
+/// Most time spent applying output before input gets another look.
+const OUTPUT_SLICE: Duration = Duration::from_millis(8);
+/// Who relay messages typed in the TUI are from.
+pub const HUMAN: &str = "human";
+
+/// What tasks report back to the loop.
+enum Msg {
+    Output(OutputChunk),
+    /// (Re)build a pane's screen from a snapshot: at start, after a lag, after a resize.
+    Resync(String),
+    Synced(String, Result<Snapshot, RequestWorkerError>),
+    SnapshotReady(String, Result<Snapshot, RequestWorkerError>),
+    PendingReady(String, Result<Vec<PendingEntry>, RequestWorkerError>),
+    Done(String),
+    Failed { op: &'static str, worker: Option<String>, message: String },
+    Workers(Vec<WorkerInfo>),
+}
+
+pub async fn run(config: Config, state_dir: &Path) -> color_eyre::Result<()> {
+    let stack = crate::stack::start(&config, "127.0.0.1:0".parse()?, state_dir).await?;
+    tracing::info!(url = %stack.url, "TUI started; API on loopback");
+    let result = match TerminalGuard::enter() {
+        Ok(mut guard) => run_loop(&mut guard.terminal, &stack.broker, &config, state_dir).await,
+        Err(e) => Err(e),
+    };
+    // The terminal is restored (guard dropped) before workers are ended, so a slow
+    // shutdown never leaves the user staring at a dead screen.
+    stack.server.stop().await;
+    stack.broker.shutdown().await;
+    result
+}
+
+/// Raw mode, alternate screen, mouse and bracketed paste on; all restored on drop and on
+/// panic (the hook runs before color-eyre's report is printed).
+struct TerminalGuard {
+    terminal: Terminal<CrosstermBackend<Stdout>>,
+}
+
+fn restore_terminal() {
+    let _ = crossterm::terminal::disable_raw_mode();
+    let _ = crossterm::execute!(
+        std::io::stdout(),
+        term::DisableBracketedPaste,
+        term::DisableMouseCapture,
+        crossterm::terminal::LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+}
+
+impl TerminalGuard {
+    fn enter() -> color_eyre::Result<Self> {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore_terminal();
+            previous(info);
+        }));
+        crossterm::terminal::enable_raw_mode()?;
+        crossterm::execute!(
+            std::io::stdout(),
+            crossterm::terminal::EnterAlternateScreen,
+            term::EnableMouseCapture,
+            term::EnableBracketedPaste
+        )?;
+        let terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
+        Ok(TerminalGuard { terminal })
+    }
+}
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        restore_terminal();
+    }
+}
+
+/// Reads terminal events on a thread of its own (crossterm's read blocks).
+fn spawn_terminal_reader() -> mpsc::Receiver<TermEvent> {
+    let (tx, rx) = mpsc::channel(256);
+    std::thread::Builder::new()
+        .name("terminal-input".into())
+        .spawn(move || {
+            while let Ok(ev) = term::read() {
+                if tx.blocking_send(ev).is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("spawn terminal reader");
+    rx
+}
+
+struct Runner {
+    broker: BrokerHandle,
+    tx: mpsc::Sender<Msg>,
+    input_tx: mpsc::UnboundedSender<(String, Vec<u8>)>,
+    forwarders: HashMap<String, tokio::task::JoinHandle<()>>,
+    /// Per pane: when its PTY should follow its new size.
+    resize_due: HashMap<String, Instant>,
+    snapshots_dir: PathBuf,
+}
+
+async fn run_loop(
+    terminal: &mut Terminal<CrosstermBackend<Stdout>>,
+    broker: &BrokerHandle,
+    config: &Config,
+    state_dir: &Path,
+) -> color_eyre::Result<()> {
+    let mut keys = spawn_terminal_reader();
+    let mut events = broker.subscribe();
+    let (tx, mut rx) = mpsc::channel::<Msg>(1024);
+    let (input_tx, mut input_rx) = mpsc::unbounded_channel::<(String, Vec<u8>)>();
+    // Keystrokes go out in order, one at a time, through one task.
+    {
+        let broker = broker.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some((name, bytes)) = input_rx.recv().await {
+                if let Err(e) = broker.input(&name, bytes).await {
+                    let _ = tx
+                        .send(Msg::Failed { op: "input", worker: Some(name), message: e.to_string() })
+                        .await;
+                }
+            }
+        });
+    }
+    let mut runner = Runner {
+        broker: broker.clone(),
+        tx: tx.clone(),
+        input_tx,
+        forwarders: HashMap::new(),
+        resize_due: HashMap::new(),
+        snapshots_dir: state_dir.join("snapshots"),
+    };
+    let mut app = App::new(config.prefix_key, config.scrollback);
+    for w in &config.workers {
+        let spec = w.to_spawn_spec();
+        app.add_pane(&spec.name);
+        runner.start_forwarder(&spec.name);
+        let (broker, tx) = (broker.clone(), tx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = broker.spawn(spec.clone()).await {
+                let _ = tx
+                    .send(Msg::Failed { op: "spawn", worker: Some(spec.name), message: e.to_string() })
+                    .await;
+            }
+        });
+    }
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+
+    let mut dirty = true;
+    let mut last_draw = Instant::now() - FRAME;
+    let mut layout_sig = Vec::new();
+    loop {
+        let now = Instant::now();
+        // Layout follows the terminal and the panes; PTYs follow the layout (debounced).
+        let size = terminal.size()?;
+        app.area = areas(ratatui::layout::Rect::new(0, 0, size.width, size.height)).0;
+        let sig: Vec<(String, u16, u16)> = app
+            .layout()
+            .into_iter()
+            .map(|(i, r)| {
+                let r = inner(r);
+                (app.panes[i].name.clone(), r.height.max(1), r.width.max(1))
+            })
+            .collect();
+        if sig != layout_sig {
+            for (name, rows, cols) in &sig {
+                if let Some(p) = app.pane_mut(name)
+                    && p.pty_size != Some((*rows, *cols))
+                {
+                    // The first size is sent at once; later ones wait for resizing to settle.
+                    let due = if p.pty_size.is_none() { now } else { now + RESIZE_DEBOUNCE };
+                    runner.resize_due.insert(name.clone(), due);
+                }
+            }
+            layout_sig = sig;
+            dirty = true;
+        }
+        let resize_at = runner.resize_due.values().min().copied();
+        let expiry = app.expire(now);
+        let draw_at = dirty.then(|| (last_draw + FRAME).max(now));
+
+        tokio::select! {
+            biased;
+            ev = keys.recv() => {
+                let Some(ev) = ev else { break };
+                let actions = match ev {
+                    TermEvent::Key(key) => handle_key(&mut app, key),
+                    TermEvent::Paste(text) => handle_paste(&mut app, &text),
+                    TermEvent::Mouse(m) => handle_mouse(&mut app, m),
+                    _ => Vec::new(),
+                };
+                runner.perform(&mut app, actions);
+                dirty = true;
+            }
+            _ = sigterm.recv() => break,
+            _ = sighup.recv() => break,
+            ev = events.recv() => {
+                runner.on_event(&mut app, ev);
+                dirty = true;
+            }
+            msg = rx.recv() => {
+                let Some(msg) = msg else { break };
+                dirty |= runner.on_msg(&mut app, msg);
+                // Apply whatever else is queued, but only for a slice of time: keys first.
+                let slice_end = Instant::now() + OUTPUT_SLICE;
+                while Instant::now() < slice_end && keys.is_empty() {
+                    match rx.try_recv() {
+                        Ok(msg) => dirty |= runner.on_msg(&mut app, msg),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = sleep_until(resize_at), if resize_at.is_some() => runner.apply_resizes(&mut app),
+            _ = sleep_until(expiry), if expiry.is_some() => dirty = true,
+            _ = sleep_until(draw_at), if draw_at.is_some() => {}
+        }
+        if app.quit {
+            break;
+        }
+        if dirty && Instant::now() >= last_draw + FRAME {
+            terminal.draw(|f| draw(f, &app))?;
+            last_draw = Instant::now();
+            dirty = false;
+        }
+    }
+    Ok(())
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn alert(severity: Severity, worker: Option<String>, op: &str, message: String) -> Alert {
+    Alert {
+        severity,
+        worker,
+        op: op.to_string(),
+        message,
+        at: std::time::SystemTime::now(),
+    }
+}
+
+impl Runner {
+    fn spawn_task<F>(&self, fut: F)
+    where
+        F: std::future::Future<Output = Option<Msg>> + Send + 'static,
+    {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            if let Some(msg) = fut.await {
+                let _ = tx.send(msg).await;
+            }
+        });
+    }
+
+    /// Forwards a worker's output to the loop; a lag becomes a resync.
+    fn start_forwarder(&mut self, name: &str) {
+        if self.forwarders.contains_key(name) {
+            return;
+        }
+        let (broker, tx, name_owned) = (self.broker.clone(), self.tx.clone(), name.to_string());
+        let task = tokio::spawn(async move {
+            let name = name_owned;
+            // The worker may not be registered yet: retry briefly.
+            let mut sub = None;
+            for _ in 0..200 {
+                match broker.subscribe_output(&name).await {
+                    Ok(s) => {
+                        sub = Some(s);
+                        break;
+                    }
+                    Err(BrokerError::WorkerNotFound(_)) => tokio::time::sleep(Duration::from_millis(10)).await,
+                    Err(_) => return,
+                }
+            }
+            let Some(mut sub) = sub else { return };
+            if tx.send(Msg::Resync(name.clone())).await.is_err() {
+                return;
+            }
+            loop {
+                let msg = match sub.recv().await {
+                    Received::Item(chunk) => Msg::Output(chunk),
+                    Received::Lagged(_) => Msg::Resync(name.clone()),
+                    Received::Closed => return,
+                };
+                if tx.send(msg).await.is_err() {
+                    return;
+                }
+            }
+        });
+        self.forwarders.insert(name.to_string(), task);
+    }
+
+    fn refresh_workers(&self) {
+        let broker = self.broker.clone();
+        self.spawn_task(async move { broker.list().await.ok().map(Msg::Workers) });
+    }
+
+    fn on_event(&mut self, app: &mut App, ev: Received<Arc<Event>>) {
+        let event = match ev {
+            Received::Item(e) => e,
+            Received::Lagged(_) => return self.refresh_workers(),
+            Received::Closed => {
+                app.quit = true;
+                return;
+            }
+        };
+        match &event.kind {
+            EventKind::WorkerSpawned { name, .. } => {
+                app.add_pane(name);
+                self.start_forwarder(name);
+            }
+            EventKind::WorkerReleased { name } => {
+                app.remove_pane(name);
+                if let Some(task) = self.forwarders.remove(name) {
+                    task.abort();
+                }
+            }
+            EventKind::WorkerExited { name, code, signal } => {
+                if let Some(p) = app.pane_mut(name) {
+                    p.exit = Some(crate::protocol::ExitedPayload { code: *code, signal: signal.clone() });
+                }
+                if app.attached.as_ref().is_some_and(|a| &a.name == name) {
+                    crate::ui::input::detach(app);
+                }
+            }
+            EventKind::ModeChanged { name, mode, .. } => {
+                if let Some(p) = app.pane_mut(name) {
+                    p.mode = *mode;
+                }
+            }
+            EventKind::Alert { severity, worker, op, message, .. } => {
+                app.push_alert(alert(*severity, worker.clone(), op, message.clone()), Instant::now());
+            }
+            EventKind::WorkerReady { .. } | EventKind::Delivery { .. } | EventKind::MessageAccepted { .. } => {
+                self.refresh_workers()
+            }
+            EventKind::Resized { .. } => {}
+        }
+    }
+
+    /// Returns whether the screen may have changed.
+    fn on_msg(&mut self, app: &mut App, msg: Msg) -> bool {
+        match msg {
+            Msg::Output(chunk) => {
+                let Some(pane) = app.pane_mut(&chunk.worker) else {
+                    return false;
+                };
+                if !pane.mirror.synced() {
+                    pane.held_bytes += chunk.data.len();
+                    pane.held.push((chunk.offset, chunk.data));
+                    if pane.held_bytes > MAX_HELD_BYTES {
+                        pane.held.clear();
+                        pane.held_bytes = 0;
+                    }
+                    return false;
+                }
+                match pane.mirror.apply(chunk.offset, &chunk.data) {
+                    Applied::Ok(changed) => changed,
+                    Applied::Gap { .. } => {
+                        let name = pane.name.clone();
+                        self.resync(name);
+                        false
+                    }
+                    Applied::Unsynced => false,
+                }
+            }
+            Msg::Resync(name) => {
+                if let Some(p) = app.pane_mut(&name) {
+                    p.mirror.unsync();
+                }
+                self.resync(name);
+                false
+            }
+            Msg::Synced(name, result) => {
+                let Some(pane) = app.pane_mut(&name) else {
+                    return false;
+                };
+                match result {
+                    Ok(snap) => {
+                        pane.mirror.reset(&snap);
+                        for (offset, data) in std::mem::take(&mut pane.held) {
+                            pane.mirror.apply(offset, &data);
+                        }
+                        pane.held_bytes = 0;
+                        pane.scroll = 0;
+                    }
+                    // Alerted by the broker; the pane keeps its last picture.
+                    Err(e) => tracing::warn!(%name, "resync failed: {e}"),
+                }
+                true
+            }
+            Msg::SnapshotReady(name, Ok(snap)) => {
+                app.overlay = Some(Overlay::Snapshot { name, lines: trim_tail(snap.plain_lines()), saved: None });
+                true
+            }
+            Msg::PendingReady(name, Ok(entries)) => {
+                app.overlay = Some(Overlay::Pending { name, entries });
+                true
+            }
+            // Request failures reach the status bar as the broker's alert events.
+            Msg::SnapshotReady(_, Err(_)) | Msg::PendingReady(_, Err(_)) => false,
+            Msg::Done(note) => {
+                app.note(note, Instant::now());
+                true
+            }
+            Msg::Failed { op, worker, message } => {
+                app.push_alert(alert(Severity::Warning, worker, op, message), Instant::now());
+                true
+            }
+            Msg::Workers(list) => {
+                for info in &list {
+                    if let Some(p) = app.pane_mut(&info.name) {
+                        p.update(info);
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    fn resync(&self, name: String) {
+        let broker = self.broker.clone();
+        self.spawn_task(async move {
+            let snap = broker.snapshot(&name, SnapshotFormat::Ansi, None).await;
+            Some(Msg::Synced(name, snap))
+        });
+    }
+
+    fn apply_resizes(&mut self, app: &mut App) {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .resize_due
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in due {
+            self.resize_due.remove(&name);
+            let Some((i, area)) = app.layout().into_iter().find(|(i, _)| app.panes[*i].name == name) else {
+                continue;
+            };
+            let area = inner(area);
+            let (rows, cols) = (area.height.max(1), area.width.max(1));
+            let pane = &mut app.panes[i];
+            if pane.exit.is_some() || pane.pty_size == Some((rows, cols)) {
+                continue;
+            }
+            pane.pty_size = Some((rows, cols));
+            pane.mirror.set_size(rows, cols);
+            let broker = self.broker.clone();
+            self.spawn_task(async move {
+                match broker.resize(&name, rows, cols).await {
+                    // Re-read the screen as the worker now has it (programs repaint on SIGWINCH).
+                    Ok(()) => Some(Msg::Resync(name)),
+                    Err(BrokerError::WorkerUnavailable { .. }) => None,
+                    Err(e) => Some(Msg::Failed { op: "resize", worker: Some(name), message: e.to_string() }),
+                }
+            });
+        }
+    }
+
+    fn perform(&mut self, app: &mut App, actions: Vec<Action>) {
+        for action in actions {
+            let broker = self.broker.clone();
+            match action {
+                Action::Input { name, bytes } => {
+                    let _ = self.input_tx.send((name, bytes));
+                }
+                Action::Snapshot { name } => self.spawn_task(async move {
+                    let snap = broker.snapshot(&name, SnapshotFormat::Plain, None).await;
+                    Some(Msg::SnapshotReady(name, snap))
+                }),
+                Action::Pending { name } => self.spawn_task(async move {
+                    let list = broker.pending(&name, None).await.map(|p| p.pending);
+                    Some(Msg::PendingReady(name, list))
+                }),
+                Action::Flush { name } => self.spawn_task(async move {
+                    let r = broker.flush(&name, None).await;
+                    r.ok().map(|f| Msg::Done(format!("flushed {} message(s) into {name}", f.flushed)))
+                }),
+                Action::SetMode { name, mode } => {
+                    if let Some(p) = app.pane_mut(&name) {
+                        p.mode = mode; // optimistic; the worker's mode_changed confirms
+                    }
+                    self.spawn_task(async move {
+                        match broker.set_mode(&name, mode, None).await {
+                            Ok(r) if r.flushed.unwrap_or(0) > 0 => Some(Msg::Done(format!(
+                                "{name} → {}; flushed {}",
+                                mode.as_str(),
+                                r.flushed.unwrap_or(0)
+                            ))),
+                            Ok(_) => None,
+                            // The broker alerts; put the real mode back.
+                            Err(_) => broker.list().await.ok().map(Msg::Workers),
+                        }
+                    })
+                }
+                Action::Send { to, body } => self.spawn_task(async move {
+                    Some(match broker.send_message(HUMAN, &to, &body).await {
+                        Ok(a) if a.recipients.is_empty() => Msg::Done("no other worker to send to".into()),
+                        Ok(a) => Msg::Done(format!("message sent to {}", a.recipients.join(", "))),
+                        Err(e) => Msg::Failed { op: "send", worker: Some(to), message: e.to_string() },
+                    })
+                }),
+                Action::Spawn { arg } => {
+                    let taken: Vec<String> = app.panes.iter().map(|p| p.name.clone()).collect();
+                    let spec = match parse_new_worker(&arg, &taken) {
+                        Ok(spec) => spec,
+                        Err(message) => {
+                            app.push_alert(alert(Severity::Warning, None, "spawn", message), Instant::now());
+                            continue;
+                        }
+                    };
+                    self.spawn_task(async move {
+                        match broker.spawn(spec.clone()).await {
+                            Ok(_) => None,
+                            Err(e) => Some(Msg::Failed { op: "spawn", worker: Some(spec.name), message: e.to_string() }),
+                        }
+                    })
+                }
+                Action::Release { name } => self.spawn_task(async move {
+                    Some(match broker.release(&name).await {
+                        Ok(()) => Msg::Done(format!("released {name}")),
+                        Err(e) => Msg::Failed { op: "release", worker: Some(name), message: e.to_string() },
+                    })
+                }),
+                Action::SaveSnapshot { name, lines } => {
+                    let path = self.snapshots_dir.join(format!("{name}-{}.txt", crate::protocol::now_ms()));
+                    let saved = std::fs::create_dir_all(&self.snapshots_dir)
+                        .and_then(|_| std::fs::write(&path, lines.join("\n") + "\n"));
+                    match saved {
+                        Ok(()) => {
+                            if let Some(Overlay::Snapshot { saved, .. }) = &mut app.overlay {
+                                *saved = Some(path.display().to_string());
+                            }
+                        }
+                        Err(e) => app.push_alert(
+                            alert(Severity::Warning, Some(name), "save", format!("{}: {e}", path.display())),
+                            Instant::now(),
+                        ),
+                    }
+                }
+                Action::Quit => app.quit = true,
+            }
+        }
+    }
+}
+
+/// Drops trailing empty lines (a snapshot popup shows what is there).
+fn trim_tail(mut lines: Vec<String>) -> Vec<String> {
+    while lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    lines
+}
+
+/// `NAME=CMD`, or just `CMD` (named after the program, numbered if taken).
+pub fn parse_new_worker(arg: &str, taken: &[String]) -> Result<crate::broker::SpawnSpec, String> {
+    let arg = arg.trim();
+    let named = arg
+        .split_once('=')
+        .is_some_and(|(n, _)| crate::broker::validate_name(n).is_ok());
+    if named {
+        return config::parse_worker_arg(arg).map(|w| w.to_spawn_spec());
+    }
+    let cmd = shell_words::split(arg).map_err(|e| format!("cannot parse {arg:?}: {e}"))?;
+    let program = cmd.first().ok_or("empty command")?;
+    let base: String = Path::new(program)
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or("worker")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        .collect();
+    let base = if base.is_empty() { "worker".to_string() } else { base };
+    let name = (1..)
+        .map(|i| if i == 1 { base.clone() } else { format!("{base}-{i}") })
+        .find(|n| !taken.contains(n))
+        .expect("some name is free");
+    Ok(crate::broker::SpawnSpec {
+        name,
+        cmd,
+        mode: Some(SessionMode::Relay),
+        ..Default::default()
+    })
+}

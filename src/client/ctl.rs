@@ -1,0 +1,200 @@
+//! `brokertui ctl`: the broker's API from the command line. JSON on stdout, errors on
+//! stderr, and an exit code per error class (see [`super::CallError::exit_code`]).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::Client;
+
+#[derive(Args, Debug)]
+pub struct CtlArgs {
+    /// Broker URL (default: $BROKERTUI_URL, then connection.json).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Bearer token (default: $BROKERTUI_TOKEN, then connection.json).
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Where connection.json lives.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Per-request deadline for snapshot/mode/pending/flush, in ms (1..=60000).
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CtlCommand {
+    /// Start a worker: `ctl spawn NAME -- CMD ARGS...`
+    Spawn {
+        name: String,
+        #[arg(long)]
+        cwd: Option<PathBuf>,
+        #[arg(long)]
+        rows: Option<u16>,
+        #[arg(long)]
+        cols: Option<u16>,
+        #[arg(long)]
+        mode: Option<String>,
+        #[arg(last = true, required = true)]
+        cmd: Vec<String>,
+    },
+    /// List workers.
+    List,
+    /// Type TEXT into a worker (escapes like \r are not interpreted; use $'...' in bash).
+    Input { name: String, text: String },
+    Resize { name: String, rows: u16, cols: u16 },
+    /// A worker's screen.
+    Snapshot {
+        name: String,
+        #[arg(long, default_value = "plain")]
+        format: String,
+    },
+    /// Show, or set, a worker's session mode (relay|human).
+    Mode { name: String, mode: Option<String> },
+    /// Messages waiting in a worker's queue.
+    Pending { name: String },
+    /// Inject every pending message.
+    Flush { name: String },
+    /// Relay BODY to a worker (or `*`); `-` reads stdin.
+    Send {
+        to: String,
+        body: String,
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// End a worker's session and forget it.
+    Release { name: String },
+    /// Stream events as NDJSON.
+    Events {
+        #[arg(long)]
+        since: Option<u64>,
+        /// Also stream output of these workers (repeatable).
+        #[arg(long)]
+        output: Vec<String>,
+    },
+    /// Broker health.
+    Health,
+}
+
+pub async fn run(args: CtlArgs) -> color_eyre::Result<i32> {
+    let client = Client::discover(args.url.as_deref(), args.token.as_deref(), args.state_dir.as_deref())?;
+    let t = args
+        .timeout_ms
+        .map(|ms| format!("timeout_ms={ms}"))
+        .unwrap_or_default();
+    let q = |extra: &str| -> String {
+        let parts: Vec<&str> = [extra, t.as_str()].into_iter().filter(|s| !s.is_empty()).collect();
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", parts.join("&"))
+        }
+    };
+    let (method, path, body): (Method, String, Option<Value>) = match args.command {
+        CtlCommand::Spawn { name, cwd, rows, cols, mode, cmd } => {
+            let mut spec = json!({"name": name, "cmd": cmd});
+            if let Some(cwd) = cwd {
+                spec["cwd"] = json!(cwd);
+            }
+            if let Some(r) = rows {
+                spec["rows"] = json!(r);
+            }
+            if let Some(c) = cols {
+                spec["cols"] = json!(c);
+            }
+            if let Some(m) = mode {
+                spec["mode"] = json!(m);
+            }
+            (Method::POST, "/api/spawn".into(), Some(spec))
+        }
+        CtlCommand::List => (Method::GET, "/api/spawned".into(), None),
+        CtlCommand::Input { name, text } => (
+            Method::POST,
+            format!("/api/input/{name}"),
+            Some(json!({ "data": text })),
+        ),
+        CtlCommand::Resize { name, rows, cols } => (
+            Method::POST,
+            format!("/api/resize/{name}"),
+            Some(json!({"rows": rows, "cols": cols})),
+        ),
+        CtlCommand::Snapshot { name, format } => (
+            Method::GET,
+            format!("/api/spawned/{name}/snapshot{}", q(&format!("format={format}"))),
+            None,
+        ),
+        CtlCommand::Mode { name, mode: None } => (Method::GET, format!("/api/spawned/{name}/mode{}", q("")), None),
+        CtlCommand::Mode { name, mode: Some(m) } => (
+            Method::PUT,
+            format!("/api/spawned/{name}/mode{}", q("")),
+            Some(json!({ "mode": m })),
+        ),
+        CtlCommand::Pending { name } => (Method::GET, format!("/api/spawned/{name}/pending{}", q("")), None),
+        CtlCommand::Flush { name } => (Method::POST, format!("/api/spawned/{name}/flush{}", q("")), None),
+        CtlCommand::Send { to, body, from } => {
+            let body = if body == "-" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+                text
+            } else {
+                body
+            };
+            let mut msg = json!({"to": to, "body": body});
+            if let Some(from) = from {
+                msg["from"] = json!(from);
+            }
+            (Method::POST, "/api/send".into(), Some(msg))
+        }
+        CtlCommand::Release { name } => (Method::DELETE, format!("/api/spawned/{name}"), None),
+        CtlCommand::Health => (Method::GET, "/health".into(), None),
+        CtlCommand::Events { since, output } => return events(&client, since, &output).await,
+    };
+    match client.call(method, &path, body).await {
+        Ok(v) => {
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("brokertui ctl: {e}");
+            Ok(e.exit_code())
+        }
+    }
+}
+
+async fn events(client: &Client, since: Option<u64>, output: &[String]) -> color_eyre::Result<i32> {
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
+    let mut params = Vec::new();
+    if let Some(s) = since {
+        params.push(format!("since={s}"));
+    }
+    if !output.is_empty() {
+        params.push(format!("output={}", output.join(",")));
+    }
+    let url = client.ws_url(&format!("/api/events?{}", params.join("&")));
+    let mut req = url.into_client_request()?;
+    req.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {}", client.token()))?,
+    );
+    let (mut ws, _) = match tokio_tungstenite::connect_async(req).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            eprintln!("brokertui ctl: cannot open the event stream: {e}");
+            return Ok(1);
+        }
+    };
+    while let Some(msg) = ws.next().await {
+        match msg {
+            Ok(tokio_tungstenite::tungstenite::Message::Text(text)) => println!("{text}"),
+            Ok(tokio_tungstenite::tungstenite::Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,61 @@
+//! What both front ends start: the broker, and the API listening beside it, with every
+//! worker given `BROKERTUI_URL`, `BROKERTUI_NAME`, its own `BROKERTUI_TOKEN` and
+//! `BROKERTUI_BIN` so the agent inside can `brokertui send`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use color_eyre::eyre::WrapErr;
+
+use crate::api::{self, ApiState, Tokens};
+use crate::broker::{BrokerConfig, BrokerHandle};
+use crate::config::Config;
+
+pub struct Stack {
+    pub broker: BrokerHandle,
+    pub server: api::Server,
+    pub tokens: Tokens,
+    pub url: String,
+}
+
+pub async fn start(config: &Config, bind: SocketAddr, state_dir: &Path) -> color_eyre::Result<Stack> {
+    let tokens = Tokens::new();
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .wrap_err_with(|| format!("cannot listen on {bind}"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let exe = std::env::current_exe().wrap_err("cannot find the brokertui binary")?;
+    let mut bc = BrokerConfig::new(exe.clone());
+    bc.log_dir = Some(log_dir(state_dir));
+    bc.request_timeout = config.request_timeout;
+    bc.inject_template = config.inject_template.clone();
+    bc.settle = config.settle;
+    let (env_url, env_tokens) = (url.clone(), tokens.clone());
+    bc.worker_env = Some(Arc::new(move |name: &str| {
+        vec![
+            ("BROKERTUI_URL".to_string(), env_url.clone()),
+            ("BROKERTUI_TOKEN".to_string(), env_tokens.issue_worker(name)),
+            ("BROKERTUI_BIN".to_string(), exe.display().to_string()),
+        ]
+    }));
+    let broker = BrokerHandle::start(bc);
+    let server = api::Server::start_on(
+        listener,
+        ApiState {
+            broker: broker.clone(),
+            tokens: tokens.clone(),
+        },
+    )?;
+    Ok(Stack {
+        broker,
+        server,
+        tokens,
+        url,
+    })
+}
+
+/// Worker stderr logs: `<state dir>/logs/<name>.log`.
+pub fn log_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("logs")
+}

@@ -1,0 +1,319 @@
+//! `draw(frame, &app)`: the whole screen as a function of [`App`].
+
+use std::time::Instant;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
+
+use super::layout::inner;
+use super::pane::PaneWidget;
+use super::state::{App, ClientMode, Overlay, Pane};
+use crate::broker::Severity;
+use crate::protocol::SessionMode;
+
+/// Splits the terminal into the pane area and the one-line status bar.
+pub fn areas(size: Rect) -> (Rect, Rect) {
+    let [main, status] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(size);
+    (main, status)
+}
+
+pub fn draw(frame: &mut Frame, app: &App) {
+    let (_, status) = areas(frame.area());
+    for (i, area) in app.layout() {
+        draw_pane(frame, app, i, area);
+    }
+    if app.panes.is_empty() {
+        let msg = Paragraph::new("No workers. Press n to start one, q to quit.")
+            .style(Style::new().fg(Color::DarkGray));
+        frame.render_widget(msg, inner(app.area));
+    }
+    draw_status(frame, app, status);
+    if let Some(overlay) = &app.overlay {
+        draw_overlay(frame, app, overlay);
+    }
+}
+
+fn severity_color(s: Severity) -> Color {
+    match s {
+        Severity::Info => Color::Cyan,
+        Severity::Warning => Color::Yellow,
+        Severity::Error => Color::Red,
+    }
+}
+
+fn mode_color(mode: ClientMode) -> Color {
+    match mode {
+        ClientMode::View => Color::Cyan,
+        ClientMode::Drive => Color::Yellow,
+        ClientMode::Relay => Color::Magenta,
+    }
+}
+
+/// ` 1 alice │ relay │ ✉ 2 │ DRIVE ` — number, name, session mode, messages waiting, and
+/// the client mode when attached; exited workers show their exit status.
+pub fn pane_title(app: &App, index: usize, pane: &Pane) -> Line<'static> {
+    let focused = index == app.focus;
+    let mut spans = vec![Span::styled(
+        format!(" {} {} ", index + 1, pane.name),
+        Style::new().add_modifier(Modifier::BOLD),
+    )];
+    match &pane.exit {
+        Some(exit) => spans.push(Span::styled(
+            format!("│ {exit} "),
+            Style::new().fg(if exit.is_abnormal() { Color::Red } else { Color::DarkGray }),
+        )),
+        None => {
+            let (label, color) = match pane.mode {
+                SessionMode::Relay => ("relay", Color::Green),
+                SessionMode::Human => ("human", Color::Yellow),
+            };
+            spans.push(Span::raw("│ "));
+            spans.push(Span::styled(format!("{label} "), Style::new().fg(color)));
+        }
+    }
+    if pane.undelivered > 0 {
+        spans.push(Span::styled(
+            format!("│ ✉ {} ", pane.undelivered),
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ));
+    }
+    if pane.scroll > 0 {
+        spans.push(Span::styled(format!("│ ↑{} ", pane.scroll), Style::new().fg(Color::Cyan)));
+    }
+    if focused && app.mode != ClientMode::View {
+        spans.push(Span::styled(
+            format!("│ {} ", app.mode.label()),
+            Style::new().fg(Color::Black).bg(mode_color(app.mode)).add_modifier(Modifier::BOLD),
+        ));
+    }
+    Line::from(spans)
+}
+
+fn draw_pane(frame: &mut Frame, app: &App, index: usize, area: Rect) {
+    let pane = &app.panes[index];
+    let focused = index == app.focus;
+    let border = if focused {
+        Style::new().fg(mode_color(app.mode)).add_modifier(Modifier::BOLD)
+    } else {
+        Style::new().fg(Color::DarkGray)
+    };
+    let block = Block::bordered()
+        .border_type(if focused { BorderType::Thick } else { BorderType::Plain })
+        .border_style(border)
+        .title(pane_title(app, index, pane));
+    frame.render_widget(block, area);
+    let show_cursor = focused && app.mode != ClientMode::View && pane.scroll == 0;
+    frame.render_widget(
+        PaneWidget {
+            screen: pane.mirror.parser.screen(),
+            show_cursor,
+        },
+        inner(area),
+    );
+}
+
+fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
+    let mut spans = vec![Span::styled(
+        format!(" {} ", app.mode.label()),
+        Style::new().fg(Color::Black).bg(mode_color(app.mode)).add_modifier(Modifier::BOLD),
+    )];
+    if let Some(name) = app.focused_name() {
+        spans.push(Span::raw(format!(" {name} ")));
+    }
+    let now = Instant::now();
+    if let Some((alert, until)) = &app.status
+        && *until > now
+    {
+        let who = alert.worker.as_deref().map(|w| format!("{w}: ")).unwrap_or_default();
+        spans.push(Span::styled(
+            format!(" ⚠ {who}{} — {} ", alert.op, alert.message),
+            Style::new().fg(Color::Black).bg(severity_color(alert.severity)),
+        ));
+    } else if let Some((note, until)) = &app.note
+        && *until > now
+    {
+        spans.push(Span::styled(format!(" {note} "), Style::new().fg(Color::Green)));
+    }
+    let hint = match (app.mode, app.prefix_armed) {
+        (ClientMode::View, _) => " Enter drive · r relay · c message · ? help · q quit ".to_string(),
+        (_, true) => format!(" {}: d view · f flush · p pending · z zoom ", app.prefix.label()),
+        (_, false) => format!(" {} d: back to view ", app.prefix.label()),
+    };
+    // The alert count stays visible after the alert itself has left the bar.
+    let count = if app.alerts.is_empty() {
+        String::new()
+    } else {
+        format!(" alerts: {} (a) ", app.alerts.len())
+    };
+    let used: usize = spans.iter().map(|s| s.width()).sum();
+    let right = count.chars().count() + hint.chars().count();
+    spans.push(Span::raw(" ".repeat((area.width as usize).saturating_sub(used + right))));
+    spans.push(Span::styled(count, Style::new().fg(Color::Yellow)));
+    spans.push(Span::styled(hint, Style::new().fg(Color::DarkGray)));
+    frame.render_widget(Line::from(spans), area);
+}
+
+/// A centred rectangle of at most `w`×`h` inside `area`.
+fn centred(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
+}
+
+fn popup(frame: &mut Frame, title: &str, lines: Vec<Line<'static>>, w: u16, h: u16, footer: &str) {
+    let area = centred(frame.area(), w, h);
+    frame.render_widget(Clear, area);
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(Style::new().fg(Color::Cyan))
+        .title(Span::styled(format!(" {title} "), Style::new().add_modifier(Modifier::BOLD)))
+        .title_bottom(Span::styled(format!(" {footer} "), Style::new().fg(Color::DarkGray)));
+    frame.render_widget(
+        Paragraph::new(lines).block(block).wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+pub const HELP: &[(&str, &str)] = &[
+    ("arrows hjkl Tab", "move focus"),
+    ("1-9", "focus pane N"),
+    ("Enter / d", "drive: type into the worker; messages wait"),
+    ("r", "relay: type into the worker; messages keep coming"),
+    ("v / Esc", "back to view"),
+    ("s", "snapshot of the screen (w saves it)"),
+    ("m", "toggle session mode relay/human"),
+    ("p", "pending messages"),
+    ("f", "flush pending messages"),
+    ("c", "compose a message (Tab: focused / all)"),
+    ("n", "new worker (NAME=CMD or CMD)"),
+    ("x", "release the worker"),
+    ("z", "zoom the focused pane"),
+    ("a", "alerts log"),
+    ("PgUp PgDn wheel", "scroll back"),
+    ("q", "quit"),
+];
+
+fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay) {
+    let key = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
+    match overlay {
+        Overlay::Help => {
+            let mut lines: Vec<Line> = vec![Line::from("View mode")];
+            lines.extend(HELP.iter().map(|(k, what)| {
+                Line::from(vec![Span::styled(format!("  {k:<17}"), key), Span::raw(*what)])
+            }));
+            lines.push(Line::from(""));
+            lines.push(Line::from(format!(
+                "Drive / relay: every key goes to the worker, except {}:",
+                app.prefix.label()
+            )));
+            for (k, what) in [
+                ("d / Esc", "back to view"),
+                ("f", "flush"),
+                ("p", "pending"),
+                ("z", "zoom"),
+            ] {
+                lines.push(Line::from(vec![Span::styled(format!("  {}  {k:<12}", app.prefix.label()), key), Span::raw(what)]));
+            }
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {0}  {0:<12}", app.prefix.label()), key),
+                Span::raw("a literal prefix key"),
+            ]));
+            let h = lines.len() as u16 + 2;
+            popup(frame, "brokertui keys", lines, 70, h, "Esc or ? closes");
+        }
+        Overlay::Alerts => {
+            let lines: Vec<Line> = if app.alerts.is_empty() {
+                vec![Line::from("No alerts.")]
+            } else {
+                app.alerts
+                    .iter()
+                    .rev()
+                    .map(|a| {
+                        let secs = a
+                            .at
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_secs() % 86_400)
+                            .unwrap_or(0);
+                        Line::from(vec![
+                            Span::raw(format!("{:02}:{:02}:{:02} ", secs / 3600, secs / 60 % 60, secs % 60)),
+                            Span::styled(
+                                format!("{:<7} ", format!("{:?}", a.severity).to_lowercase()),
+                                Style::new().fg(severity_color(a.severity)),
+                            ),
+                            Span::raw(format!(
+                                "{}{} — {}",
+                                a.worker.as_deref().map(|w| format!("{w} ")).unwrap_or_default(),
+                                a.op,
+                                a.message
+                            )),
+                        ])
+                    })
+                    .collect()
+            };
+            popup(frame, "alerts (newest first)", lines, 100, 20, "Esc closes");
+        }
+        Overlay::Snapshot { name, lines, saved } => {
+            let body: Vec<Line> = lines.iter().map(|l| Line::from(l.clone())).collect();
+            let footer = match saved {
+                Some(path) => format!("saved to {path} · Esc closes"),
+                None => "w saves to a file · Esc closes".to_string(),
+            };
+            let w = lines.iter().map(|l| l.chars().count()).max().unwrap_or(20) as u16 + 4;
+            popup(frame, &format!("snapshot of {name}"), body, w.max(40), lines.len() as u16 + 2, &footer);
+        }
+        Overlay::Pending { name, entries } => {
+            let lines: Vec<Line> = if entries.is_empty() {
+                vec![Line::from("Nothing pending.")]
+            } else {
+                entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| {
+                        Line::from(vec![
+                            Span::styled(format!("{:>2}. {} ", i + 1, e.from), key),
+                            Span::raw(e.body.replace('\n', "⏎ ")),
+                        ])
+                    })
+                    .collect()
+            };
+            let h = lines.len() as u16 + 2;
+            popup(frame, &format!("pending for {name}"), lines, 80, h, "f flushes · Esc closes");
+        }
+        Overlay::Compose { to, text } => {
+            let lines = vec![
+                Line::from(vec![Span::raw("to: "), Span::styled(to.clone(), key), Span::styled("  (Tab switches)", Style::new().fg(Color::DarkGray))]),
+                Line::from(format!("{text}▏")),
+            ];
+            popup(frame, "relay message", lines, 70, 4, "Enter sends · Esc cancels");
+        }
+        Overlay::NewWorker { text } => {
+            let lines = vec![
+                Line::from("NAME=CMD, or just CMD"),
+                Line::from(format!("{text}▏")),
+            ];
+            popup(frame, "new worker", lines, 60, 4, "Enter starts · Esc cancels");
+        }
+        Overlay::ConfirmRelease { name } => popup(
+            frame,
+            "release worker",
+            vec![Line::from(format!("End {name} and everything it started? (y/n)"))],
+            60,
+            3,
+            "y releases · any other key cancels",
+        ),
+        Overlay::ConfirmQuit => {
+            let running = app.panes.iter().filter(|p| p.exit.is_none()).count();
+            popup(
+                frame,
+                "quit",
+                vec![Line::from(format!("Quit and end {running} running worker(s)? (y/n)"))],
+                60,
+                3,
+                "y quits · any other key cancels",
+            )
+        }
+    }
+}

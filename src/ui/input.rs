@@ -1,0 +1,381 @@
+//! Keys, pastes and mouse events turned into state changes and [`Action`]s.
+//!
+//! View mode: keys are commands (SPEC §7). Drive and relay: every key goes to the focused
+//! worker as the bytes a terminal would send, except the prefix key (default Ctrl-b), after
+//! which one key is a command.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use ratatui::layout::Position;
+
+use super::keys::{key_to_bytes, paste_to_bytes};
+use super::layout::{inner, neighbour};
+use super::state::{Action, App, Attached, ClientMode, Overlay};
+use crate::protocol::SessionMode;
+
+pub fn handle_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
+    if key.kind == KeyEventKind::Release {
+        return Vec::new();
+    }
+    if app.overlay.is_some() {
+        return overlay_key(app, key);
+    }
+    match app.mode {
+        ClientMode::View => view_key(app, key),
+        ClientMode::Drive | ClientMode::Relay => attached_key(app, key),
+    }
+}
+
+pub fn handle_paste(app: &mut App, text: &str) -> Vec<Action> {
+    match &mut app.overlay {
+        Some(Overlay::Compose { text: t, .. }) | Some(Overlay::NewWorker { text: t }) => {
+            t.push_str(text);
+            return Vec::new();
+        }
+        Some(_) => return Vec::new(),
+        None => {}
+    }
+    if app.mode == ClientMode::View {
+        return Vec::new();
+    }
+    let Some(pane) = app.focused() else {
+        return Vec::new();
+    };
+    let bracketed = pane.mirror.parser.screen().bracketed_paste();
+    vec![Action::Input {
+        name: pane.name.clone(),
+        bytes: paste_to_bytes(text, bracketed),
+    }]
+}
+
+pub fn handle_mouse(app: &mut App, ev: MouseEvent) -> Vec<Action> {
+    if app.overlay.is_some() {
+        return Vec::new();
+    }
+    let at = Position::new(ev.column, ev.row);
+    let hit = app.layout().into_iter().find(|(_, r)| r.contains(at)).map(|(i, _)| i);
+    match ev.kind {
+        MouseEventKind::Down(MouseButton::Left) => match hit {
+            Some(i) if i != app.focus => {
+                let actions = detach(app);
+                app.focus = i;
+                actions
+            }
+            _ => Vec::new(),
+        },
+        MouseEventKind::ScrollUp => {
+            if let Some(i) = hit {
+                scroll(app, i, 3);
+            }
+            Vec::new()
+        }
+        MouseEventKind::ScrollDown => {
+            if let Some(i) = hit {
+                scroll(app, i, -3);
+            }
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Scrolls pane `i` back (positive) or forward; clamped by what scrollback holds.
+fn scroll(app: &mut App, i: usize, rows: isize) {
+    let Some(pane) = app.panes.get_mut(i) else {
+        return;
+    };
+    let want = (pane.scroll as isize + rows).max(0) as usize;
+    let screen = pane.mirror.parser.screen_mut();
+    screen.set_scrollback(want);
+    pane.scroll = screen.scrollback();
+}
+
+fn page(app: &App) -> isize {
+    app.layout()
+        .into_iter()
+        .find(|(i, _)| *i == app.focus)
+        .map(|(_, r)| (inner(r).height as isize / 2).max(1))
+        .unwrap_or(10)
+}
+
+fn view_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
+    let name = app.focused_name();
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    match key.code {
+        KeyCode::Char('c') if ctrl => {
+            app.overlay = Some(Overlay::ConfirmQuit);
+            Vec::new()
+        }
+        KeyCode::Left | KeyCode::Char('h') => move_focus(app, -1, 0),
+        KeyCode::Right | KeyCode::Char('l') => move_focus(app, 1, 0),
+        KeyCode::Up | KeyCode::Char('k') => move_focus(app, 0, -1),
+        KeyCode::Down | KeyCode::Char('j') => move_focus(app, 0, 1),
+        KeyCode::Tab => {
+            if !app.panes.is_empty() {
+                app.focus = (app.focus + 1) % app.panes.len();
+            }
+            Vec::new()
+        }
+        KeyCode::BackTab => {
+            if !app.panes.is_empty() {
+                app.focus = (app.focus + app.panes.len() - 1) % app.panes.len();
+            }
+            Vec::new()
+        }
+        KeyCode::Char(c @ '1'..='9') => {
+            let i = c as usize - '1' as usize;
+            if i < app.panes.len() {
+                app.focus = i;
+            }
+            Vec::new()
+        }
+        KeyCode::Enter | KeyCode::Char('d') => attach(app, ClientMode::Drive),
+        KeyCode::Char('r') => attach(app, ClientMode::Relay),
+        KeyCode::Char('v') | KeyCode::Esc => detach(app),
+        KeyCode::Char('z') => {
+            app.zoom = !app.zoom;
+            Vec::new()
+        }
+        KeyCode::Char('?') => {
+            app.overlay = Some(Overlay::Help);
+            Vec::new()
+        }
+        KeyCode::Char('a') => {
+            app.overlay = Some(Overlay::Alerts);
+            Vec::new()
+        }
+        KeyCode::Char('n') => {
+            app.overlay = Some(Overlay::NewWorker { text: String::new() });
+            Vec::new()
+        }
+        KeyCode::Char('q') => {
+            if app.panes.iter().any(|p| p.exit.is_none()) {
+                app.overlay = Some(Overlay::ConfirmQuit);
+                Vec::new()
+            } else {
+                vec![Action::Quit]
+            }
+        }
+        KeyCode::PageUp => {
+            let rows = page(app);
+            scroll(app, app.focus, rows);
+            Vec::new()
+        }
+        KeyCode::PageDown => {
+            let rows = page(app);
+            scroll(app, app.focus, -rows);
+            Vec::new()
+        }
+        KeyCode::Char('c') => {
+            if let Some(to) = name {
+                app.overlay = Some(Overlay::Compose { to, text: String::new() });
+            }
+            Vec::new()
+        }
+        _ => {
+            let Some(name) = name else {
+                return Vec::new();
+            };
+            match key.code {
+                KeyCode::Char('s') => vec![Action::Snapshot { name }],
+                KeyCode::Char('p') => vec![Action::Pending { name }],
+                KeyCode::Char('f') => vec![Action::Flush { name }],
+                KeyCode::Char('x') => {
+                    app.overlay = Some(Overlay::ConfirmRelease { name });
+                    Vec::new()
+                }
+                KeyCode::Char('m') => {
+                    let mode = match app.focused().map(|p| p.mode) {
+                        Some(SessionMode::Human) => SessionMode::Relay,
+                        _ => SessionMode::Human,
+                    };
+                    vec![Action::SetMode { name, mode }]
+                }
+                _ => Vec::new(),
+            }
+        }
+    }
+}
+
+fn move_focus(app: &mut App, dx: i32, dy: i32) -> Vec<Action> {
+    if app.zoom {
+        return Vec::new();
+    }
+    let areas: Vec<_> = app.layout().into_iter().map(|(_, r)| r).collect();
+    if let Some(i) = neighbour(&areas, app.focus, dx, dy) {
+        app.focus = i;
+    }
+    Vec::new()
+}
+
+/// Attaches to the focused worker: drive puts it in `human` (messages wait), relay keeps
+/// it in `relay`; the mode it had is put back on detach.
+fn attach(app: &mut App, mode: ClientMode) -> Vec<Action> {
+    let Some(pane) = app.focused() else {
+        return Vec::new();
+    };
+    if pane.exit.is_some() {
+        let note = format!("{} has exited", pane.name);
+        app.note(note, std::time::Instant::now());
+        return Vec::new();
+    }
+    let (name, current) = (pane.name.clone(), pane.mode);
+    let mut actions = Vec::new();
+    let restore = match app.attached.take() {
+        Some(a) if a.name == name => a.restore,
+        Some(other) => {
+            actions.push(Action::SetMode { name: other.name, mode: other.restore });
+            current
+        }
+        None => current,
+    };
+    let target = if mode == ClientMode::Drive { SessionMode::Human } else { SessionMode::Relay };
+    if current != target {
+        actions.push(Action::SetMode { name: name.clone(), mode: target });
+    }
+    app.attached = Some(Attached { name, restore });
+    app.mode = mode;
+    app.prefix_armed = false;
+    if let Some(i) = Some(app.focus) {
+        scroll(app, i, -(isize::MAX / 2));
+    }
+    actions
+}
+
+/// Back to view, restoring the worker's mode from before the attach.
+pub fn detach(app: &mut App) -> Vec<Action> {
+    app.mode = ClientMode::View;
+    app.prefix_armed = false;
+    match app.attached.take() {
+        Some(a) => {
+            let current = app.panes.iter().find(|p| p.name == a.name).map(|p| p.mode);
+            if current.is_some_and(|m| m != a.restore) {
+                vec![Action::SetMode { name: a.name, mode: a.restore }]
+            } else {
+                Vec::new()
+            }
+        }
+        None => Vec::new(),
+    }
+}
+
+fn attached_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
+    let Some(pane) = app.focused() else {
+        return detach(app);
+    };
+    let name = pane.name.clone();
+    if app.prefix_armed {
+        app.prefix_armed = false;
+        if app.prefix.matches(&key) {
+            return vec![Action::Input { name, bytes: app.prefix.to_bytes() }];
+        }
+        return match key.code {
+            KeyCode::Char('d') | KeyCode::Esc | KeyCode::Char('v') => detach(app),
+            KeyCode::Char('f') => vec![Action::Flush { name }],
+            KeyCode::Char('p') => vec![Action::Pending { name }],
+            KeyCode::Char('z') => {
+                app.zoom = !app.zoom;
+                Vec::new()
+            }
+            KeyCode::Char('?') => {
+                app.overlay = Some(Overlay::Help);
+                Vec::new()
+            }
+            _ => Vec::new(),
+        };
+    }
+    if app.prefix.matches(&key) {
+        app.prefix_armed = true;
+        return Vec::new();
+    }
+    let app_cursor = pane.mirror.parser.screen().application_cursor();
+    match key_to_bytes(&key, app_cursor) {
+        Some(bytes) => vec![Action::Input { name, bytes }],
+        None => Vec::new(),
+    }
+}
+
+fn overlay_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
+    let Some(overlay) = app.overlay.take() else {
+        return Vec::new();
+    };
+    let esc = key.code == KeyCode::Esc;
+    match overlay {
+        Overlay::Help if !(esc || key.code == KeyCode::Char('?') || key.code == KeyCode::Char('q')) => {
+            app.overlay = Some(Overlay::Help);
+            Vec::new()
+        }
+        Overlay::Help | Overlay::Alerts => Vec::new(),
+        Overlay::Snapshot { name, lines, saved } => match key.code {
+            KeyCode::Char('w') => {
+                app.overlay = Some(Overlay::Snapshot { name: name.clone(), lines: lines.clone(), saved });
+                vec![Action::SaveSnapshot { name, lines }]
+            }
+            _ if esc || key.code == KeyCode::Char('q') || key.code == KeyCode::Enter => Vec::new(),
+            _ => {
+                app.overlay = Some(Overlay::Snapshot { name, lines, saved });
+                Vec::new()
+            }
+        },
+        Overlay::Pending { name, entries } => match key.code {
+            KeyCode::Char('f') => vec![Action::Flush { name }],
+            _ if esc || key.code == KeyCode::Char('q') || key.code == KeyCode::Enter => Vec::new(),
+            _ => {
+                app.overlay = Some(Overlay::Pending { name, entries });
+                Vec::new()
+            }
+        },
+        Overlay::Compose { to, mut text } => match key.code {
+            KeyCode::Esc => Vec::new(),
+            KeyCode::Enter if key.modifiers.contains(KeyModifiers::ALT) => {
+                text.push('\n');
+                app.overlay = Some(Overlay::Compose { to, text });
+                Vec::new()
+            }
+            KeyCode::Enter if !text.trim().is_empty() => vec![Action::Send { to, body: text }],
+            KeyCode::Tab => {
+                let to = if to == "*" { app.focused_name().unwrap_or(to) } else { "*".to_string() };
+                app.overlay = Some(Overlay::Compose { to, text });
+                Vec::new()
+            }
+            _ => {
+                edit(&mut text, key);
+                app.overlay = Some(Overlay::Compose { to, text });
+                Vec::new()
+            }
+        },
+        Overlay::NewWorker { mut text } => match key.code {
+            KeyCode::Esc => Vec::new(),
+            KeyCode::Enter if !text.trim().is_empty() => vec![Action::Spawn { arg: text }],
+            _ => {
+                edit(&mut text, key);
+                app.overlay = Some(Overlay::NewWorker { text });
+                Vec::new()
+            }
+        },
+        Overlay::ConfirmRelease { name } => match key.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') => vec![Action::Release { name }],
+            _ => Vec::new(),
+        },
+        Overlay::ConfirmQuit => match key.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Char('q') => vec![Action::Quit],
+            _ => Vec::new(),
+        },
+    }
+}
+
+/// Minimal line editing for the popups' text fields.
+fn edit(text: &mut String, key: KeyEvent) {
+    match key.code {
+        KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => text.clear(),
+        KeyCode::Char('w') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+            let trimmed = text.trim_end().len();
+            let cut = text[..trimmed].rfind(' ').map_or(0, |i| i + 1);
+            text.truncate(cut);
+        }
+        KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => text.push(c),
+        KeyCode::Backspace => {
+            text.pop();
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,112 @@
+//! Tiling: 1 pane full, 2 side by side, then a grid whose last row stretches to fill.
+
+use ratatui::layout::Rect;
+
+/// Areas (borders included) of `n` panes in `area`.
+pub fn tile(area: Rect, n: usize) -> Vec<Rect> {
+    match n {
+        0 => Vec::new(),
+        1 => vec![area],
+        2 => split(area, 2, false),
+        _ => {
+            let cols = (n as f64).sqrt().ceil() as usize;
+            let rows = n.div_ceil(cols);
+            let row_areas = split(area, rows, true);
+            let mut out = Vec::with_capacity(n);
+            for (r, row) in row_areas.into_iter().enumerate() {
+                let in_row = (n - r * cols).min(cols);
+                out.extend(split(row, in_row, false));
+            }
+            out
+        }
+    }
+}
+
+/// `parts` near-equal slices of `area`, stacked vertically or side by side; the remainder
+/// goes to the first slices so they line up with no gap.
+fn split(area: Rect, parts: usize, vertical: bool) -> Vec<Rect> {
+    let total = if vertical { area.height } else { area.width } as usize;
+    let base = total / parts;
+    let extra = total % parts;
+    let mut pos = 0;
+    (0..parts)
+        .map(|i| {
+            let len = (base + usize::from(i < extra)) as u16;
+            let r = if vertical {
+                Rect::new(area.x, area.y + pos, area.width, len)
+            } else {
+                Rect::new(area.x + pos, area.y, len, area.height)
+            };
+            pos += len;
+            r
+        })
+        .collect()
+}
+
+/// The inside of a bordered pane.
+pub fn inner(area: Rect) -> Rect {
+    Rect::new(
+        area.x.saturating_add(1),
+        area.y.saturating_add(1),
+        area.width.saturating_sub(2),
+        area.height.saturating_sub(2),
+    )
+}
+
+/// The neighbour of pane `from` in direction (dx, dy), by the centres of their areas.
+pub fn neighbour(areas: &[Rect], from: usize, dx: i32, dy: i32) -> Option<usize> {
+    let centre = |r: &Rect| (r.x as i32 * 2 + r.width as i32, r.y as i32 * 2 + r.height as i32);
+    let (fx, fy) = centre(areas.get(from)?);
+    areas
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != from)
+        .filter_map(|(i, r)| {
+            let (x, y) = centre(r);
+            let (ddx, ddy) = (x - fx, y - fy);
+            let along = ddx * dx + ddy * dy;
+            (along > 0).then(|| (i, along + 2 * (ddx * dy - ddy * dx).abs()))
+        })
+        .min_by_key(|(_, score)| *score)
+        .map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiles_cover_the_area_without_overlap() {
+        let area = Rect::new(0, 0, 101, 41);
+        for n in 1..=16 {
+            let tiles = tile(area, n);
+            assert_eq!(tiles.len(), n);
+            let covered: u32 = tiles.iter().map(|r| r.area()).sum();
+            assert_eq!(covered, area.area(), "n={n}");
+            for (i, a) in tiles.iter().enumerate() {
+                for b in &tiles[i + 1..] {
+                    assert!(!a.intersects(*b), "n={n}: {a:?} overlaps {b:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn two_are_side_by_side_and_seven_make_a_three_column_grid() {
+        let area = Rect::new(0, 0, 90, 30);
+        let two = tile(area, 2);
+        assert_eq!((two[0].width, two[1].x), (45, 45));
+        let seven = tile(area, 7);
+        assert_eq!(seven[0].width, 30);
+        assert_eq!(seven[6].width, 90, "the last row's single pane stretches");
+    }
+
+    #[test]
+    fn neighbours_follow_geometry() {
+        let tiles = tile(Rect::new(0, 0, 80, 40), 4);
+        assert_eq!(neighbour(&tiles, 0, 1, 0), Some(1));
+        assert_eq!(neighbour(&tiles, 0, 0, 1), Some(2));
+        assert_eq!(neighbour(&tiles, 3, -1, 0), Some(2));
+        assert_eq!(neighbour(&tiles, 0, -1, 0), None);
+    }
+}

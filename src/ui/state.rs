@@ -1,0 +1,239 @@
+//! The TUI's state: plain data. [`super::draw::draw`] only reads it; [`super::input`] turns
+//! keys into changes and [`Action`]s that the app loop carries out.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ratatui::layout::Rect;
+
+use crate::broker::{Severity, WorkerInfo};
+use crate::config::PrefixKey;
+use crate::mirror::ScreenMirror;
+use crate::protocol::{ExitedPayload, SessionMode};
+use crate::requests::pending::PendingEntry;
+
+/// How the human is attached to the focused worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientMode {
+    /// Read-only: keys are commands, nothing reaches workers.
+    View,
+    /// Keys go to the worker, which is in `human` mode (messages wait) while attached.
+    Drive,
+    /// Keys go to the worker, which stays in `relay` mode (messages keep arriving).
+    Relay,
+}
+
+impl ClientMode {
+    pub fn label(self) -> &'static str {
+        match self {
+            ClientMode::View => "VIEW",
+            ClientMode::Drive => "DRIVE",
+            ClientMode::Relay => "RELAY",
+        }
+    }
+}
+
+/// Most bytes held for a pane while it waits for its resync snapshot.
+pub const MAX_HELD_BYTES: usize = 8 * 1024 * 1024;
+
+pub struct Pane {
+    pub name: String,
+    pub mirror: ScreenMirror,
+    pub mode: SessionMode,
+    pub exit: Option<ExitedPayload>,
+    pub undelivered: usize,
+    /// Rows scrolled back from the live screen.
+    pub scroll: usize,
+    /// Output that arrived while waiting for a snapshot; applied after it.
+    pub held: Vec<(u64, Bytes)>,
+    pub held_bytes: usize,
+    /// The PTY size last asked of the worker.
+    pub pty_size: Option<(u16, u16)>,
+}
+
+impl Pane {
+    pub fn new(name: &str, rows: u16, cols: u16, scrollback: usize) -> Self {
+        Pane {
+            name: name.to_string(),
+            mirror: ScreenMirror::new(rows, cols, scrollback),
+            mode: SessionMode::Relay,
+            exit: None,
+            undelivered: 0,
+            scroll: 0,
+            held: Vec::new(),
+            held_bytes: 0,
+            pty_size: None,
+        }
+    }
+
+    pub fn update(&mut self, info: &WorkerInfo) {
+        self.mode = info.mode;
+        self.exit = info.exit.clone();
+        self.undelivered = info.undelivered;
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Alert {
+    pub severity: Severity,
+    pub worker: Option<String>,
+    pub op: String,
+    pub message: String,
+    pub at: std::time::SystemTime,
+}
+
+/// How long an alert stays in the status bar (it stays in the log).
+pub const ALERT_SHOWN_FOR: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Overlay {
+    Help,
+    Alerts,
+    Snapshot { name: String, lines: Vec<String>, saved: Option<String> },
+    Pending { name: String, entries: Vec<PendingEntry> },
+    Compose { to: String, text: String },
+    NewWorker { text: String },
+    ConfirmRelease { name: String },
+    ConfirmQuit,
+}
+
+/// Side effects the app loop performs for the state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Input { name: String, bytes: Vec<u8> },
+    Snapshot { name: String },
+    Pending { name: String },
+    Flush { name: String },
+    SetMode { name: String, mode: SessionMode },
+    Send { to: String, body: String },
+    Spawn { arg: String },
+    Release { name: String },
+    SaveSnapshot { name: String, lines: Vec<String> },
+    Quit,
+}
+
+/// A worker the human is attached to, and the mode to put back on detach.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attached {
+    pub name: String,
+    pub restore: SessionMode,
+}
+
+pub struct App {
+    pub panes: Vec<Pane>,
+    pub focus: usize,
+    pub mode: ClientMode,
+    pub attached: Option<Attached>,
+    pub zoom: bool,
+    pub overlay: Option<Overlay>,
+    pub alerts: Vec<Alert>,
+    /// The alert in the status bar and when it leaves.
+    pub status: Option<(Alert, Instant)>,
+    /// A transient note in the status bar (e.g. "flushed 2").
+    pub note: Option<(String, Instant)>,
+    pub prefix: PrefixKey,
+    /// The prefix was pressed in drive/relay; the next key is a command.
+    pub prefix_armed: bool,
+    pub scrollback: usize,
+    /// Where panes are drawn (everything but the status bar).
+    pub area: Rect,
+    pub quit: bool,
+}
+
+impl App {
+    pub fn new(prefix: PrefixKey, scrollback: usize) -> Self {
+        App {
+            panes: Vec::new(),
+            focus: 0,
+            mode: ClientMode::View,
+            attached: None,
+            zoom: false,
+            overlay: None,
+            alerts: Vec::new(),
+            status: None,
+            note: None,
+            prefix,
+            prefix_armed: false,
+            scrollback,
+            area: Rect::default(),
+            quit: false,
+        }
+    }
+
+    pub fn focused(&self) -> Option<&Pane> {
+        self.panes.get(self.focus)
+    }
+
+    pub fn focused_name(&self) -> Option<String> {
+        self.focused().map(|p| p.name.clone())
+    }
+
+    pub fn pane_mut(&mut self, name: &str) -> Option<&mut Pane> {
+        self.panes.iter_mut().find(|p| p.name == name)
+    }
+
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.panes.iter().position(|p| p.name == name)
+    }
+
+    /// Adds a pane for a new worker (no-op if it exists).
+    pub fn add_pane(&mut self, name: &str) {
+        if self.index_of(name).is_none() {
+            self.panes.push(Pane::new(name, 24, 80, self.scrollback));
+        }
+    }
+
+    pub fn remove_pane(&mut self, name: &str) {
+        if let Some(i) = self.index_of(name) {
+            self.panes.remove(i);
+            if self.attached.as_ref().is_some_and(|a| a.name == name) {
+                self.attached = None;
+                self.mode = ClientMode::View;
+            }
+            if self.focus >= self.panes.len() {
+                self.focus = self.panes.len().saturating_sub(1);
+            }
+        }
+    }
+
+    /// Visible panes and their outer areas: every pane tiled, or the focused one zoomed.
+    pub fn layout(&self) -> Vec<(usize, Rect)> {
+        if self.panes.is_empty() {
+            return Vec::new();
+        }
+        if self.zoom {
+            return vec![(self.focus, self.area)];
+        }
+        super::layout::tile(self.area, self.panes.len())
+            .into_iter()
+            .enumerate()
+            .collect()
+    }
+
+    pub fn push_alert(&mut self, alert: Alert, now: Instant) {
+        self.status = Some((alert.clone(), now + ALERT_SHOWN_FOR));
+        self.alerts.push(alert);
+        // The log is for humans: keep the last thousand.
+        if self.alerts.len() > 1000 {
+            self.alerts.remove(0);
+        }
+    }
+
+    pub fn note(&mut self, text: impl Into<String>, now: Instant) {
+        self.note = Some((text.into(), now + Duration::from_secs(4)));
+    }
+
+    /// Drops expired status-bar items; returns when the next one expires.
+    pub fn expire(&mut self, now: Instant) -> Option<Instant> {
+        if self.status.as_ref().is_some_and(|(_, until)| *until <= now) {
+            self.status = None;
+        }
+        if self.note.as_ref().is_some_and(|(_, until)| *until <= now) {
+            self.note = None;
+        }
+        [self.status.as_ref().map(|s| s.1), self.note.as_ref().map(|n| n.1)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
