@@ -799,7 +799,7 @@ impl Broker {
                 });
             }),
             from_worker::EXITED => decode_payload::<ExitedPayload>(&env).map_err(bad).map(|exit| {
-                self.on_exited(id, exit);
+                self.on_exited(id, exit, true);
             }),
             from_worker::WORKER_ERROR => decode_payload::<ErrorBody>(&env).map_err(bad).map(|e| {
                 if let Some(w) = self.workers.get_mut(&id) {
@@ -848,7 +848,9 @@ impl Broker {
         }
     }
 
-    fn on_exited(&mut self, id: WorkerId, exit: ExitedPayload) {
+    /// The child exited (or, with `alert_exit` false, the worker itself died and
+    /// [`Self::on_closed`] raises its own alert).
+    fn on_exited(&mut self, id: WorkerId, exit: ExitedPayload, alert_exit: bool) {
         let Some(w) = self.workers.get_mut(&id) else {
             return;
         };
@@ -873,7 +875,7 @@ impl Broker {
             code: exit.code,
             signal: exit.signal.clone(),
         });
-        if exit.is_abnormal() && !releasing && spawn_failure.is_none() {
+        if alert_exit && exit.is_abnormal() && !releasing && spawn_failure.is_none() {
             self.alert(
                 Severity::Error,
                 Some(&name),
@@ -910,6 +912,7 @@ impl Broker {
                     code: None,
                     signal: Some(how.clone()),
                 },
+                false,
             );
             if self.shutdown_waiters.is_none() {
                 self.alert(

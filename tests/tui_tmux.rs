@@ -1,0 +1,191 @@
+//! The real TUI in a real terminal: `brokertui` under tmux, driven with `send-keys` and read
+//! with `capture-pane`. Needs tmux (`.ci/run` installs it).
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+struct Tmux {
+    socket: String,
+    _state: tempfile::TempDir,
+}
+
+const W: usize = 160;
+
+impl Tmux {
+    fn start(args: &str) -> Tmux {
+        assert!(
+            Command::new("tmux").arg("-V").output().is_ok(),
+            "tmux is required for the TUI end-to-end tests (apt-get install -y tmux)"
+        );
+        let state = tempfile::tempdir().unwrap();
+        let socket = format!("brokertui-test-{}-{}", std::process::id(), rand_suffix());
+        let cmd = format!(
+            "{} --state-dir {} {args}; echo TUI-EXITED-$?; sleep 30",
+            exe().display(),
+            state.path().display()
+        );
+        let ok = Command::new("tmux")
+            .args(["-L", &socket, "new-session", "-d", "-s", "t", "-x", &W.to_string(), "-y", "40", &cmd])
+            .env_remove("TMUX")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "tmux new-session failed");
+        Tmux { socket, _state: state }
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let ok = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "t"])
+            .args(keys)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    /// Literal text (no key-name lookup).
+    fn type_text(&self, text: &str) {
+        let ok = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "t", "-l", text])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    fn screen(&self) -> Vec<String> {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "t"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+    }
+
+    /// Left and right halves of the screen (the two panes of a two-worker layout).
+    fn halves(&self) -> (String, String) {
+        let (mut l, mut r) = (String::new(), String::new());
+        for line in self.screen() {
+            let chars: Vec<char> = line.chars().collect();
+            let mid = (W / 2).min(chars.len());
+            l.extend(&chars[..mid]);
+            l.push('\n');
+            r.extend(&chars[mid..]);
+            r.push('\n');
+        }
+        (l, r)
+    }
+
+    fn wait(&self, what: &str, timeout: Duration, pred: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let screen = self.screen();
+            if pred(&screen) {
+                return screen;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; screen:\n{}", screen.join("\n"));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_text(&self, text: &str, timeout: Duration) -> Vec<String> {
+        self.wait(text, timeout, |s| s.iter().any(|l| l.contains(text)))
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+    }
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+}
+
+fn worker_pid(name: &str) -> Option<u32> {
+    let out = Command::new("pgrep").args(["-f", &format!("brokertui worker --name {name} ")]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).lines().next()?.trim().parse().ok()
+}
+
+const T: Duration = Duration::from_secs(10);
+
+#[test]
+fn drive_relay_alerts_and_clean_quit() {
+    let id = std::process::id() % 100_000;
+    let (a, b) = (format!("left{id}"), format!("right{id}"));
+    let tui = Tmux::start(&format!("-w {a}=sh -w {b}=sh"));
+    tui.wait_text(&format!("2 {b}"), T);
+    tui.wait("both prompts", T, |s| s.get(1).is_some_and(|l| l.matches('#').count() >= 2));
+
+    // Drive the left worker and run echo: output in its pane, not the other.
+    tui.keys(&["Enter"]);
+    tui.wait_text("DRIVE", T);
+    tui.type_text("echo mark''er-one");
+    tui.keys(&["Enter"]);
+    tui.wait("echo output", T, |_| tui.halves().0.contains("marker-one\n") || tui.halves().0.contains("marker-one "));
+    assert!(!tui.halves().1.contains("marker-one"), "output leaked into the other pane");
+    assert!(tui.screen()[0].contains("human"), "driving puts the worker in human mode");
+
+    // Ctrl-b d: back to view, mode restored.
+    tui.keys(&["C-b", "d"]);
+    tui.wait("view mode", T, |s| s.last().is_some_and(|l| l.contains("VIEW")) && s[0].contains(&format!("{a} │ relay")));
+
+    // c: a relay message to the focused worker appears in it.
+    tui.keys(&["Tab", "c"]);
+    tui.wait_text("relay message", T);
+    tui.type_text("hi-test");
+    tui.keys(&["Enter"]);
+    // Short body: the line holds a 36-character id and wraps in an 80-column pane.
+    tui.wait("message in right pane", T, |_| tui.halves().1.contains("]: hi-test"));
+    assert!(tui.halves().1.contains("Relay message from human ["));
+
+    // In drive mode a message waits until flushed: the left shell sends one after 2 s.
+    tui.keys(&["1", "Enter"]);
+    tui.type_text(&format!("sleep 2; \"$BROKERTUI_BIN\" send {b} 'qmsg'"));
+    tui.keys(&["Enter"]);
+    tui.keys(&["C-b", "d"]);
+    tui.keys(&["2", "Enter"]);
+    tui.wait("pending count 1", T, |s| s[0].contains("✉ 1"));
+    assert!(!tui.halves().1.contains("]: qmsg"), "held while driving");
+    tui.keys(&["C-b", "f"]);
+    tui.wait("flushed message", T, |_| tui.halves().1.contains("]: qmsg"));
+    tui.keys(&["C-b", "d"]);
+    tui.wait("view", T, |s| s.last().is_some_and(|l| l.contains("VIEW")));
+
+    // A stopped worker: s times out with an alert, and the other pane still takes typing.
+    let pid = worker_pid(&b).expect("right worker pid");
+    signal(pid, nix::sys::signal::Signal::SIGSTOP);
+    let asked = Instant::now();
+    tui.keys(&["s", "1", "Enter"]);
+    tui.type_text("echo still-typ''ing");
+    tui.keys(&["Enter"]);
+    tui.wait("typing while the other worker hangs", Duration::from_secs(3), |_| {
+        tui.halves().0.contains("still-typing")
+    });
+    assert!(asked.elapsed() < Duration::from_secs(4), "typing was blocked by the hung request");
+    tui.wait("timeout alert", Duration::from_secs(8), |s| {
+        s.last().is_some_and(|l| l.contains("did not answer snapshot"))
+    });
+    signal(pid, nix::sys::signal::Signal::SIGCONT);
+    tui.keys(&["C-b", "d"]);
+
+    // A killed worker: an alert says it is gone.
+    signal(pid, nix::sys::signal::Signal::SIGKILL);
+    tui.wait("gone alert", T, |s| s.last().is_some_and(|l| l.contains("died (SIGKILL)")));
+    tui.wait_text("killed by SIGKILL", T);
+
+    // q quits (after confirming) and leaves no worker behind.
+    tui.keys(&["q"]);
+    tui.wait_text("Quit and end", T);
+    tui.keys(&["y"]);
+    tui.wait_text("TUI-EXITED-0", T);
+    assert!(worker_pid(&a).is_none() && worker_pid(&b).is_none(), "worker processes left behind");
+}
