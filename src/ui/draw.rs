@@ -149,6 +149,12 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
         format!(" alerts: {} (a) ", app.alerts.len())
     };
     let used: usize = spans.iter().map(|s| s.width()).sum();
+    // The hint gives way first when the bar is crowded (an alert matters more).
+    let hint = if used + count.chars().count() + hint.chars().count() > area.width as usize {
+        String::new()
+    } else {
+        hint
+    };
     let right = count.chars().count() + hint.chars().count();
     spans.push(Span::raw(" ".repeat((area.width as usize).saturating_sub(used + right))));
     spans.push(Span::styled(count, Style::new().fg(Color::Yellow)));

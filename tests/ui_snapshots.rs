@@ -1,0 +1,107 @@
+//! The TUI drawn into ratatui's `TestBackend` and compared with insta snapshots: layouts,
+//! zoom, border titles, the status bar with an alert, the help overlay, the pending popup.
+
+use std::time::{Instant, SystemTime};
+
+use brokertui::broker::Severity;
+use brokertui::config::PrefixKey;
+use brokertui::protocol::{ExitedPayload, SessionMode};
+use brokertui::requests::pending::PendingEntry;
+use brokertui::ui::draw::{areas, draw};
+use brokertui::ui::state::{Alert, App, ClientMode, Overlay};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::layout::Rect;
+
+fn app(names: &[&str], w: u16, h: u16) -> App {
+    let mut app = App::new(PrefixKey::CTRL_B, 100);
+    app.area = areas(Rect::new(0, 0, w, h)).0;
+    for (i, name) in names.iter().enumerate() {
+        app.add_pane(name);
+        let pane = app.pane_mut(name).unwrap();
+        pane.mirror.parser.process(format!("$ echo {name}\r\n{name} #{i}\r\n$ ").as_bytes());
+    }
+    app
+}
+
+fn render(app: &App, w: u16, h: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| draw(f, app)).unwrap();
+    format!("{}", terminal.backend())
+}
+
+#[test]
+fn one_pane_fills_the_screen() {
+    insta::assert_snapshot!(render(&app(&["solo"], 60, 12), 60, 12));
+}
+
+#[test]
+fn two_panes_side_by_side() {
+    insta::assert_snapshot!(render(&app(&["alice", "bob"], 80, 12), 80, 12));
+}
+
+#[test]
+fn four_panes_in_a_grid() {
+    insta::assert_snapshot!(render(&app(&["a", "b", "c", "d"], 80, 16), 80, 16));
+}
+
+#[test]
+fn seven_panes_last_row_stretches() {
+    let names = ["w1", "w2", "w3", "w4", "w5", "w6", "w7"];
+    insta::assert_snapshot!(render(&app(&names, 90, 22), 90, 22));
+}
+
+#[test]
+fn zoom_shows_only_the_focused_pane() {
+    let mut a = app(&["a", "b", "c"], 60, 10);
+    a.focus = 1;
+    a.zoom = true;
+    insta::assert_snapshot!(render(&a, 60, 10));
+}
+
+#[test]
+fn border_titles_show_mode_pending_client_mode_and_exit() {
+    let mut a = app(&["agent", "shell", "gone"], 100, 10);
+    a.focus = 0;
+    a.mode = ClientMode::Drive;
+    a.panes[0].mode = SessionMode::Human;
+    a.panes[0].undelivered = 2;
+    a.panes[2].exit = Some(ExitedPayload { code: Some(3), signal: None });
+    insta::assert_snapshot!(render(&a, 100, 10));
+}
+
+#[test]
+fn status_bar_shows_an_alert() {
+    let mut a = app(&["alice", "bob"], 100, 8);
+    a.push_alert(
+        Alert {
+            severity: Severity::Warning,
+            worker: Some("bob".into()),
+            op: "snapshot".into(),
+            message: "bob did not answer snapshot within 5000ms".into(),
+            at: SystemTime::now(),
+        },
+        Instant::now(),
+    );
+    insta::assert_snapshot!(render(&a, 100, 8));
+}
+
+#[test]
+fn help_overlay_lists_every_key() {
+    let mut a = app(&["alice"], 100, 32);
+    a.overlay = Some(Overlay::Help);
+    insta::assert_snapshot!(render(&a, 100, 32));
+}
+
+#[test]
+fn pending_popup_lists_messages_oldest_first() {
+    let mut a = app(&["alice", "bob"], 100, 14);
+    a.overlay = Some(Overlay::Pending {
+        name: "bob".into(),
+        entries: vec![
+            PendingEntry { id: "1".into(), from: "alice".into(), body: "first".into(), sent_at_ms: 1, queued_at_ms: 2 },
+            PendingEntry { id: "2".into(), from: "carol".into(), body: "second\nline".into(), sent_at_ms: 3, queued_at_ms: 4 },
+        ],
+    });
+    insta::assert_snapshot!(render(&a, 100, 14));
+}
