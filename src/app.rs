@@ -17,7 +17,10 @@ use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 
-use crate::broker::{BrokerError, BrokerHandle, Event, EventKind, OutputChunk, Received, RequestWorkerError, Severity, WorkerInfo};
+use crate::broker::{
+    BrokerError, BrokerHandle, Event, EventKind, OutputChunk, Received, RequestWorkerError,
+    Severity, WorkerInfo,
+};
 use crate::config::{self, Config};
 use crate::mirror::Applied;
 use crate::protocol::SessionMode;
@@ -46,7 +49,11 @@ enum Msg {
     SnapshotReady(String, Result<Snapshot, RequestWorkerError>),
     PendingReady(String, Result<Vec<PendingEntry>, RequestWorkerError>),
     Done(String),
-    Failed { op: &'static str, worker: Option<String>, message: String },
+    Failed {
+        op: &'static str,
+        worker: Option<String>,
+        message: String,
+    },
     Workers(Vec<WorkerInfo>),
 }
 
@@ -150,7 +157,11 @@ async fn run_loop(
             while let Some((name, bytes)) = input_rx.recv().await {
                 if let Err(e) = broker.input(&name, bytes).await {
                     let _ = tx
-                        .send(Msg::Failed { op: "input", worker: Some(name), message: e.to_string() })
+                        .send(Msg::Failed {
+                            op: "input",
+                            worker: Some(name),
+                            message: e.to_string(),
+                        })
                         .await;
                 }
             }
@@ -173,7 +184,11 @@ async fn run_loop(
         tokio::spawn(async move {
             if let Err(e) = broker.spawn(spec.clone()).await {
                 let _ = tx
-                    .send(Msg::Failed { op: "spawn", worker: Some(spec.name), message: e.to_string() })
+                    .send(Msg::Failed {
+                        op: "spawn",
+                        worker: Some(spec.name),
+                        message: e.to_string(),
+                    })
                     .await;
             }
         });
@@ -204,7 +219,11 @@ async fn run_loop(
                     && p.pty_size != Some((*rows, *cols))
                 {
                     // The first size is sent at once; later ones wait for resizing to settle.
-                    let due = if p.pty_size.is_none() { now } else { now + RESIZE_DEBOUNCE };
+                    let due = if p.pty_size.is_none() {
+                        now
+                    } else {
+                        now + RESIZE_DEBOUNCE
+                    };
                     runner.resize_due.insert(name.clone(), due);
                 }
             }
@@ -308,7 +327,9 @@ impl Runner {
                         sub = Some(s);
                         break;
                     }
-                    Err(BrokerError::WorkerNotFound(_)) => tokio::time::sleep(Duration::from_millis(10)).await,
+                    Err(BrokerError::WorkerNotFound(_)) => {
+                        tokio::time::sleep(Duration::from_millis(10)).await
+                    }
                     Err(_) => return,
                 }
             }
@@ -357,7 +378,10 @@ impl Runner {
             }
             EventKind::WorkerExited { name, code, signal } => {
                 if let Some(p) = app.pane_mut(name) {
-                    p.exit = Some(crate::protocol::ExitedPayload { code: *code, signal: signal.clone() });
+                    p.exit = Some(crate::protocol::ExitedPayload {
+                        code: *code,
+                        signal: signal.clone(),
+                    });
                 }
                 if app.attached.as_ref().is_some_and(|a| &a.name == name) {
                     crate::ui::input::detach(app);
@@ -368,12 +392,21 @@ impl Runner {
                     p.mode = *mode;
                 }
             }
-            EventKind::Alert { severity, worker, op, message, .. } => {
-                app.push_alert(alert(*severity, worker.clone(), op, message.clone()), Instant::now());
+            EventKind::Alert {
+                severity,
+                worker,
+                op,
+                message,
+                ..
+            } => {
+                app.push_alert(
+                    alert(*severity, worker.clone(), op, message.clone()),
+                    Instant::now(),
+                );
             }
-            EventKind::WorkerReady { .. } | EventKind::Delivery { .. } | EventKind::MessageAccepted { .. } => {
-                self.refresh_workers()
-            }
+            EventKind::WorkerReady { .. }
+            | EventKind::Delivery { .. }
+            | EventKind::MessageAccepted { .. } => self.refresh_workers(),
             EventKind::Resized { .. } => {}
         }
     }
@@ -430,7 +463,11 @@ impl Runner {
                 true
             }
             Msg::SnapshotReady(name, Ok(snap)) => {
-                app.overlay = Some(Overlay::Snapshot { name, lines: trim_tail(snap.plain_lines()), saved: None });
+                app.overlay = Some(Overlay::Snapshot {
+                    name,
+                    lines: trim_tail(snap.plain_lines()),
+                    saved: None,
+                });
                 true
             }
             Msg::PendingReady(name, Ok(entries)) => {
@@ -443,8 +480,15 @@ impl Runner {
                 app.note(note, Instant::now());
                 true
             }
-            Msg::Failed { op, worker, message } => {
-                app.push_alert(alert(Severity::Warning, worker, op, message), Instant::now());
+            Msg::Failed {
+                op,
+                worker,
+                message,
+            } => {
+                app.push_alert(
+                    alert(Severity::Warning, worker, op, message),
+                    Instant::now(),
+                );
                 true
             }
             Msg::Workers(list) => {
@@ -476,7 +520,11 @@ impl Runner {
             .collect();
         for name in due {
             self.resize_due.remove(&name);
-            let Some((i, area)) = app.layout().into_iter().find(|(i, _)| app.panes[*i].name == name) else {
+            let Some((i, area)) = app
+                .layout()
+                .into_iter()
+                .find(|(i, _)| app.panes[*i].name == name)
+            else {
                 continue;
             };
             let area = inner(area);
@@ -493,7 +541,11 @@ impl Runner {
                     // Re-read the screen as the worker now has it (programs repaint on SIGWINCH).
                     Ok(()) => Some(Msg::Resync(name)),
                     Err(BrokerError::WorkerUnavailable { .. }) => None,
-                    Err(e) => Some(Msg::Failed { op: "resize", worker: Some(name), message: e.to_string() }),
+                    Err(e) => Some(Msg::Failed {
+                        op: "resize",
+                        worker: Some(name),
+                        message: e.to_string(),
+                    }),
                 }
             });
         }
@@ -516,7 +568,8 @@ impl Runner {
                 }),
                 Action::Flush { name } => self.spawn_task(async move {
                     let r = broker.flush(&name, None).await;
-                    r.ok().map(|f| Msg::Done(format!("flushed {} message(s) into {name}", f.flushed)))
+                    r.ok()
+                        .map(|f| Msg::Done(format!("flushed {} message(s) into {name}", f.flushed)))
                 }),
                 Action::SetMode { name, mode } => {
                     if let Some(p) = app.pane_mut(&name) {
@@ -537,9 +590,15 @@ impl Runner {
                 }
                 Action::Send { to, body } => self.spawn_task(async move {
                     Some(match broker.send_message(HUMAN, &to, &body).await {
-                        Ok(a) if a.recipients.is_empty() => Msg::Done("no other worker to send to".into()),
+                        Ok(a) if a.recipients.is_empty() => {
+                            Msg::Done("no other worker to send to".into())
+                        }
                         Ok(a) => Msg::Done(format!("message sent to {}", a.recipients.join(", "))),
-                        Err(e) => Msg::Failed { op: "send", worker: Some(to), message: e.to_string() },
+                        Err(e) => Msg::Failed {
+                            op: "send",
+                            worker: Some(to),
+                            message: e.to_string(),
+                        },
                     })
                 }),
                 Action::Spawn { arg } => {
@@ -547,25 +606,38 @@ impl Runner {
                     let spec = match parse_new_worker(&arg, &taken) {
                         Ok(spec) => spec,
                         Err(message) => {
-                            app.push_alert(alert(Severity::Warning, None, "spawn", message), Instant::now());
+                            app.push_alert(
+                                alert(Severity::Warning, None, "spawn", message),
+                                Instant::now(),
+                            );
                             continue;
                         }
                     };
                     self.spawn_task(async move {
                         match broker.spawn(spec.clone()).await {
                             Ok(_) => None,
-                            Err(e) => Some(Msg::Failed { op: "spawn", worker: Some(spec.name), message: e.to_string() }),
+                            Err(e) => Some(Msg::Failed {
+                                op: "spawn",
+                                worker: Some(spec.name),
+                                message: e.to_string(),
+                            }),
                         }
                     })
                 }
                 Action::Release { name } => self.spawn_task(async move {
                     Some(match broker.release(&name).await {
                         Ok(()) => Msg::Done(format!("released {name}")),
-                        Err(e) => Msg::Failed { op: "release", worker: Some(name), message: e.to_string() },
+                        Err(e) => Msg::Failed {
+                            op: "release",
+                            worker: Some(name),
+                            message: e.to_string(),
+                        },
                     })
                 }),
                 Action::SaveSnapshot { name, lines } => {
-                    let path = self.snapshots_dir.join(format!("{name}-{}.txt", crate::protocol::now_ms()));
+                    let path = self
+                        .snapshots_dir
+                        .join(format!("{name}-{}.txt", crate::protocol::now_ms()));
                     let saved = std::fs::create_dir_all(&self.snapshots_dir)
                         .and_then(|_| std::fs::write(&path, lines.join("\n") + "\n"));
                     match saved {
@@ -575,7 +647,12 @@ impl Runner {
                             }
                         }
                         Err(e) => app.push_alert(
-                            alert(Severity::Warning, Some(name), "save", format!("{}: {e}", path.display())),
+                            alert(
+                                Severity::Warning,
+                                Some(name),
+                                "save",
+                                format!("{}: {e}", path.display()),
+                            ),
                             Instant::now(),
                         ),
                     }
@@ -612,9 +689,19 @@ pub fn parse_new_worker(arg: &str, taken: &[String]) -> Result<crate::broker::Sp
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
         .collect();
-    let base = if base.is_empty() { "worker".to_string() } else { base };
+    let base = if base.is_empty() {
+        "worker".to_string()
+    } else {
+        base
+    };
     let name = (1..)
-        .map(|i| if i == 1 { base.clone() } else { format!("{base}-{i}") })
+        .map(|i| {
+            if i == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{i}")
+            }
+        })
         .find(|n| !taken.contains(n))
         .expect("some name is free");
     Ok(crate::broker::SpawnSpec {

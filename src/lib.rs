@@ -2,15 +2,15 @@
 //! them, with a TUI and an HTTP API in front. See `docs/architecture.md` for the picture.
 
 pub mod api;
+pub mod app;
 pub mod b64;
 pub mod broker;
+pub mod client;
 pub mod config;
+pub mod mirror;
 pub mod protocol;
 pub mod requests;
+pub mod serve;
+pub mod stack;
 pub mod ui;
 pub mod worker;
-pub mod client;
-pub mod stack;
-pub mod serve;
-pub mod app;
-pub mod mirror;

@@ -80,7 +80,8 @@ fn main() -> color_eyre::Result<()> {
                 None => Config::default(),
             };
             for w in &cli.workers {
-                let worker = config::parse_worker_arg(w).map_err(|e| color_eyre::eyre::eyre!("-w {w}: {e}"))?;
+                let worker = config::parse_worker_arg(w)
+                    .map_err(|e| color_eyre::eyre::eyre!("-w {w}: {e}"))?;
                 config.workers.retain(|c| c.name != worker.name);
                 config.workers.push(worker);
             }
@@ -92,7 +93,10 @@ fn main() -> color_eyre::Result<()> {
                             cli.bind
                         );
                     }
-                    eprintln!("warning: listening on {}, reachable from other machines", cli.bind);
+                    eprintln!(
+                        "warning: listening on {}, reachable from other machines",
+                        cli.bind
+                    );
                 }
                 runtime()?.block_on(brokertui::serve::run(config, cli.bind, &state_dir))
             } else {
@@ -115,10 +119,18 @@ fn runtime() -> color_eyre::Result<tokio::runtime::Runtime> {
 /// Logs go to a file (a TUI owns the terminal) or, for workers, to stderr (the broker
 /// points it at the worker's log file). `RUST_LOG` filters.
 fn init_logging(file: Option<&std::path::Path>) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_ansi(false).with_env_filter(filter);
-    match file.and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok()) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_env_filter(filter);
+    match file.and_then(|p| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+            .ok()
+    }) {
         Some(f) => builder.with_writer(std::sync::Mutex::new(f)).init(),
         None => builder.with_writer(std::io::stderr).init(),
     }

@@ -111,7 +111,14 @@ mod tests {
             late.parser.screen().contents_formatted(),
             continuous.parser.screen().contents_formatted()
         );
-        assert_eq!(late.parser.screen().contents(), source.snapshot(SnapshotFormat::Plain).plain_lines().join("\n").trim_end());
+        assert_eq!(
+            late.parser.screen().contents(),
+            source
+                .snapshot(SnapshotFormat::Plain)
+                .plain_lines()
+                .join("\n")
+                .trim_end()
+        );
     }
 
     #[test]
@@ -120,7 +127,13 @@ mod tests {
         assert_eq!(m.apply(0, b"x"), Applied::Unsynced);
         m.reset(&Screen::new(2, 10).snapshot(SnapshotFormat::Ansi));
         assert_eq!(m.apply(0, b"ab"), Applied::Ok(true));
-        assert_eq!(m.apply(5, b"cd"), Applied::Gap { expected: 2, got: 5 });
+        assert_eq!(
+            m.apply(5, b"cd"),
+            Applied::Gap {
+                expected: 2,
+                got: 5
+            }
+        );
         assert!(!m.synced());
     }
 }

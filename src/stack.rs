@@ -19,7 +19,11 @@ pub struct Stack {
     pub url: String,
 }
 
-pub async fn start(config: &Config, bind: SocketAddr, state_dir: &Path) -> color_eyre::Result<Stack> {
+pub async fn start(
+    config: &Config,
+    bind: SocketAddr,
+    state_dir: &Path,
+) -> color_eyre::Result<Stack> {
     let tokens = Tokens::new();
     let listener = tokio::net::TcpListener::bind(bind)
         .await

@@ -31,16 +31,24 @@ async fn resize_reaches_the_child() {
     wait_output(&mut out, T, |s| s.contains("40 100")).await;
     let info = fx.broker.info("sh").await.unwrap();
     assert_eq!((info.rows, info.cols), (40, 100));
-    assert!(fx.broker.resize("sh", 0, 10).await.is_err(), "0 rows must be refused");
+    assert!(
+        fx.broker.resize("sh", 0, 10).await.is_err(),
+        "0 rows must be refused"
+    );
     fx.broker.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_plain_has_screen_and_cursor() {
     let fx = Fixture::new();
-    fx.spawn("p", &["sh", "-c", "printf 'hello\\nworld'; sleep 30"]).await;
+    fx.spawn("p", &["sh", "-c", "printf 'hello\\nworld'; sleep 30"])
+        .await;
     let snap = eventually(T, "plain snapshot", || async {
-        let s = fx.broker.snapshot("p", SnapshotFormat::Plain, None).await.unwrap();
+        let s = fx
+            .broker
+            .snapshot("p", SnapshotFormat::Plain, None)
+            .await
+            .unwrap();
         (s.plain_lines().first().map(String::as_str) == Some("hello")
             && s.plain_lines()[1] == "world")
             .then_some(s)
@@ -59,11 +67,19 @@ async fn snapshot_ansi_repaints_the_same_screen() {
     let script = "printf '\\033[1;31mred\\033[0m \\033[44mblue-bg\\033[0m\\n\\033[4munder\\033[0m 世界\\033[?2004h'; sleep 30";
     fx.spawn("a", &["sh", "-c", script]).await;
     let plain = eventually(T, "output", || async {
-        let s = fx.broker.snapshot("a", SnapshotFormat::Plain, None).await.unwrap();
+        let s = fx
+            .broker
+            .snapshot("a", SnapshotFormat::Plain, None)
+            .await
+            .unwrap();
         s.plain_lines()[1].contains("世界").then_some(s)
     })
     .await;
-    let ansi = fx.broker.snapshot("a", SnapshotFormat::Ansi, None).await.unwrap();
+    let ansi = fx
+        .broker
+        .snapshot("a", SnapshotFormat::Ansi, None)
+        .await
+        .unwrap();
     let mut fresh = vt100::Parser::new(
         NonZeroU16::new(ansi.rows).unwrap(),
         NonZeroU16::new(ansi.cols).unwrap(),
@@ -71,17 +87,30 @@ async fn snapshot_ansi_repaints_the_same_screen() {
     );
     fresh.process(&ansi.ansi_bytes());
     let cols = ansi.cols;
-    let repainted: Vec<String> = fresh.screen().rows(0, cols).map(|l| l.trim_end().to_string()).collect();
+    let repainted: Vec<String> = fresh
+        .screen()
+        .rows(0, cols)
+        .map(|l| l.trim_end().to_string())
+        .collect();
     assert_eq!(repainted, plain.plain_lines());
     assert_eq!(
-        [fresh.screen().cursor_position().0, fresh.screen().cursor_position().1],
+        [
+            fresh.screen().cursor_position().0,
+            fresh.screen().cursor_position().1
+        ],
         ansi.cursor
     );
-    assert!(fresh.screen().bracketed_paste(), "modes are part of the repaint");
+    assert!(
+        fresh.screen().bracketed_paste(),
+        "modes are part of the repaint"
+    );
     let red = fresh.screen().cell(0, 0).unwrap();
     assert!(red.bold());
     assert_eq!(red.fgcolor(), vt100::Color::Idx(1));
-    assert_eq!(fresh.screen().cell(0, 4).unwrap().bgcolor(), vt100::Color::Idx(4));
+    assert_eq!(
+        fresh.screen().cell(0, 4).unwrap().bgcolor(),
+        vt100::Color::Idx(4)
+    );
     fx.broker.shutdown().await;
 }
 
@@ -91,7 +120,11 @@ async fn snapshot_cells_keep_wide_chars_and_colours() {
     let script = "printf '\\033[38;5;208m世界\\033[0m-\\033[38;2;10;20;30;1mrgb\\033[0m'; sleep 30";
     fx.spawn("c", &["sh", "-c", script]).await;
     let snap = eventually(T, "cells", || async {
-        let s = fx.broker.snapshot("c", SnapshotFormat::Cells, None).await.unwrap();
+        let s = fx
+            .broker
+            .snapshot("c", SnapshotFormat::Cells, None)
+            .await
+            .unwrap();
         let row: Vec<CellRun> = serde_json::from_value(s.screen[0].clone()).unwrap();
         (row.len() >= 3).then_some(row)
     })

@@ -31,8 +31,15 @@ async fn human_mode_queues_until_flush_then_injects_in_order() {
         ..Default::default()
     })
     .await;
-    let first = fx.broker.send_message("alice", "bob", "first message").await.unwrap();
-    fx.broker.send_message("alice", "bob", "second message").await.unwrap();
+    let first = fx
+        .broker
+        .send_message("alice", "bob", "first message")
+        .await
+        .unwrap();
+    fx.broker
+        .send_message("alice", "bob", "second message")
+        .await
+        .unwrap();
     assert_eq!(first.recipients, ["bob"]);
     let pending = eventually(T, "two pending", || async {
         let p = fx.broker.pending("bob", None).await.unwrap().pending;
@@ -43,15 +50,28 @@ async fn human_mode_queues_until_flush_then_injects_in_order() {
     assert_eq!(pending[1].body, "second message");
     assert_eq!(pending[0].id, first.id);
     assert!(pending[0].queued_at_ms <= pending[1].queued_at_ms);
-    assert!(!screen_text(&fx, "bob").await.contains("first message"), "nothing injected before flush");
+    assert!(
+        !screen_text(&fx, "bob").await.contains("first message"),
+        "nothing injected before flush"
+    );
     assert_eq!(fx.broker.info("bob").await.unwrap().undelivered, 2);
 
     assert_eq!(fx.broker.flush("bob", None).await.unwrap().flushed, 2);
     let text = screen_text(&fx, "bob").await;
     let a = text.find("Relay message from alice").expect(&text);
-    let (one, two) = (text.find("first message").unwrap(), text.find("second message").unwrap());
+    let (one, two) = (
+        text.find("first message").unwrap(),
+        text.find("second message").unwrap(),
+    );
     assert!(a < one && one < two, "{text}");
-    assert!(fx.broker.pending("bob", None).await.unwrap().pending.is_empty());
+    assert!(
+        fx.broker
+            .pending("bob", None)
+            .await
+            .unwrap()
+            .pending
+            .is_empty()
+    );
     eventually(T, "outbox emptied", || async {
         (fx.broker.info("bob").await.unwrap().undelivered == 0).then_some(())
     })
@@ -64,17 +84,33 @@ async fn relay_mode_injects_without_flush() {
     let fx = Fixture::new();
     fx.spawn("bob", &["cat"]).await;
     let mut events = fx.broker.subscribe();
-    let accepted = fx.broker.send_message("alice", "bob", "hello bob").await.unwrap();
+    let accepted = fx
+        .broker
+        .send_message("alice", "bob", "hello bob")
+        .await
+        .unwrap();
     eventually(T, "injected text", || async {
-        screen_text(&fx, "bob").await.contains("Relay message from alice [").then_some(())
+        screen_text(&fx, "bob")
+            .await
+            .contains("Relay message from alice [")
+            .then_some(())
     })
     .await;
-    assert!(screen_text(&fx, "bob").await.contains(&format!("[{}]: hello bob", accepted.id)));
+    assert!(
+        screen_text(&fx, "bob")
+            .await
+            .contains(&format!("[{}]: hello bob", accepted.id))
+    );
     // The broker saw it injected and forgot it.
     loop {
         match tokio::time::timeout(T, events.recv()).await.unwrap() {
             Received::Item(e) => {
-                if let EventKind::Delivery { id, state: DeliveryState::Injected, .. } = &e.kind {
+                if let EventKind::Delivery {
+                    id,
+                    state: DeliveryState::Injected,
+                    ..
+                } = &e.kind
+                {
                     assert_eq!(id, &accepted.id);
                     break;
                 }
@@ -92,16 +128,26 @@ async fn broadcast_reaches_every_other_worker() {
     for name in ["alice", "bob", "carol"] {
         fx.spawn(name, &["cat"]).await;
     }
-    let accepted = fx.broker.send_message("alice", "*", "all hands").await.unwrap();
+    let accepted = fx
+        .broker
+        .send_message("alice", "*", "all hands")
+        .await
+        .unwrap();
     assert_eq!(accepted.recipients, ["bob", "carol"]);
     for name in ["bob", "carol"] {
         eventually(T, name, || async {
-            screen_text(&fx, name).await.contains("all hands").then_some(())
+            screen_text(&fx, name)
+                .await
+                .contains("all hands")
+                .then_some(())
         })
         .await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(!screen_text(&fx, "alice").await.contains("all hands"), "not to the sender");
+    assert!(
+        !screen_text(&fx, "alice").await.contains("all hands"),
+        "not to the sender"
+    );
     fx.broker.shutdown().await;
 }
 
@@ -110,11 +156,20 @@ async fn multi_line_body_arrives_intact_as_bracketed_paste() {
     let fx = Fixture::new();
     let file = fx.dir.path().join("received");
     // A program that turns bracketed paste on and records exactly what it is sent.
-    let script = format!("printf '\\033[?2004h'; stty -echo; exec cat > {}", file.display());
+    let script = format!(
+        "printf '\\033[?2004h'; stty -echo; exec cat > {}",
+        file.display()
+    );
     fx.spawn("rec", &["sh", "-c", &script]).await;
     eventually(T, "bracketed paste on", || async {
-        let s = fx.broker.snapshot("rec", SnapshotFormat::Ansi, None).await.unwrap();
-        String::from_utf8_lossy(&s.ansi_bytes()).contains("\x1b[?2004h").then_some(())
+        let s = fx
+            .broker
+            .snapshot("rec", SnapshotFormat::Ansi, None)
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&s.ansi_bytes())
+            .contains("\x1b[?2004h")
+            .then_some(())
     })
     .await;
     fx.broker
@@ -144,7 +199,10 @@ async fn messages_for_a_dead_worker_wait_for_its_successor() {
         ..Default::default()
     })
     .await;
-    fx.broker.send_message("alice", "bob", "survive me").await.unwrap();
+    fx.broker
+        .send_message("alice", "bob", "survive me")
+        .await
+        .unwrap();
     eventually(T, "queued", || async {
         (fx.broker.pending("bob", None).await.unwrap().pending.len() == 1).then_some(())
     })
@@ -158,7 +216,10 @@ async fn messages_for_a_dead_worker_wait_for_its_successor() {
     assert_eq!(fx.broker.info("bob").await.unwrap().undelivered, 1);
     fx.spawn("bob", &["cat"]).await;
     eventually(T, "redelivered", || async {
-        screen_text(&fx, "bob").await.contains("survive me").then_some(())
+        screen_text(&fx, "bob")
+            .await
+            .contains("survive me")
+            .then_some(())
     })
     .await;
     fx.broker.shutdown().await;
@@ -167,6 +228,11 @@ async fn messages_for_a_dead_worker_wait_for_its_successor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_recipient_is_an_error() {
     let fx = Fixture::new();
-    assert!(fx.broker.send_message("alice", "ghost", "hi").await.is_err());
+    assert!(
+        fx.broker
+            .send_message("alice", "ghost", "hi")
+            .await
+            .is_err()
+    );
     fx.broker.shutdown().await;
 }

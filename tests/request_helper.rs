@@ -16,11 +16,28 @@ use serde_json::json;
 async fn success_round_trip() {
     let fx = Fixture::new();
     fx.spawn("w", &["sh"]).await;
-    assert_eq!(fx.broker.get_mode("w", None).await.unwrap(), SessionMode::Relay);
-    let reply = fx.broker.set_mode("w", SessionMode::Human, None).await.unwrap();
-    assert_eq!((reply.mode, reply.previous), (SessionMode::Human, Some(SessionMode::Relay)));
+    assert_eq!(
+        fx.broker.get_mode("w", None).await.unwrap(),
+        SessionMode::Relay
+    );
+    let reply = fx
+        .broker
+        .set_mode("w", SessionMode::Human, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (reply.mode, reply.previous),
+        (SessionMode::Human, Some(SessionMode::Relay))
+    );
     assert_eq!(fx.broker.info("w").await.unwrap().mode, SessionMode::Human);
-    assert!(fx.broker.pending("w", None).await.unwrap().pending.is_empty());
+    assert!(
+        fx.broker
+            .pending("w", None)
+            .await
+            .unwrap()
+            .pending
+            .is_empty()
+    );
     assert_eq!(fx.broker.flush("w", None).await.unwrap().flushed, 0);
     assert_eq!(fx.pending_requests().await, 0);
     fx.broker.shutdown().await;
@@ -45,7 +62,10 @@ async fn timeout_fires_at_the_deadline() {
     assert_eq!(fx.pending_requests().await, 0);
     // The worker still works once it is resumed; its late answer is dropped.
     signal(info.worker_pid, Signal::SIGCONT);
-    assert_eq!(fx.broker.get_mode("w", None).await.unwrap(), SessionMode::Relay);
+    assert_eq!(
+        fx.broker.get_mode("w", None).await.unwrap(),
+        SessionMode::Relay
+    );
     assert_eq!(fx.pending_requests().await, 0);
     fx.broker.shutdown().await;
 }
@@ -84,17 +104,28 @@ async fn worker_killed_mid_request_fails_at_once() {
     signal(info.worker_pid, Signal::SIGKILL);
     let err = request.await.unwrap().unwrap_err();
     let took = started.elapsed();
-    assert!(matches!(err, RequestWorkerError::WorkerDisappeared { .. }), "{err:?}");
-    assert!(took < Duration::from_secs(2), "took {took:?}, should be well under the 5 s deadline");
+    assert!(
+        matches!(err, RequestWorkerError::WorkerDisappeared { .. }),
+        "{err:?}"
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "took {took:?}, should be well under the 5 s deadline"
+    );
     assert_eq!(fx.pending_requests().await, 0);
     // The broker ends the session the dead worker left behind.
-    eventually(Duration::from_secs(5), "orphaned child to be killed", || async {
-        (!alive(child)).then_some(())
-    })
+    eventually(
+        Duration::from_secs(5),
+        "orphaned child to be killed",
+        || async { (!alive(child)).then_some(()) },
+    )
     .await;
     // Requests to the dead worker fail the same way, immediately.
     let again = fx.broker.get_mode("w", None).await.unwrap_err();
-    assert!(matches!(again, RequestWorkerError::WorkerDisappeared { .. }));
+    assert!(matches!(
+        again,
+        RequestWorkerError::WorkerDisappeared { .. }
+    ));
     fx.broker.shutdown().await;
 }
 
@@ -127,7 +158,10 @@ async fn shutdown_fails_in_flight_requests_with_channel_closed() {
     assert_eq!(err, RequestWorkerError::ChannelClosed);
     assert!(started.elapsed() < Duration::from_secs(1));
     // A stopped worker cannot end itself: the broker kills it after the grace period.
-    tokio::time::timeout(Duration::from_secs(10), shutdown).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), shutdown)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!alive(info.worker_pid as i32));
     assert!(!alive(info.pid.unwrap() as i32));
     // And the handle now answers ChannelClosed for everything.

@@ -29,13 +29,28 @@ impl Tmux {
             state.path().display()
         );
         let ok = Command::new("tmux")
-            .args(["-L", &socket, "new-session", "-d", "-s", "t", "-x", &W.to_string(), "-y", "40", &cmd])
+            .args([
+                "-L",
+                &socket,
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                &W.to_string(),
+                "-y",
+                "40",
+                &cmd,
+            ])
             .env_remove("TMUX")
             .status()
             .unwrap()
             .success();
         assert!(ok, "tmux new-session failed");
-        Tmux { socket, _state: state }
+        Tmux {
+            socket,
+            _state: state,
+        }
     }
 
     fn keys(&self, keys: &[&str]) {
@@ -63,7 +78,10 @@ impl Tmux {
             .args(["-L", &self.socket, "capture-pane", "-p", "-t", "t"])
             .output()
             .unwrap();
-        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     /// Left and right halves of the screen (the two panes of a two-worker layout).
@@ -87,7 +105,11 @@ impl Tmux {
             if pred(&screen) {
                 return screen;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; screen:\n{}", screen.join("\n"));
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; screen:\n{}",
+                screen.join("\n")
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -99,7 +121,9 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["-L", &self.socket, "kill-server"]).status();
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
     }
 }
 
@@ -111,8 +135,16 @@ fn rand_suffix() -> u32 {
 }
 
 fn worker_pid(name: &str) -> Option<u32> {
-    let out = Command::new("pgrep").args(["-f", &format!("brokertui worker --name {name} ")]).output().ok()?;
-    String::from_utf8_lossy(&out.stdout).lines().next()?.trim().parse().ok()
+    let out = Command::new("pgrep")
+        .args(["-f", &format!("brokertui worker --name {name} ")])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 const T: Duration = Duration::from_secs(10);
@@ -123,20 +155,32 @@ fn drive_relay_alerts_and_clean_quit() {
     let (a, b) = (format!("left{id}"), format!("right{id}"));
     let tui = Tmux::start(&format!("-w {a}=sh -w {b}=sh"));
     tui.wait_text(&format!("2 {b}"), T);
-    tui.wait("both prompts", T, |s| s.get(1).is_some_and(|l| l.matches('#').count() >= 2));
+    tui.wait("both prompts", T, |s| {
+        s.get(1).is_some_and(|l| l.matches('#').count() >= 2)
+    });
 
     // Drive the left worker and run echo: output in its pane, not the other.
     tui.keys(&["Enter"]);
     tui.wait_text("DRIVE", T);
     tui.type_text("echo mark''er-one");
     tui.keys(&["Enter"]);
-    tui.wait("echo output", T, |_| tui.halves().0.contains("marker-one\n") || tui.halves().0.contains("marker-one "));
-    assert!(!tui.halves().1.contains("marker-one"), "output leaked into the other pane");
-    assert!(tui.screen()[0].contains("human"), "driving puts the worker in human mode");
+    tui.wait("echo output", T, |_| {
+        tui.halves().0.contains("marker-one\n") || tui.halves().0.contains("marker-one ")
+    });
+    assert!(
+        !tui.halves().1.contains("marker-one"),
+        "output leaked into the other pane"
+    );
+    assert!(
+        tui.screen()[0].contains("human"),
+        "driving puts the worker in human mode"
+    );
 
     // Ctrl-b d: back to view, mode restored.
     tui.keys(&["C-b", "d"]);
-    tui.wait("view mode", T, |s| s.last().is_some_and(|l| l.contains("VIEW")) && s[0].contains(&format!("{a} │ relay")));
+    tui.wait("view mode", T, |s| {
+        s.last().is_some_and(|l| l.contains("VIEW")) && s[0].contains(&format!("{a} │ relay"))
+    });
 
     // c: a relay message to the focused worker appears in it.
     tui.keys(&["Tab", "c"]);
@@ -144,7 +188,9 @@ fn drive_relay_alerts_and_clean_quit() {
     tui.type_text("hi-test");
     tui.keys(&["Enter"]);
     // Short body: the line holds a 36-character id and wraps in an 80-column pane.
-    tui.wait("message in right pane", T, |_| tui.halves().1.contains("]: hi-test"));
+    tui.wait("message in right pane", T, |_| {
+        tui.halves().1.contains("]: hi-test")
+    });
     assert!(tui.halves().1.contains("Relay message from human ["));
 
     // In drive mode a message waits until flushed: the left shell sends one after 2 s.
@@ -167,19 +213,27 @@ fn drive_relay_alerts_and_clean_quit() {
     tui.keys(&["s", "1", "Enter"]);
     tui.type_text("echo still-typ''ing");
     tui.keys(&["Enter"]);
-    tui.wait("typing while the other worker hangs", Duration::from_secs(3), |_| {
-        tui.halves().0.contains("still-typing")
-    });
-    assert!(asked.elapsed() < Duration::from_secs(4), "typing was blocked by the hung request");
+    tui.wait(
+        "typing while the other worker hangs",
+        Duration::from_secs(3),
+        |_| tui.halves().0.contains("still-typing"),
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(4),
+        "typing was blocked by the hung request"
+    );
     tui.wait("timeout alert", Duration::from_secs(8), |s| {
-        s.last().is_some_and(|l| l.contains("did not answer snapshot"))
+        s.last()
+            .is_some_and(|l| l.contains("did not answer snapshot"))
     });
     signal(pid, nix::sys::signal::Signal::SIGCONT);
     tui.keys(&["C-b", "d"]);
 
     // A killed worker: an alert says it is gone.
     signal(pid, nix::sys::signal::Signal::SIGKILL);
-    tui.wait("gone alert", T, |s| s.last().is_some_and(|l| l.contains("died (SIGKILL)")));
+    tui.wait("gone alert", T, |s| {
+        s.last().is_some_and(|l| l.contains("died (SIGKILL)"))
+    });
     tui.wait_text("killed by SIGKILL", T);
 
     // q quits (after confirming) and leaves no worker behind.
@@ -187,5 +241,8 @@ fn drive_relay_alerts_and_clean_quit() {
     tui.wait_text("Quit and end", T);
     tui.keys(&["y"]);
     tui.wait_text("TUI-EXITED-0", T);
-    assert!(worker_pid(&a).is_none() && worker_pid(&b).is_none(), "worker processes left behind");
+    assert!(
+        worker_pid(&a).is_none() && worker_pid(&b).is_none(),
+        "worker processes left behind"
+    );
 }

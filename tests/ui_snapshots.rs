@@ -19,7 +19,9 @@ fn app(names: &[&str], w: u16, h: u16) -> App {
     for (i, name) in names.iter().enumerate() {
         app.add_pane(name);
         let pane = app.pane_mut(name).unwrap();
-        pane.mirror.parser.process(format!("$ echo {name}\r\n{name} #{i}\r\n$ ").as_bytes());
+        pane.mirror
+            .parser
+            .process(format!("$ echo {name}\r\n{name} #{i}\r\n$ ").as_bytes());
     }
     app
 }
@@ -66,7 +68,10 @@ fn border_titles_show_mode_pending_client_mode_and_exit() {
     a.mode = ClientMode::Drive;
     a.panes[0].mode = SessionMode::Human;
     a.panes[0].undelivered = 2;
-    a.panes[2].exit = Some(ExitedPayload { code: Some(3), signal: None });
+    a.panes[2].exit = Some(ExitedPayload {
+        code: Some(3),
+        signal: None,
+    });
     insta::assert_snapshot!(render(&a, 100, 10));
 }
 
@@ -99,8 +104,20 @@ fn pending_popup_lists_messages_oldest_first() {
     a.overlay = Some(Overlay::Pending {
         name: "bob".into(),
         entries: vec![
-            PendingEntry { id: "1".into(), from: "alice".into(), body: "first".into(), sent_at_ms: 1, queued_at_ms: 2 },
-            PendingEntry { id: "2".into(), from: "carol".into(), body: "second\nline".into(), sent_at_ms: 3, queued_at_ms: 4 },
+            PendingEntry {
+                id: "1".into(),
+                from: "alice".into(),
+                body: "first".into(),
+                sent_at_ms: 1,
+                queued_at_ms: 2,
+            },
+            PendingEntry {
+                id: "2".into(),
+                from: "carol".into(),
+                body: "second\nline".into(),
+                sent_at_ms: 3,
+                queued_at_ms: 4,
+            },
         ],
     });
     insta::assert_snapshot!(render(&a, 100, 14));

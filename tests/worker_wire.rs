@@ -41,7 +41,11 @@ impl Worker {
             }
         });
         let stdin = child.stdin.take();
-        Worker { child, stdin, frames }
+        Worker {
+            child,
+            stdin,
+            frames,
+        }
     }
 
     fn send(&mut self, line: &str) {
@@ -56,7 +60,10 @@ impl Worker {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let f = self.frames.recv_timeout(left).unwrap_or_else(|_| panic!("no {kind} frame"));
+            let f = self
+                .frames
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {kind} frame"));
             if f["type"] == kind {
                 return f;
             }
@@ -87,12 +94,27 @@ fn garbage_gets_worker_error_and_the_worker_keeps_serving() {
     let cases = [
         ("this is not json", "invalid_json"),
         (r#"{"v":1,"type":"teleport","payload":{}}"#, "unknown_type"),
-        (r#"{"v":1,"type":"resize","payload":{"rows":10}}"#, "bad_payload"),
+        (
+            r#"{"v":1,"type":"resize","payload":{"rows":10}}"#,
+            "bad_payload",
+        ),
         (r#"{"v":1,"type":"input","payload":{}}"#, "bad_payload"),
-        (r#"{"v":1,"type":"resize","payload":{"rows":0,"cols":80}}"#, "invalid_dimensions"),
-        (r#"{"v":1,"type":"get_mode","payload":{}}"#, "missing_request_id"),
-        (r#"{"v":9,"type":"get_mode","request_id":"1","payload":{}}"#, "bad_version"),
-        (r#"{"v":1,"type":"input","payload":{"data_b64":"!!!"}}"#, "bad_payload"),
+        (
+            r#"{"v":1,"type":"resize","payload":{"rows":0,"cols":80}}"#,
+            "invalid_dimensions",
+        ),
+        (
+            r#"{"v":1,"type":"get_mode","payload":{}}"#,
+            "missing_request_id",
+        ),
+        (
+            r#"{"v":9,"type":"get_mode","request_id":"1","payload":{}}"#,
+            "bad_version",
+        ),
+        (
+            r#"{"v":1,"type":"input","payload":{"data_b64":"!!!"}}"#,
+            "bad_payload",
+        ),
     ];
     for (line, code) in cases {
         w.send(line);
@@ -127,10 +149,19 @@ fn stdin_eof_ends_the_whole_session_including_background_jobs() {
     ]);
     let ready = w.next("ready");
     let shell = ready["payload"]["pid"].as_i64().unwrap() as i32;
-    let text = w.output_while(|t| !t.split("bg2=").nth(1).is_some_and(|rest| rest.contains('\n')));
+    let text = w.output_while(|t| {
+        !t.split("bg2=")
+            .nth(1)
+            .is_some_and(|rest| rest.contains('\n'))
+    });
     let pid_of = |key: &str| -> i32 {
         let start = text.find(key).unwrap() + key.len();
-        text[start..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+        text[start..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
     };
     let (bg1, bg2) = (pid_of("bg1="), pid_of("bg2="));
     for pid in [shell, bg1, bg2] {
@@ -145,7 +176,10 @@ fn stdin_eof_ends_the_whole_session_including_background_jobs() {
         std::thread::sleep(Duration::from_millis(20));
     }
     for pid in [shell, bg1, bg2] {
-        assert!(!alive(pid), "{pid} survived the worker (one of them ignores SIGHUP)");
+        assert!(
+            !alive(pid),
+            "{pid} survived the worker (one of them ignores SIGHUP)"
+        );
     }
 }
 
@@ -187,7 +221,10 @@ async fn broker_survives_a_worker_that_speaks_garbage() {
         .unwrap();
     let mut codes = Vec::new();
     while codes.len() < 3 {
-        match tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap() {
+        match tokio::time::timeout(Duration::from_secs(5), events.recv())
+            .await
+            .unwrap()
+        {
             Received::Item(e) => {
                 if let EventKind::Alert { code, worker, .. } = &e.kind {
                     assert_eq!(worker.as_deref(), Some("liar"));

@@ -50,7 +50,11 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    pub fn spawn(id: WorkerId, spec: LaunchSpec, to_broker: mpsc::Sender<WorkerMsg>) -> std::io::Result<Self> {
+    pub fn spawn(
+        id: WorkerId,
+        spec: LaunchSpec,
+        to_broker: mpsc::Sender<WorkerMsg>,
+    ) -> std::io::Result<Self> {
         let stderr = match &spec.log_file {
             Some(path) => {
                 if let Some(dir) = path.parent() {

@@ -24,7 +24,11 @@ pub struct Outbox {
 impl Outbox {
     /// Records a message for `worker`, as being sent now (`sending`) or waiting.
     pub fn accept(&mut self, worker: &str, msg: RelayMessage, sending: bool) {
-        let state = if sending { State::Sending } else { State::Undelivered };
+        let state = if sending {
+            State::Sending
+        } else {
+            State::Undelivered
+        };
         self.by_worker
             .entry(worker.to_string())
             .or_default()

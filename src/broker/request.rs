@@ -252,7 +252,9 @@ impl BrokerHandle {
         timeout: Option<Duration>,
     ) -> Result<R::Response, RequestWorkerError> {
         let payload = serde_json::to_value(request).expect("request payloads serialize");
-        let ok = self.request_worker(worker, R::KIND, payload, timeout).await?;
+        let ok = self
+            .request_worker(worker, R::KIND, payload, timeout)
+            .await?;
         serde_json::from_value(ok).map_err(|e| RequestWorkerError::WorkerError {
             worker: worker.to_string(),
             kind: R::KIND,

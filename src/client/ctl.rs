@@ -47,8 +47,15 @@ pub enum CtlCommand {
     /// List workers.
     List,
     /// Type TEXT into a worker (escapes like \r are not interpreted; use $'...' in bash).
-    Input { name: String, text: String },
-    Resize { name: String, rows: u16, cols: u16 },
+    Input {
+        name: String,
+        text: String,
+    },
+    Resize {
+        name: String,
+        rows: u16,
+        cols: u16,
+    },
     /// A worker's screen.
     Snapshot {
         name: String,
@@ -56,11 +63,18 @@ pub enum CtlCommand {
         format: String,
     },
     /// Show, or set, a worker's session mode (relay|human).
-    Mode { name: String, mode: Option<String> },
+    Mode {
+        name: String,
+        mode: Option<String>,
+    },
     /// Messages waiting in a worker's queue.
-    Pending { name: String },
+    Pending {
+        name: String,
+    },
     /// Inject every pending message.
-    Flush { name: String },
+    Flush {
+        name: String,
+    },
     /// Relay BODY to a worker (or `*`); `-` reads stdin.
     Send {
         to: String,
@@ -69,7 +83,9 @@ pub enum CtlCommand {
         from: Option<String>,
     },
     /// End a worker's session and forget it.
-    Release { name: String },
+    Release {
+        name: String,
+    },
     /// Stream events as NDJSON.
     Events {
         #[arg(long)]
@@ -83,13 +99,20 @@ pub enum CtlCommand {
 }
 
 pub async fn run(args: CtlArgs) -> color_eyre::Result<i32> {
-    let client = Client::discover(args.url.as_deref(), args.token.as_deref(), args.state_dir.as_deref())?;
+    let client = Client::discover(
+        args.url.as_deref(),
+        args.token.as_deref(),
+        args.state_dir.as_deref(),
+    )?;
     let t = args
         .timeout_ms
         .map(|ms| format!("timeout_ms={ms}"))
         .unwrap_or_default();
     let q = |extra: &str| -> String {
-        let parts: Vec<&str> = [extra, t.as_str()].into_iter().filter(|s| !s.is_empty()).collect();
+        let parts: Vec<&str> = [extra, t.as_str()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect();
         if parts.is_empty() {
             String::new()
         } else {
@@ -97,7 +120,14 @@ pub async fn run(args: CtlArgs) -> color_eyre::Result<i32> {
         }
     };
     let (method, path, body): (Method, String, Option<Value>) = match args.command {
-        CtlCommand::Spawn { name, cwd, rows, cols, mode, cmd } => {
+        CtlCommand::Spawn {
+            name,
+            cwd,
+            rows,
+            cols,
+            mode,
+            cmd,
+        } => {
             let mut spec = json!({"name": name, "cmd": cmd});
             if let Some(cwd) = cwd {
                 spec["cwd"] = json!(cwd);
@@ -126,17 +156,35 @@ pub async fn run(args: CtlArgs) -> color_eyre::Result<i32> {
         ),
         CtlCommand::Snapshot { name, format } => (
             Method::GET,
-            format!("/api/spawned/{name}/snapshot{}", q(&format!("format={format}"))),
+            format!(
+                "/api/spawned/{name}/snapshot{}",
+                q(&format!("format={format}"))
+            ),
             None,
         ),
-        CtlCommand::Mode { name, mode: None } => (Method::GET, format!("/api/spawned/{name}/mode{}", q("")), None),
-        CtlCommand::Mode { name, mode: Some(m) } => (
+        CtlCommand::Mode { name, mode: None } => (
+            Method::GET,
+            format!("/api/spawned/{name}/mode{}", q("")),
+            None,
+        ),
+        CtlCommand::Mode {
+            name,
+            mode: Some(m),
+        } => (
             Method::PUT,
             format!("/api/spawned/{name}/mode{}", q("")),
             Some(json!({ "mode": m })),
         ),
-        CtlCommand::Pending { name } => (Method::GET, format!("/api/spawned/{name}/pending{}", q("")), None),
-        CtlCommand::Flush { name } => (Method::POST, format!("/api/spawned/{name}/flush{}", q("")), None),
+        CtlCommand::Pending { name } => (
+            Method::GET,
+            format!("/api/spawned/{name}/pending{}", q("")),
+            None,
+        ),
+        CtlCommand::Flush { name } => (
+            Method::POST,
+            format!("/api/spawned/{name}/flush{}", q("")),
+            None,
+        ),
         CtlCommand::Send { to, body, from } => {
             let body = if body == "-" {
                 let mut text = String::new();

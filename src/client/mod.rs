@@ -29,7 +29,9 @@ pub fn state_dir(explicit: Option<&Path>) -> PathBuf {
     if let Some(xdg) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(xdg).join("brokertui");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
     home.join(".local/state/brokertui")
 }
 
@@ -50,7 +52,11 @@ pub fn write_connection(state_dir: &Path, conn: &Connection) -> std::io::Result<
         .truncate(true)
         .mode(0o600)
         .open(&tmp)?;
-    f.write_all(serde_json::to_string_pretty(conn).expect("serializes").as_bytes())?;
+    f.write_all(
+        serde_json::to_string_pretty(conn)
+            .expect("serializes")
+            .as_bytes(),
+    )?;
     f.sync_all()?;
     std::fs::rename(&tmp, &path)?;
     Ok(path)
@@ -83,7 +89,11 @@ impl Client {
     }
 
     /// Finds the broker as described in the module docs.
-    pub fn discover(url: Option<&str>, token: Option<&str>, state: Option<&Path>) -> color_eyre::Result<Self> {
+    pub fn discover(
+        url: Option<&str>,
+        token: Option<&str>,
+        state: Option<&Path>,
+    ) -> color_eyre::Result<Self> {
         let env_url = std::env::var("BROKERTUI_URL").ok();
         let env_token = std::env::var("BROKERTUI_TOKEN").ok();
         if let (Some(u), Some(t)) = (url.or(env_url.as_deref()), token.or(env_token.as_deref())) {
@@ -98,10 +108,18 @@ impl Client {
         })?;
         let conn: Connection = serde_json::from_str(&text)
             .wrap_err_with(|| format!("{} is not a valid connection file", path.display()))?;
-        Ok(Client::new(url.unwrap_or(&conn.url), token.unwrap_or(&conn.token)))
+        Ok(Client::new(
+            url.unwrap_or(&conn.url),
+            token.unwrap_or(&conn.token),
+        ))
     }
 
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, CallError> {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, CallError> {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.url))
@@ -121,7 +139,10 @@ impl Client {
         } else {
             Err(CallError {
                 status,
-                code: value["error"]["code"].as_str().unwrap_or("http_error").to_string(),
+                code: value["error"]["code"]
+                    .as_str()
+                    .unwrap_or("http_error")
+                    .to_string(),
                 message: value["error"]["message"]
                     .as_str()
                     .map(str::to_string)
@@ -187,4 +208,3 @@ pub async fn send(to: &str, body: &str) -> color_eyre::Result<i32> {
         }
     }
 }
-

@@ -130,34 +130,6 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn envelope_round_trips_and_omits_missing_request_id() {
-        let env = Envelope::new("get_mode", None, serde_json::json!({}));
-        let line = env.to_line();
-        assert_eq!(
-            std::str::from_utf8(&line).unwrap(),
-            "{\"v\":1,\"type\":\"get_mode\",\"payload\":{}}\n"
-        );
-        assert_eq!(decode_envelope(&line[..line.len() - 1]).unwrap(), env);
-    }
-
-    #[test]
-    fn decode_rejects_garbage_with_specific_codes() {
-        assert_eq!(decode_envelope(b"{nope").unwrap_err().code(), "invalid_json");
-        assert_eq!(
-            decode_envelope(br#"{"v":2,"type":"x","payload":{}}"#)
-                .unwrap_err()
-                .code(),
-            "bad_version"
-        );
-        assert_eq!(decode_envelope(br#"{"type":"x"}"#).unwrap_err().code(), "invalid_json");
-    }
-}
-
 /// A `response` frame answering `request_id` with `ok`.
 pub fn response_ok(request_id: &str, kind: &str, ok: Value) -> Envelope {
     response(request_id, kind, Some(ok), None)
@@ -188,4 +160,38 @@ pub fn frame<T: Serialize>(kind: &str, payload: &T) -> Envelope {
         None,
         serde_json::to_value(payload).expect("payload serializes"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_round_trips_and_omits_missing_request_id() {
+        let env = Envelope::new("get_mode", None, serde_json::json!({}));
+        let line = env.to_line();
+        assert_eq!(
+            std::str::from_utf8(&line).unwrap(),
+            "{\"v\":1,\"type\":\"get_mode\",\"payload\":{}}\n"
+        );
+        assert_eq!(decode_envelope(&line[..line.len() - 1]).unwrap(), env);
+    }
+
+    #[test]
+    fn decode_rejects_garbage_with_specific_codes() {
+        assert_eq!(
+            decode_envelope(b"{nope").unwrap_err().code(),
+            "invalid_json"
+        );
+        assert_eq!(
+            decode_envelope(br#"{"v":2,"type":"x","payload":{}}"#)
+                .unwrap_err()
+                .code(),
+            "bad_version"
+        );
+        assert_eq!(
+            decode_envelope(br#"{"type":"x"}"#).unwrap_err().code(),
+            "invalid_json"
+        );
+    }
 }

@@ -34,7 +34,9 @@ impl std::str::FromStr for SnapshotFormat {
             "plain" => Ok(SnapshotFormat::Plain),
             "ansi" => Ok(SnapshotFormat::Ansi),
             "cells" => Ok(SnapshotFormat::Cells),
-            other => Err(format!("unknown snapshot format {other:?} (plain, ansi or cells)")),
+            other => Err(format!(
+                "unknown snapshot format {other:?} (plain, ansi or cells)"
+            )),
         }
     }
 }
@@ -103,6 +105,7 @@ impl crate::broker::BrokerHandle {
         format: SnapshotFormat,
         timeout: Option<std::time::Duration>,
     ) -> Result<Snapshot, crate::broker::RequestWorkerError> {
-        self.call(worker, &SnapshotRequest { format }, timeout).await
+        self.call(worker, &SnapshotRequest { format }, timeout)
+            .await
     }
 }

@@ -63,7 +63,11 @@ pub fn pane_title(app: &App, index: usize, pane: &Pane) -> Line<'static> {
     match &pane.exit {
         Some(exit) => spans.push(Span::styled(
             format!("│ {exit} "),
-            Style::new().fg(if exit.is_abnormal() { Color::Red } else { Color::DarkGray }),
+            Style::new().fg(if exit.is_abnormal() {
+                Color::Red
+            } else {
+                Color::DarkGray
+            }),
         )),
         None => {
             let (label, color) = match pane.mode {
@@ -81,12 +85,18 @@ pub fn pane_title(app: &App, index: usize, pane: &Pane) -> Line<'static> {
         ));
     }
     if pane.scroll > 0 {
-        spans.push(Span::styled(format!("│ ↑{} ", pane.scroll), Style::new().fg(Color::Cyan)));
+        spans.push(Span::styled(
+            format!("│ ↑{} ", pane.scroll),
+            Style::new().fg(Color::Cyan),
+        ));
     }
     if focused && app.mode != ClientMode::View {
         spans.push(Span::styled(
             format!("│ {} ", app.mode.label()),
-            Style::new().fg(Color::Black).bg(mode_color(app.mode)).add_modifier(Modifier::BOLD),
+            Style::new()
+                .fg(Color::Black)
+                .bg(mode_color(app.mode))
+                .add_modifier(Modifier::BOLD),
         ));
     }
     Line::from(spans)
@@ -96,12 +106,18 @@ fn draw_pane(frame: &mut Frame, app: &App, index: usize, area: Rect) {
     let pane = &app.panes[index];
     let focused = index == app.focus;
     let border = if focused {
-        Style::new().fg(mode_color(app.mode)).add_modifier(Modifier::BOLD)
+        Style::new()
+            .fg(mode_color(app.mode))
+            .add_modifier(Modifier::BOLD)
     } else {
         Style::new().fg(Color::DarkGray)
     };
     let block = Block::bordered()
-        .border_type(if focused { BorderType::Thick } else { BorderType::Plain })
+        .border_type(if focused {
+            BorderType::Thick
+        } else {
+            BorderType::Plain
+        })
         .border_style(border)
         .title(pane_title(app, index, pane));
     frame.render_widget(block, area);
@@ -118,7 +134,10 @@ fn draw_pane(frame: &mut Frame, app: &App, index: usize, area: Rect) {
 fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     let mut spans = vec![Span::styled(
         format!(" {} ", app.mode.label()),
-        Style::new().fg(Color::Black).bg(mode_color(app.mode)).add_modifier(Modifier::BOLD),
+        Style::new()
+            .fg(Color::Black)
+            .bg(mode_color(app.mode))
+            .add_modifier(Modifier::BOLD),
     )];
     if let Some(name) = app.focused_name() {
         spans.push(Span::raw(format!(" {name} ")));
@@ -127,19 +146,33 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     if let Some((alert, until)) = &app.status
         && *until > now
     {
-        let who = alert.worker.as_deref().map(|w| format!("{w}: ")).unwrap_or_default();
+        let who = alert
+            .worker
+            .as_deref()
+            .map(|w| format!("{w}: "))
+            .unwrap_or_default();
         spans.push(Span::styled(
             format!(" ⚠ {who}{} — {} ", alert.op, alert.message),
-            Style::new().fg(Color::Black).bg(severity_color(alert.severity)),
+            Style::new()
+                .fg(Color::Black)
+                .bg(severity_color(alert.severity)),
         ));
     } else if let Some((note, until)) = &app.note
         && *until > now
     {
-        spans.push(Span::styled(format!(" {note} "), Style::new().fg(Color::Green)));
+        spans.push(Span::styled(
+            format!(" {note} "),
+            Style::new().fg(Color::Green),
+        ));
     }
     let hint = match (app.mode, app.prefix_armed) {
-        (ClientMode::View, _) => " Enter drive · r relay · c message · ? help · q quit ".to_string(),
-        (_, true) => format!(" {}: d view · f flush · p pending · z zoom ", app.prefix.label()),
+        (ClientMode::View, _) => {
+            " Enter drive · r relay · c message · ? help · q quit ".to_string()
+        }
+        (_, true) => format!(
+            " {}: d view · f flush · p pending · z zoom ",
+            app.prefix.label()
+        ),
         (_, false) => format!(" {} d: back to view ", app.prefix.label()),
     };
     // The alert count stays visible after the alert itself has left the bar.
@@ -156,7 +189,9 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
         hint
     };
     let right = count.chars().count() + hint.chars().count();
-    spans.push(Span::raw(" ".repeat((area.width as usize).saturating_sub(used + right))));
+    spans.push(Span::raw(
+        " ".repeat((area.width as usize).saturating_sub(used + right)),
+    ));
     spans.push(Span::styled(count, Style::new().fg(Color::Yellow)));
     spans.push(Span::styled(hint, Style::new().fg(Color::DarkGray)));
     frame.render_widget(Line::from(spans), area);
@@ -166,7 +201,12 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
 fn centred(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);
     let h = h.min(area.height);
-    Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
 }
 
 fn popup(frame: &mut Frame, title: &str, lines: Vec<Line<'static>>, w: u16, h: u16, footer: &str) {
@@ -175,10 +215,18 @@ fn popup(frame: &mut Frame, title: &str, lines: Vec<Line<'static>>, w: u16, h: u
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
         .border_style(Style::new().fg(Color::Cyan))
-        .title(Span::styled(format!(" {title} "), Style::new().add_modifier(Modifier::BOLD)))
-        .title_bottom(Span::styled(format!(" {footer} "), Style::new().fg(Color::DarkGray)));
+        .title(Span::styled(
+            format!(" {title} "),
+            Style::new().add_modifier(Modifier::BOLD),
+        ))
+        .title_bottom(Span::styled(
+            format!(" {footer} "),
+            Style::new().fg(Color::DarkGray),
+        ));
     frame.render_widget(
-        Paragraph::new(lines).block(block).wrap(Wrap { trim: false }),
+        Paragraph::new(lines)
+            .block(block)
+            .wrap(Wrap { trim: false }),
         area,
     );
 }
@@ -208,7 +256,10 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay) {
         Overlay::Help => {
             let mut lines: Vec<Line> = vec![Line::from("View mode")];
             lines.extend(HELP.iter().map(|(k, what)| {
-                Line::from(vec![Span::styled(format!("  {k:<17}"), key), Span::raw(*what)])
+                Line::from(vec![
+                    Span::styled(format!("  {k:<17}"), key),
+                    Span::raw(*what),
+                ])
             }));
             lines.push(Line::from(""));
             lines.push(Line::from(format!(
@@ -221,7 +272,10 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay) {
                 ("p", "pending"),
                 ("z", "zoom"),
             ] {
-                lines.push(Line::from(vec![Span::styled(format!("  {}  {k:<12}", app.prefix.label()), key), Span::raw(what)]));
+                lines.push(Line::from(vec![
+                    Span::styled(format!("  {}  {k:<12}", app.prefix.label()), key),
+                    Span::raw(what),
+                ]));
             }
             lines.push(Line::from(vec![
                 Span::styled(format!("  {0}  {0:<12}", app.prefix.label()), key),
@@ -238,20 +292,27 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay) {
                     .iter()
                     .rev()
                     .map(|a| {
-                        let secs = a
-                            .at
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map(|d| d.as_secs() % 86_400)
-                            .unwrap_or(0);
+                        let secs =
+                            a.at.duration_since(std::time::UNIX_EPOCH)
+                                .map(|d| d.as_secs() % 86_400)
+                                .unwrap_or(0);
                         Line::from(vec![
-                            Span::raw(format!("{:02}:{:02}:{:02} ", secs / 3600, secs / 60 % 60, secs % 60)),
+                            Span::raw(format!(
+                                "{:02}:{:02}:{:02} ",
+                                secs / 3600,
+                                secs / 60 % 60,
+                                secs % 60
+                            )),
                             Span::styled(
                                 format!("{:<7} ", format!("{:?}", a.severity).to_lowercase()),
                                 Style::new().fg(severity_color(a.severity)),
                             ),
                             Span::raw(format!(
                                 "{}{} — {}",
-                                a.worker.as_deref().map(|w| format!("{w} ")).unwrap_or_default(),
+                                a.worker
+                                    .as_deref()
+                                    .map(|w| format!("{w} "))
+                                    .unwrap_or_default(),
                                 a.op,
                                 a.message
                             )),
@@ -268,7 +329,14 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay) {
                 None => "w saves to a file · Esc closes".to_string(),
             };
             let w = lines.iter().map(|l| l.chars().count()).max().unwrap_or(20) as u16 + 4;
-            popup(frame, &format!("snapshot of {name}"), body, w.max(40), lines.len() as u16 + 2, &footer);
+            popup(
+                frame,
+                &format!("snapshot of {name}"),
+                body,
+                w.max(40),
+                lines.len() as u16 + 2,
+                &footer,
+            );
         }
         Overlay::Pending { name, entries } => {
             let lines: Vec<Line> = if entries.is_empty() {
@@ -286,26 +354,53 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay) {
                     .collect()
             };
             let h = lines.len() as u16 + 2;
-            popup(frame, &format!("pending for {name}"), lines, 80, h, "f flushes · Esc closes");
+            popup(
+                frame,
+                &format!("pending for {name}"),
+                lines,
+                80,
+                h,
+                "f flushes · Esc closes",
+            );
         }
         Overlay::Compose { to, text } => {
             let lines = vec![
-                Line::from(vec![Span::raw("to: "), Span::styled(to.clone(), key), Span::styled("  (Tab switches)", Style::new().fg(Color::DarkGray))]),
+                Line::from(vec![
+                    Span::raw("to: "),
+                    Span::styled(to.clone(), key),
+                    Span::styled("  (Tab switches)", Style::new().fg(Color::DarkGray)),
+                ]),
                 Line::from(format!("{text}▏")),
             ];
-            popup(frame, "relay message", lines, 70, 4, "Enter sends · Esc cancels");
+            popup(
+                frame,
+                "relay message",
+                lines,
+                70,
+                4,
+                "Enter sends · Esc cancels",
+            );
         }
         Overlay::NewWorker { text } => {
             let lines = vec![
                 Line::from("NAME=CMD, or just CMD"),
                 Line::from(format!("{text}▏")),
             ];
-            popup(frame, "new worker", lines, 60, 4, "Enter starts · Esc cancels");
+            popup(
+                frame,
+                "new worker",
+                lines,
+                60,
+                4,
+                "Enter starts · Esc cancels",
+            );
         }
         Overlay::ConfirmRelease { name } => popup(
             frame,
             "release worker",
-            vec![Line::from(format!("End {name} and everything it started? (y/n)"))],
+            vec![Line::from(format!(
+                "End {name} and everything it started? (y/n)"
+            ))],
             60,
             3,
             "y releases · any other key cancels",
@@ -315,7 +410,9 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay) {
             popup(
                 frame,
                 "quit",
-                vec![Line::from(format!("Quit and end {running} running worker(s)? (y/n)"))],
+                vec![Line::from(format!(
+                    "Quit and end {running} running worker(s)? (y/n)"
+                ))],
                 60,
                 3,
                 "y quits · any other key cancels",

@@ -4,7 +4,9 @@
 //! worker as the bytes a terminal would send, except the prefix key (default Ctrl-b), after
 //! which one key is a command.
 
-use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 use ratatui::layout::Position;
 
 use super::keys::{key_to_bytes, paste_to_bytes};
@@ -52,7 +54,11 @@ pub fn handle_mouse(app: &mut App, ev: MouseEvent) -> Vec<Action> {
         return Vec::new();
     }
     let at = Position::new(ev.column, ev.row);
-    let hit = app.layout().into_iter().find(|(_, r)| r.contains(at)).map(|(i, _)| i);
+    let hit = app
+        .layout()
+        .into_iter()
+        .find(|(_, r)| r.contains(at))
+        .map(|(i, _)| i);
     match ev.kind {
         MouseEventKind::Down(MouseButton::Left) => match hit {
             Some(i) if i != app.focus => {
@@ -144,7 +150,9 @@ fn view_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
             Vec::new()
         }
         KeyCode::Char('n') => {
-            app.overlay = Some(Overlay::NewWorker { text: String::new() });
+            app.overlay = Some(Overlay::NewWorker {
+                text: String::new(),
+            });
             Vec::new()
         }
         KeyCode::Char('q') => {
@@ -167,7 +175,10 @@ fn view_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
         }
         KeyCode::Char('c') => {
             if let Some(to) = name {
-                app.overlay = Some(Overlay::Compose { to, text: String::new() });
+                app.overlay = Some(Overlay::Compose {
+                    to,
+                    text: String::new(),
+                });
             }
             Vec::new()
         }
@@ -223,14 +234,24 @@ fn attach(app: &mut App, mode: ClientMode) -> Vec<Action> {
     let restore = match app.attached.take() {
         Some(a) if a.name == name => a.restore,
         Some(other) => {
-            actions.push(Action::SetMode { name: other.name, mode: other.restore });
+            actions.push(Action::SetMode {
+                name: other.name,
+                mode: other.restore,
+            });
             current
         }
         None => current,
     };
-    let target = if mode == ClientMode::Drive { SessionMode::Human } else { SessionMode::Relay };
+    let target = if mode == ClientMode::Drive {
+        SessionMode::Human
+    } else {
+        SessionMode::Relay
+    };
     if current != target {
-        actions.push(Action::SetMode { name: name.clone(), mode: target });
+        actions.push(Action::SetMode {
+            name: name.clone(),
+            mode: target,
+        });
     }
     app.attached = Some(Attached { name, restore });
     app.mode = mode;
@@ -249,7 +270,10 @@ pub fn detach(app: &mut App) -> Vec<Action> {
         Some(a) => {
             let current = app.panes.iter().find(|p| p.name == a.name).map(|p| p.mode);
             if current.is_some_and(|m| m != a.restore) {
-                vec![Action::SetMode { name: a.name, mode: a.restore }]
+                vec![Action::SetMode {
+                    name: a.name,
+                    mode: a.restore,
+                }]
             } else {
                 Vec::new()
             }
@@ -266,7 +290,10 @@ fn attached_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
     if app.prefix_armed {
         app.prefix_armed = false;
         if app.prefix.matches(&key) {
-            return vec![Action::Input { name, bytes: app.prefix.to_bytes() }];
+            return vec![Action::Input {
+                name,
+                bytes: app.prefix.to_bytes(),
+            }];
         }
         return match key.code {
             KeyCode::Char('d') | KeyCode::Esc | KeyCode::Char('v') => detach(app),
@@ -300,14 +327,20 @@ fn overlay_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
     };
     let esc = key.code == KeyCode::Esc;
     match overlay {
-        Overlay::Help if !(esc || key.code == KeyCode::Char('?') || key.code == KeyCode::Char('q')) => {
+        Overlay::Help
+            if !(esc || key.code == KeyCode::Char('?') || key.code == KeyCode::Char('q')) =>
+        {
             app.overlay = Some(Overlay::Help);
             Vec::new()
         }
         Overlay::Help | Overlay::Alerts => Vec::new(),
         Overlay::Snapshot { name, lines, saved } => match key.code {
             KeyCode::Char('w') => {
-                app.overlay = Some(Overlay::Snapshot { name: name.clone(), lines: lines.clone(), saved });
+                app.overlay = Some(Overlay::Snapshot {
+                    name: name.clone(),
+                    lines: lines.clone(),
+                    saved,
+                });
                 vec![Action::SaveSnapshot { name, lines }]
             }
             _ if esc || key.code == KeyCode::Char('q') || key.code == KeyCode::Enter => Vec::new(),
@@ -333,7 +366,11 @@ fn overlay_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
             }
             KeyCode::Enter if !text.trim().is_empty() => vec![Action::Send { to, body: text }],
             KeyCode::Tab => {
-                let to = if to == "*" { app.focused_name().unwrap_or(to) } else { "*".to_string() };
+                let to = if to == "*" {
+                    app.focused_name().unwrap_or(to)
+                } else {
+                    "*".to_string()
+                };
                 app.overlay = Some(Overlay::Compose { to, text });
                 Vec::new()
             }

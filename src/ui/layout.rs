@@ -55,7 +55,12 @@ pub fn inner(area: Rect) -> Rect {
 
 /// The neighbour of pane `from` in direction (dx, dy), by the centres of their areas.
 pub fn neighbour(areas: &[Rect], from: usize, dx: i32, dy: i32) -> Option<usize> {
-    let centre = |r: &Rect| (r.x as i32 * 2 + r.width as i32, r.y as i32 * 2 + r.height as i32);
+    let centre = |r: &Rect| {
+        (
+            r.x as i32 * 2 + r.width as i32,
+            r.y as i32 * 2 + r.height as i32,
+        )
+    };
     let (fx, fy) = centre(areas.get(from)?);
     areas
         .iter()

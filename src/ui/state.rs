@@ -89,11 +89,25 @@ pub const ALERT_SHOWN_FOR: Duration = Duration::from_secs(10);
 pub enum Overlay {
     Help,
     Alerts,
-    Snapshot { name: String, lines: Vec<String>, saved: Option<String> },
-    Pending { name: String, entries: Vec<PendingEntry> },
-    Compose { to: String, text: String },
-    NewWorker { text: String },
-    ConfirmRelease { name: String },
+    Snapshot {
+        name: String,
+        lines: Vec<String>,
+        saved: Option<String>,
+    },
+    Pending {
+        name: String,
+        entries: Vec<PendingEntry>,
+    },
+    Compose {
+        to: String,
+        text: String,
+    },
+    NewWorker {
+        text: String,
+    },
+    ConfirmRelease {
+        name: String,
+    },
     ConfirmQuit,
 }
 
@@ -231,9 +245,12 @@ impl App {
         if self.note.as_ref().is_some_and(|(_, until)| *until <= now) {
             self.note = None;
         }
-        [self.status.as_ref().map(|s| s.1), self.note.as_ref().map(|n| n.1)]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.status.as_ref().map(|s| s.1),
+            self.note.as_ref().map(|n| n.1),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }

@@ -328,7 +328,8 @@ async fn handle_line(
             Ok(ResizePayload { rows, cols }) => {
                 screen.set_size(rows, cols);
                 if let Err(e) = pty.resize(rows, cols) {
-                    out.send(&worker_error("resize_failed", e.to_string())).await;
+                    out.send(&worker_error("resize_failed", e.to_string()))
+                        .await;
                 }
             }
             Err(e) => out.send(&worker_error(e.code(), e.to_string())).await,

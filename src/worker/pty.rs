@@ -27,7 +27,12 @@ pub struct Pty {
 }
 
 impl Pty {
-    pub fn spawn(cmd: &[String], cwd: Option<&Path>, rows: u16, cols: u16) -> color_eyre::Result<Pty> {
+    pub fn spawn(
+        cmd: &[String],
+        cwd: Option<&Path>,
+        rows: u16,
+        cols: u16,
+    ) -> color_eyre::Result<Pty> {
         let (program, args) = cmd.split_first().ok_or_else(|| eyre!("empty command"))?;
         let pair = native_pty_system()
             .openpty(PtySize {
@@ -54,7 +59,9 @@ impl Pty {
             .map_err(|e| eyre!("{e}"))?;
         // Our copy of the slave must go, or the reader never sees EOF.
         drop(pair.slave);
-        let pid = child.process_id().ok_or_else(|| eyre!("child has no pid"))? as i32;
+        let pid = child
+            .process_id()
+            .ok_or_else(|| eyre!("child has no pid"))? as i32;
         // We reap the child ourselves (waitpid gives the raw signal number).
         drop(child);
 

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::protocol::{
-    DeliveryPayload, DeliveryState, Envelope, ErrorBody, ModeChangedPayload, SessionMode,
-    from_worker, frame, response_err, response_ok,
+    DeliveryPayload, DeliveryState, Envelope, ErrorBody, ModeChangedPayload, SessionMode, frame,
+    from_worker, response_err, response_ok,
 };
 use crate::requests::RequestKind;
 use crate::requests::deliver::{Delivered, RelayMessage};
@@ -487,7 +487,10 @@ mod tests {
     #[test]
     fn human_mode_queues_then_flush_injects_in_order() {
         let mut s = session(SessionMode::Human);
-        assert_eq!(s.deliver("r1", msg("m1", "one"))[0].payload["ok"]["state"], "queued");
+        assert_eq!(
+            s.deliver("r1", msg("m1", "one"))[0].payload["ok"]["state"],
+            "queued"
+        );
         s.deliver("r2", msg("m2", "two"));
         assert_eq!(s.pending().pending.len(), 2);
         assert!(s.flush("f").is_empty());

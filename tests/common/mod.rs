@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use brokertui::broker::{BrokerConfig, BrokerHandle, OutputSubscription, Received, SpawnSpec, WorkerInfo};
+use brokertui::broker::{
+    BrokerConfig, BrokerHandle, OutputSubscription, Received, SpawnSpec, WorkerInfo,
+};
 
 pub fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_brokertui"))
