@@ -3,12 +3,11 @@
 //! offset. A chunk that straddles the offset is trimmed; one from before it is skipped; a
 //! gap (lost bytes) is reported so the caller can resync from a new snapshot.
 
-use std::num::NonZeroU16;
-
 use crate::requests::snapshot::Snapshot;
 
 pub struct ScreenMirror {
     pub parser: vt100::Parser,
+    scrollback: usize,
     /// Offset of the next byte this mirror expects; `None` until the first snapshot.
     next: Option<u64>,
 }
@@ -24,14 +23,15 @@ pub enum Applied {
     Unsynced,
 }
 
-fn nz(n: u16) -> NonZeroU16 {
-    NonZeroU16::new(n).unwrap_or(NonZeroU16::MIN)
+fn nz(n: u16) -> u16 {
+    n.max(1)
 }
 
 impl ScreenMirror {
     pub fn new(rows: u16, cols: u16, scrollback: usize) -> Self {
         ScreenMirror {
             parser: vt100::Parser::new(nz(rows), nz(cols), scrollback),
+            scrollback,
             next: None,
         }
     }
@@ -46,8 +46,7 @@ impl ScreenMirror {
 
     /// Starts over from an `ansi` snapshot (keeping scrollback capacity).
     pub fn reset(&mut self, snap: &Snapshot) {
-        let scrollback = self.parser.screen().scrollback_capacity();
-        self.parser = vt100::Parser::new(nz(snap.rows), nz(snap.cols), scrollback);
+        self.parser = vt100::Parser::new(nz(snap.rows), nz(snap.cols), self.scrollback);
         self.parser.process(&snap.ansi_bytes());
         self.next = Some(snap.offset);
     }
@@ -78,7 +77,7 @@ impl ScreenMirror {
     }
 
     pub fn set_size(&mut self, rows: u16, cols: u16) {
-        self.parser.set_size(nz(rows), nz(cols));
+        self.parser.screen_mut().set_size(nz(rows), nz(cols));
     }
 }
 

@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::num::NonZeroU16;
 use std::time::Duration;
 
 use brokertui::requests::snapshot::{CellRun, SnapshotFormat};
@@ -80,11 +79,7 @@ async fn snapshot_ansi_repaints_the_same_screen() {
         .snapshot("a", SnapshotFormat::Ansi, None)
         .await
         .unwrap();
-    let mut fresh = vt100::Parser::new(
-        NonZeroU16::new(ansi.rows).unwrap(),
-        NonZeroU16::new(ansi.cols).unwrap(),
-        0,
-    );
+    let mut fresh = vt100::Parser::new(ansi.rows, ansi.cols, 0);
     fresh.process(&ansi.ansi_bytes());
     let cols = ansi.cols;
     let repainted: Vec<String> = fresh

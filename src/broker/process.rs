@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
 
 use super::WorkerId;
 use crate::protocol::{
@@ -87,10 +87,20 @@ impl WorkerProcess {
         let (stdin_tx, mut stdin_rx) = mpsc::channel::<Vec<u8>>(STDIN_QUEUE);
         tokio::spawn(async move {
             let mut stdin = stdin;
+            let mut batch = Vec::with_capacity(64 * 1024);
             while let Some(line) = stdin_rx.recv().await {
-                if stdin.write_all(&line).await.is_err() {
+                // Whatever else is already queued goes out in the same write.
+                batch.extend_from_slice(&line);
+                while batch.len() < 64 * 1024 {
+                    match stdin_rx.try_recv() {
+                        Ok(more) => batch.extend_from_slice(&more),
+                        Err(_) => break,
+                    }
+                }
+                if stdin.write_all(&batch).await.is_err() {
                     break;
                 }
+                batch.clear();
             }
             // Dropping stdin is the worker's signal to end its session.
         });
@@ -124,19 +134,18 @@ async fn read_frames(
     stdout: tokio::process::ChildStdout,
     to_broker: mpsc::Sender<WorkerMsg>,
 ) {
+    // Bytes, not `String`: output frames are most of the traffic and are decoded without a
+    // separate UTF-8 pass (serde_json checks what it reads).
     let mut lines = FramedRead::with_capacity(
         stdout,
-        LinesCodec::new_with_max_length(MAX_FRAME_BYTES),
+        AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), MAX_FRAME_BYTES),
         256 * 1024,
     );
     while let Some(line) = lines.next().await {
         let msg = match line {
-            Ok(line) => decode(id, line.as_bytes()),
-            Err(LinesCodecError::MaxLineLengthExceeded) => {
+            Ok(line) => decode(id, &line),
+            Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => {
                 WorkerMsg::BadFrame(id, DecodeError::TooLarge(MAX_FRAME_BYTES + 1))
-            }
-            Err(LinesCodecError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
-                WorkerMsg::BadFrame(id, DecodeError::InvalidJson("not UTF-8".into()))
             }
             Err(_) => break,
         };
@@ -156,7 +165,44 @@ async fn read_frames(
     let _ = to_broker.send(WorkerMsg::Closed(id, status)).await;
 }
 
+/// An `output` frame read in place: the base64 text is borrowed from the line (it has no
+/// escapes), so the only copy is the decoded bytes.
+#[derive(serde::Deserialize)]
+struct OutputFrame<'a> {
+    v: u32,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(borrow)]
+    payload: OutputRef<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct OutputRef<'a> {
+    offset: u64,
+    data_b64: &'a str,
+}
+
+const OUTPUT_PREFIX: &[u8] = b"{\"v\":1,\"type\":\"output\"";
+
 fn decode(id: WorkerId, line: &[u8]) -> WorkerMsg {
+    // Fast path for the frames the worker writes by hand; anything unusual takes the
+    // general path, which also produces the precise error.
+    if line.starts_with(OUTPUT_PREFIX)
+        && let Ok(frame) = serde_json::from_slice::<OutputFrame>(line)
+        && frame.v == crate::protocol::PROTOCOL_VERSION
+        && frame.kind == from_worker::OUTPUT
+    {
+        return match crate::b64::decode(frame.payload.data_b64) {
+            Ok(bytes) => WorkerMsg::Output(id, frame.payload.offset, Bytes::from(bytes)),
+            Err(e) => WorkerMsg::BadFrame(
+                id,
+                DecodeError::BadPayload {
+                    kind: from_worker::OUTPUT.into(),
+                    message: format!("data_b64: {e}"),
+                },
+            ),
+        };
+    }
     let env = match decode_envelope(line) {
         Ok(env) => env,
         Err(e) => return WorkerMsg::BadFrame(id, e),

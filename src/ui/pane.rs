@@ -28,8 +28,8 @@ impl Widget for PaneWidget<'_> {
         // Never index outside the buffer, even if the caller's layout is off.
         let area = area.intersection(buf.area);
         let (rows, cols) = self.screen.size();
-        let height = area.height.min(rows.get());
-        let width = area.width.min(cols.get());
+        let height = area.height.min(rows);
+        let width = area.width.min(cols);
 
         for row in 0..height {
             let start = buf.index_of(area.x, area.y + row);
@@ -104,7 +104,7 @@ fn cursor_cell(screen: &vt100::Screen) -> Option<(u16, u16)> {
     let (row, col) = screen.cursor_position();
     // After writing the last column vt100 parks the cursor one past it (pending wrap);
     // xterm shows it on the last column.
-    let mut col = col.min(screen.size().1.get() - 1);
+    let mut col = col.min(screen.size().1.saturating_sub(1));
     // On the right half of a wide char the highlight must go on the left half, which is
     // the cell ratatui actually draws.
     if col > 0
@@ -131,8 +131,6 @@ pub fn to_color(c: vt100::Color) -> Color {
 
 #[cfg(test)]
 mod tests {
-    use std::num::NonZeroU16;
-
     use ratatui::Terminal;
     use ratatui::backend::TestBackend;
 
@@ -140,8 +138,8 @@ mod tests {
 
     fn parser(rows: u16, cols: u16, input: &str) -> vt100::Parser {
         let mut p = vt100::Parser::new(
-            NonZeroU16::new(rows).unwrap(),
-            NonZeroU16::new(cols).unwrap(),
+            rows,
+            cols,
             100,
         );
         p.process(input.as_bytes());

@@ -21,7 +21,7 @@ pub mod session;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde_json::json;
 use tokio::io::{AsyncWriteExt, BufWriter, Stdout};
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
@@ -196,9 +196,19 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
             line = stdin.next(), if shutdown.is_none() => {
                 match line {
                     Some(Ok(line)) => {
-                        match handle_line(line.as_bytes(), &mut pty, &mut screen, &mut session, &mut out).await {
-                            Control::Continue => {}
-                            Control::Shutdown(grace) => shutdown = Some(grace),
+                        let mut line = Some(line);
+                        // Answer every frame already buffered before flushing once: under
+                        // load, requests arrive in batches and their responses leave in one.
+                        while let Some(l) = line.take() {
+                            if let Control::Shutdown(grace) =
+                                handle_line(l.as_bytes(), &mut pty, &mut screen, &mut session, &mut out).await
+                            {
+                                shutdown = Some(grace);
+                                break;
+                            }
+                            if let Some(Some(Ok(next))) = stdin.next().now_or_never() {
+                                line = Some(next);
+                            }
                         }
                     }
                     Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {

@@ -1,8 +1,6 @@
 //! The worker's copy of its PTY's screen: every output byte goes through one vt100 parser,
 //! and snapshots in the three wire formats are read off it.
 
-use std::num::NonZeroU16;
-
 use serde_json::{Value, json};
 
 use crate::requests::snapshot::{CellRun, Snapshot, SnapshotFormat};
@@ -16,8 +14,8 @@ pub struct Screen {
     offset: u64,
 }
 
-fn nz(n: u16) -> NonZeroU16 {
-    NonZeroU16::new(n).unwrap_or(NonZeroU16::MIN)
+fn nz(n: u16) -> u16 {
+    n.max(1)
 }
 
 impl Screen {
@@ -38,7 +36,7 @@ impl Screen {
     }
 
     pub fn set_size(&mut self, rows: u16, cols: u16) {
-        self.parser.set_size(nz(rows), nz(cols));
+        self.parser.screen_mut().set_size(nz(rows), nz(cols));
     }
 
     /// Whether the program asked for bracketed paste (DECSET 2004).
@@ -49,7 +47,6 @@ impl Screen {
     pub fn snapshot(&self, format: SnapshotFormat) -> Snapshot {
         let screen = self.parser.screen();
         let (rows, cols) = screen.size();
-        let (rows, cols) = (rows.get(), cols.get());
         let (crow, ccol) = screen.cursor_position();
         let body = match format {
             SnapshotFormat::Plain => Value::from(plain_lines(screen, cols)),
@@ -83,7 +80,7 @@ pub fn ansi_repaint(screen: &vt100::Screen) -> Vec<u8> {
     if screen.alternate_screen() {
         out.extend_from_slice(b"\x1b[?1049h");
     }
-    out.extend_from_slice(screen.state_formatted().as_bytes());
+    out.extend_from_slice(&screen.state_formatted());
     out
 }
 

@@ -1,0 +1,138 @@
+//! `bench`: brokertui's benchmark harness (see BENCHMARKS.md).
+//!
+//! ```text
+//! cargo build --release && ./target/release/bench all
+//! ./target/release/bench throughput --mib 256 --reps 5
+//! ```
+//!
+//! Every comparison runs its contenders in one process run, alternating A, B, A, B…, and
+//! reports medians and ratios: these machines are noisy, single times mean little.
+
+mod echo;
+mod requests;
+mod scale;
+mod stats;
+mod throughput;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "brokertui benchmarks: throughput vs raw PTY and tmux, request latency, echo, render, scale")]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Output throughput: raw PTY reader vs brokertui headless vs brokertui + TUI parsing vs tmux.
+    Throughput {
+        #[arg(long, default_value_t = 64)]
+        mib: usize,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// plain, sgr, tui (comma-separated)
+        #[arg(long, default_value = "plain,sgr,tui")]
+        kinds: String,
+    },
+    /// Request latency through request_worker, in-process and over HTTP.
+    Requests {
+        #[arg(long, default_value_t = 16)]
+        workers: usize,
+        #[arg(long, default_value_t = 200)]
+        per_caller: usize,
+    },
+    /// How late Timeout fires for a SIGSTOPped worker with a 200 ms deadline.
+    Timeout {
+        #[arg(long, default_value_t = 100)]
+        n: usize,
+    },
+    /// Keystroke to echoed byte at a subscriber, and to a redrawn pane.
+    Echo {
+        #[arg(long, default_value_t = 1000)]
+        n: usize,
+    },
+    /// Drawing 1, 4 and 16 busy 200x50 panes.
+    Render {
+        #[arg(long, default_value_t = 200)]
+        frames: usize,
+    },
+    /// 200 workers: spawn time, memory, idle CPU, request latency while 20 flood.
+    Scale {
+        #[arg(long, default_value_t = 200)]
+        workers: usize,
+        #[arg(long, default_value_t = 20)]
+        flooding: usize,
+        #[arg(long, default_value_t = 10)]
+        idle_secs: u64,
+    },
+    /// Everything with default sizes.
+    All,
+    /// Internal: write N bytes of a kind of output to stdout (the benchmark's child).
+    #[command(hide = true)]
+    Gen { kind: String, bytes: usize },
+}
+
+/// The `brokertui` binary next to this one.
+pub fn brokertui_exe() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let path = exe.with_file_name("brokertui");
+    assert!(
+        path.exists(),
+        "{} not found: run `cargo build --release` first (bench runs the real worker binary)",
+        path.display()
+    );
+    path
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Scenario::Gen { kind, bytes } = &cli.scenario {
+        throughput::generate(kind, *bytes);
+        return;
+    }
+    // BENCH_RUNTIME=current runs everything on one thread (no cross-thread wake-ups).
+    let rt = match std::env::var("BENCH_RUNTIME").as_deref() {
+        Ok("current") => tokio::runtime::Builder::new_current_thread(),
+        _ => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(2);
+            b
+        }
+    }
+    .enable_all()
+    .build()
+    .expect("runtime");
+    rt.block_on(async {
+        println!("# brokertui bench — {} cores, {}", num_cpus(), uname());
+        match cli.scenario {
+            Scenario::Throughput { mib, reps, kinds } => throughput::run(mib, reps, &kinds).await,
+            Scenario::Requests { workers, per_caller } => requests::run(workers, per_caller).await,
+            Scenario::Timeout { n } => requests::timeouts(n).await,
+            Scenario::Echo { n } => echo::run(n).await,
+            Scenario::Render { frames } => echo::render(frames),
+            Scenario::Scale { workers, flooding, idle_secs } => scale::run(workers, flooding, idle_secs).await,
+            Scenario::All => {
+                requests::run(16, 200).await;
+                requests::timeouts(100).await;
+                echo::run(1000).await;
+                echo::render(200);
+                throughput::run(64, 3, "plain,sgr,tui").await;
+                scale::run(200, 20, 10).await;
+            }
+            Scenario::Gen { .. } => unreachable!(),
+        }
+    });
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+fn uname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| format!("Linux {}", s.trim()))
+        .unwrap_or_default()
+}

@@ -1,0 +1,168 @@
+//! Request latency through the correlated request helper, in-process and over HTTP, and
+//! timeout precision.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use brokertui::api::{ApiState, Server, Tokens};
+use brokertui::broker::{BrokerConfig, BrokerHandle, SpawnSpec};
+use brokertui::requests::RequestKind;
+use serde_json::json;
+
+use crate::stats::{header, ms, row, summarize};
+
+pub async fn broker_with(workers: usize, cmd: &[&str]) -> BrokerHandle {
+    let broker = BrokerHandle::start(BrokerConfig::new(crate::brokertui_exe()));
+    for i in 0..workers {
+        broker
+            .spawn(SpawnSpec {
+                name: format!("w{i}"),
+                cmd: cmd.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            })
+            .await
+            .expect("spawn");
+    }
+    broker
+}
+
+fn payload(kind: RequestKind) -> serde_json::Value {
+    match kind {
+        RequestKind::Snapshot => json!({"format": "plain"}),
+        _ => json!({}),
+    }
+}
+
+/// `callers` tasks, each making `per_caller` sequential requests to workers round-robin.
+pub async fn in_process(
+    broker: &BrokerHandle,
+    kind: RequestKind,
+    workers: usize,
+    callers: usize,
+    per_caller: usize,
+) -> Vec<Duration> {
+    let mut tasks = Vec::new();
+    for c in 0..callers {
+        let broker = broker.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per_caller);
+            for i in 0..per_caller {
+                let name = format!("w{}", (c + i) % workers);
+                let t = Instant::now();
+                broker
+                    .request_worker(&name, kind, payload(kind), None)
+                    .await
+                    .expect("request");
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    all
+}
+
+async fn over_http(url: &str, token: &str, path_of: fn(usize) -> String, workers: usize, callers: usize, per_caller: usize) -> Vec<Duration> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(callers)
+        .build()
+        .expect("client");
+    let mut tasks = Vec::new();
+    for c in 0..callers {
+        let (client, url, token) = (client.clone(), url.to_string(), token.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per_caller);
+            for i in 0..per_caller {
+                let t = Instant::now();
+                let resp = client
+                    .get(format!("{url}{}", path_of((c + i) % workers)))
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .expect("http");
+                assert!(resp.status().is_success(), "{}", resp.status());
+                let _ = resp.bytes().await.expect("body");
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    all
+}
+
+pub async fn run(workers: usize, per_caller: usize) {
+    let broker = broker_with(workers, &["sh"]).await;
+    header(&format!("Request round trip through request_worker, {workers} workers (in-process)"));
+    for kind in [RequestKind::GetMode, RequestKind::Pending, RequestKind::Flush, RequestKind::Snapshot] {
+        for callers in [1, 64] {
+            // Warm up once (connections, allocations), then measure.
+            in_process(&broker, kind, workers, callers, 10).await;
+            let lat = in_process(&broker, kind, workers, callers, per_caller).await;
+            row(&format!("{kind} × {callers} concurrent"), &summarize(lat));
+        }
+    }
+
+    let tokens = Tokens::new();
+    let server = Server::start(
+        "127.0.0.1:0".parse().expect("addr"),
+        ApiState { broker: broker.clone(), tokens: tokens.clone() },
+    )
+    .await
+    .expect("server");
+    let url = server.url();
+    header(&format!("HTTP round trip (axum + reqwest on loopback), {workers} workers"));
+    let routes: [(&str, fn(usize) -> String); 3] = [
+        ("GET mode", |w| format!("/api/spawned/w{w}/mode")),
+        ("GET pending", |w| format!("/api/spawned/w{w}/pending")),
+        ("GET snapshot", |w| format!("/api/spawned/w{w}/snapshot?format=plain")),
+    ];
+    for (label, path_of) in routes {
+        for callers in [1, 64] {
+            over_http(&url, tokens.admin(), path_of, workers, callers, 10).await;
+            let lat = over_http(&url, tokens.admin(), path_of, workers, callers, per_caller).await;
+            row(&format!("{label} × {callers} concurrent"), &summarize(lat));
+        }
+    }
+    server.stop().await;
+    broker.shutdown().await;
+}
+
+/// A SIGSTOPped worker, `n` requests with a 200 ms deadline (10 at a time): how late does
+/// `Timeout` arrive?
+pub async fn timeouts(n: usize) {
+    let broker = broker_with(1, &["sh"]).await;
+    let info = broker.info("w0").await.expect("info");
+    let pid = nix::unistd::Pid::from_raw(info.worker_pid as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("stop");
+    let deadline = Duration::from_millis(200);
+    let broker = Arc::new(broker);
+    let mut late = Vec::new();
+    for _ in 0..n.div_ceil(10) {
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            let broker = broker.clone();
+            tasks.push(tokio::spawn(async move {
+                let t = Instant::now();
+                let err = broker.get_mode("w0", Some(deadline)).await.expect_err("must time out");
+                assert_eq!(err.code(), "worker_timeout");
+                t.elapsed()
+            }));
+        }
+        for t in tasks {
+            late.push(t.await.expect("task").saturating_sub(deadline));
+        }
+    }
+    let s = summarize(late);
+    header("Timeout precision: lateness past a 200 ms deadline (SIGSTOPped worker)");
+    row("Timeout lateness", &s);
+    println!("\nlateness p99 {} (target ≤ 10 ms)", ms(s.p99));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("cont");
+    broker.shutdown().await;
+}

@@ -1,0 +1,250 @@
+//! Output throughput, side by side in one run: a child writes N bytes into a PTY and we
+//! time how long until they have gone through
+//! (a) a raw PTY reader that discards them — the machine's limit;
+//! (b) brokertui headless — bytes delivered to an output subscriber, worker screen parsed;
+//! (c) brokertui + the TUI's side — (b) plus a 200x50 screen mirror and a redraw per frame;
+//! (d) tmux, detached, running the same child (`tmux wait-for` marks start and end).
+//!
+//! Every path runs `sh -c 'stty raw -echo; <gate>; exec bench gen KIND N'`: raw mode so the
+//! byte count is exact (no `\n` → `\r\n`), and a gate so the clock starts only when the
+//! bytes start, not at process start-up.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use brokertui::broker::{BrokerConfig, BrokerHandle, Received, SpawnSpec};
+use brokertui::mirror::ScreenMirror;
+use brokertui::requests::snapshot::SnapshotFormat;
+use brokertui::ui::pane::PaneWidget;
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::widgets::Widget;
+
+use crate::stats::median;
+
+const ROWS: u16 = 50;
+const COLS: u16 = 200;
+
+fn pattern(kind: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(70 * 1024);
+    let mut i = 0usize;
+    while out.len() < 64 * 1024 {
+        match kind {
+            "plain" => out.extend(format!("line {i:06} the quick brown fox jumps over the lazy dog 0123456789\n").as_bytes()),
+            "sgr" => out.extend(
+                format!(
+                    "\x1b[31m{i:06}\x1b[0m \x1b[1;32mgreen bold\x1b[0m \x1b[38;5;{}m256-colour\x1b[0m \x1b[38;2;{};20;30mtrue colour\x1b[0m \x1b[4munderlined\x1b[24m text\n",
+                    i % 216 + 16,
+                    i % 256
+                )
+                .as_bytes(),
+            ),
+            // A full-screen repaint, the way agent TUIs redraw: home, then every row
+            // positioned, cleared, coloured.
+            "tui" => {
+                out.extend(b"\x1b[?25l\x1b[H");
+                for row in 1..=ROWS {
+                    out.extend(
+                        format!(
+                            "\x1b[{row};1H\x1b[2K\x1b[48;5;{}m\x1b[38;5;15m {i:06} │ assistant › thinking about row {row} of the repaint \x1b[0m\x1b[K",
+                            (row as usize + i) % 24 + 232
+                        )
+                        .as_bytes(),
+                    );
+                }
+                out.extend(b"\x1b[?25h");
+            }
+            other => panic!("unknown kind {other} (plain, sgr, tui)"),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `bench gen KIND BYTES`: writes exactly BYTES of KIND output to stdout.
+pub fn generate(kind: &str, bytes: usize) {
+    let pat = pattern(kind);
+    let mut out = std::io::stdout().lock();
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(pat.len());
+        if out.write_all(&pat[..n]).is_err() {
+            return;
+        }
+        left -= n;
+    }
+    let _ = out.flush();
+}
+
+fn child_cmd(gate: &str, kind: &str, bytes: usize) -> Vec<String> {
+    let bench = std::env::current_exe().expect("exe");
+    vec![
+        "sh".into(),
+        "-c".into(),
+        format!("stty raw -echo; {gate}; exec {} gen {kind} {bytes}", bench.display()),
+    ]
+}
+
+fn raw_pty(kind: &str, bytes: usize) -> Duration {
+    use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+    let pair = native_pty_system()
+        .openpty(PtySize { rows: ROWS, cols: COLS, pixel_width: 0, pixel_height: 0 })
+        .expect("openpty");
+    let argv = child_cmd("read x", kind, bytes);
+    let mut cmd = CommandBuilder::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    cmd.cwd(std::env::current_dir().expect("cwd"));
+    let mut child = pair.slave.spawn_command(cmd).expect("spawn");
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().expect("reader");
+    let mut writer = pair.master.take_writer().expect("writer");
+    std::thread::sleep(Duration::from_millis(300));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0usize;
+        let mut started = None;
+        while total < bytes {
+            match reader.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    started.get_or_insert_with(Instant::now);
+                    total += n;
+                }
+            }
+        }
+        let _ = tx.send(total);
+    });
+    let t = Instant::now();
+    writer.write_all(b"\n").expect("gate");
+    let total = rx.recv().expect("reader");
+    let elapsed = t.elapsed();
+    assert_eq!(total, bytes, "raw reader got {total} of {bytes}");
+    let _ = child.wait();
+    elapsed
+}
+
+async fn through_broker(kind: &str, bytes: usize, tui: bool) -> Duration {
+    let broker = BrokerHandle::start(BrokerConfig::new(crate::brokertui_exe()));
+    broker
+        .spawn(SpawnSpec {
+            name: "gen".into(),
+            cmd: child_cmd("read x", kind, bytes),
+            rows: Some(ROWS),
+            cols: Some(COLS),
+            ..Default::default()
+        })
+        .await
+        .expect("spawn");
+    let mut sub = broker.subscribe_output("gen").await.expect("subscribe");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let snap = broker.snapshot("gen", SnapshotFormat::Ansi, None).await.expect("snapshot");
+    let base = snap.offset;
+    let mut mirror = ScreenMirror::new(ROWS, COLS, 0);
+    mirror.reset(&snap);
+    let area = Rect::new(0, 0, COLS, ROWS);
+    let mut buf = Buffer::empty(area);
+    let mut last_draw = Instant::now();
+    let mut resyncs = 0;
+    let t = Instant::now();
+    broker.input("gen", b"\n".to_vec()).await.expect("gate");
+    loop {
+        match sub.recv().await {
+            Received::Item(chunk) => {
+                let end = chunk.offset + chunk.data.len() as u64;
+                if tui {
+                    if !matches!(mirror.apply(chunk.offset, &chunk.data), brokertui::mirror::Applied::Ok(_)) {
+                        let snap = broker.snapshot("gen", SnapshotFormat::Ansi, None).await.expect("resync");
+                        mirror.reset(&snap);
+                        resyncs += 1;
+                    }
+                    if last_draw.elapsed() >= Duration::from_millis(16) {
+                        PaneWidget { screen: mirror.parser.screen(), show_cursor: true }.render(area, &mut buf);
+                        last_draw = Instant::now();
+                    }
+                }
+                if end - base >= bytes as u64 {
+                    break;
+                }
+            }
+            Received::Lagged(_) if tui => mirror.unsync(),
+            Received::Lagged(_) => {}
+            Received::Closed => panic!("output closed early"),
+        }
+    }
+    let elapsed = t.elapsed();
+    if resyncs > 0 {
+        eprintln!("  (tui path resynced {resyncs} times after falling behind)");
+    }
+    broker.shutdown().await;
+    elapsed
+}
+
+fn tmux(kind: &str, bytes: usize) -> Duration {
+    let sock = format!("brokertui-bench-{}", std::process::id());
+    let tm = |args: &[&str]| {
+        let ok = std::process::Command::new("tmux")
+            .arg("-L")
+            .arg(&sock)
+            .args(args)
+            .env_remove("TMUX")
+            .status()
+            .expect("tmux")
+            .success();
+        assert!(ok, "tmux {args:?} failed");
+    };
+    let argv = child_cmd("tmux wait-for go", kind, bytes);
+    let inner = format!("{} -c '{}'; tmux wait-for -S done", argv[0], argv[2].replace('\'', "'\\''"));
+    tm(&["new-session", "-d", "-x", &COLS.to_string(), "-y", &ROWS.to_string(), &inner]);
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    tm(&["wait-for", "-S", "go"]);
+    tm(&["wait-for", "done"]);
+    let elapsed = t.elapsed();
+    // The session ends with its command, and the server with it; this is only a safety net.
+    let _ = std::process::Command::new("tmux").args(["-L", &sock, "kill-server"]).output();
+    elapsed
+}
+
+pub async fn run(mib: usize, reps: usize, kinds: &str) {
+    let bytes = mib * 1024 * 1024;
+    let have_tmux = std::process::Command::new("tmux").arg("-V").output().is_ok();
+    println!("\n### Output throughput: {mib} MiB per run, {reps} alternating runs, medians (MiB/s)\n");
+    println!("| kind | (a) raw PTY | (b) brokertui headless | (c) brokertui + TUI | (d) tmux | b/a | b/d | c/d |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for kind in kinds.split(',') {
+        let mut rates: [Vec<f64>; 4] = Default::default();
+        let rate = |d: Duration| mib as f64 / d.as_secs_f64();
+        for rep in 0..reps {
+            rates[0].push(rate(tokio::task::spawn_blocking({
+                let k = kind.to_string();
+                move || raw_pty(&k, bytes)
+            })
+            .await
+            .expect("raw")));
+            rates[1].push(rate(through_broker(kind, bytes, false).await));
+            rates[2].push(rate(through_broker(kind, bytes, true).await));
+            if have_tmux {
+                rates[3].push(rate(tokio::task::spawn_blocking({
+                    let k = kind.to_string();
+                    move || tmux(&k, bytes)
+                })
+                .await
+                .expect("tmux")));
+            }
+            eprintln!(
+                "  {kind} run {}: raw {:.0}, headless {:.0}, tui {:.0}, tmux {} MiB/s",
+                rep + 1,
+                rates[0][rep],
+                rates[1][rep],
+                rates[2][rep],
+                rates[3].get(rep).map(|r| format!("{r:.0}")).unwrap_or("-".into())
+            );
+        }
+        let m: Vec<f64> = rates.iter().map(|r| if r.is_empty() { f64::NAN } else { median(r.clone()) }).collect();
+        println!(
+            "| {kind} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |",
+            m[0], m[1], m[2], m[3], m[1] / m[0], m[1] / m[3], m[2] / m[3]
+        );
+    }
+}
