@@ -132,3 +132,20 @@ async fn snapshot_cells_keep_wide_chars_and_colours() {
     assert!(snap[2].b);
     fx.broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_offset_is_exact_after_a_flood() {
+    let fx = Fixture::new();
+    fx.spawn("f", &["sh", "-c", "seq 1 200000; sleep 30"]).await;
+    // Every line is its digits plus "\r\n" (the PTY turns \n into \r\n).
+    let expected: u64 = (1..=200_000u64).map(|n| n.to_string().len() as u64 + 2).sum();
+    let snap = eventually(Duration::from_secs(20), "flood parsed", || async {
+        let s = fx.broker.snapshot("f", SnapshotFormat::Plain, None).await.unwrap();
+        (s.offset == expected).then_some(s)
+    })
+    .await;
+    let lines = snap.plain_lines();
+    assert_eq!(lines[snap.cursor[0] as usize - 1], "200000");
+    assert_eq!(lines[snap.cursor[0] as usize - 2], "199999");
+    fx.broker.shutdown().await;
+}

@@ -36,7 +36,7 @@ use crate::requests::deliver::RelayMessage;
 use crate::requests::mode::SetMode;
 use crate::requests::snapshot::SnapshotRequest;
 use pty::{Pty, PtyWriter};
-use screen::Screen;
+use screen::SharedScreen;
 use session::Session;
 
 /// Arguments of the hidden `brokertui worker` subcommand.
@@ -174,7 +174,8 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
     .await;
     out.flush().await;
 
-    let mut screen = Screen::new(rows, cols);
+    let mut screen = SharedScreen::new(rows, cols);
+    let relief = screen.relief.clone();
     let mut session = Session::new(
         pty.writer(),
         args.mode,
@@ -228,7 +229,8 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
                     }
                 }
             }
-            chunk = pty.output.recv(), if pty_open => {
+            _ = relief.notified(), if screen.backlogged() => {}
+            chunk = pty.output.recv(), if pty_open && !screen.backlogged() => {
                 match chunk {
                     Some(first) => {
                         let mut buf = first;
@@ -238,9 +240,8 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
                                 Err(_) => break,
                             }
                         }
-                        let offset = screen.offset();
-                        screen.process(&buf);
-                        out.output(offset, &buf).await;
+                        out.output(screen.sent(), &buf).await;
+                        screen.feed(buf);
                     }
                     None => pty_open = false,
                 }
@@ -256,7 +257,9 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
             }
             _ = sleep_until_opt(inject_due.map(tokio::time::Instant::from_std)), if inject_due.is_some() => {}
         }
-        let frames = session.step(Instant::now(), screen.bracketed_paste());
+        // Only an injection about to start needs the screen (for DECSET 2004).
+        let bracketed = session.starting_injection() && screen.caught_up().bracketed_paste();
+        let frames = session.step(Instant::now(), bracketed);
         out.send_all(frames).await;
         out.flush().await;
 
@@ -301,7 +304,7 @@ fn worker_error(code: &str, message: impl Into<String>) -> Envelope {
 async fn handle_line(
     line: &[u8],
     pty: &mut Pty,
-    screen: &mut Screen,
+    screen: &mut SharedScreen,
     session: &mut Session<PtyWriter>,
     out: &mut Out,
 ) -> Control {
@@ -336,7 +339,7 @@ async fn handle_line(
                 .await
             }
             Ok(ResizePayload { rows, cols }) => {
-                screen.set_size(rows, cols);
+                screen.caught_up().set_size(rows, cols);
                 if let Err(e) = pty.resize(rows, cols) {
                     out.send(&worker_error("resize_failed", e.to_string()))
                         .await;
@@ -380,7 +383,7 @@ fn handle_request(
     kind: RequestKind,
     rid: &str,
     env: &Envelope,
-    screen: &Screen,
+    screen: &SharedScreen,
     session: &mut Session<PtyWriter>,
 ) -> Vec<Envelope> {
     let bad = |e: protocol::DecodeError| {
@@ -393,7 +396,7 @@ fn handle_request(
     let ok = |v: serde_json::Value| vec![response_ok(rid, kind.as_str(), v)];
     match kind {
         RequestKind::Snapshot => match decode_payload::<SnapshotRequest>(env) {
-            Ok(req) => ok(serde_json::to_value(screen.snapshot(req.format)).expect("serializes")),
+            Ok(req) => ok(serde_json::to_value(screen.caught_up().snapshot(req.format)).expect("serializes")),
             Err(e) => bad(e),
         },
         RequestKind::GetMode => ok(json!({ "mode": session.mode() })),

@@ -64,6 +64,75 @@ impl Screen {
     }
 }
 
+/// Most PTY bytes forwarded but not yet parsed. Past it the worker stops reading the PTY
+/// until the parser catches up (the child then blocks, like on a slow terminal).
+pub const PARSE_BACKLOG_LIMIT: usize = 4 * 1024 * 1024;
+
+/// The screen parsed on a thread of its own, so forwarding output never waits for vt100.
+///
+/// Bytes are forwarded first and parsed after; whoever needs the screen (a snapshot, an
+/// injection checking bracketed paste, a resize) calls [`SharedScreen::caught_up`], which
+/// waits until everything forwarded so far is parsed. The snapshot's `offset` is therefore
+/// exactly the bytes its screen reflects.
+pub struct SharedScreen {
+    state: std::sync::Arc<(std::sync::Mutex<Screen>, std::sync::Condvar)>,
+    tx: std::sync::mpsc::Sender<Vec<u8>>,
+    backlog: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Fired when the backlog drops below the limit.
+    pub relief: std::sync::Arc<tokio::sync::Notify>,
+    sent: u64,
+}
+
+impl SharedScreen {
+    pub fn new(rows: u16, cols: u16) -> Self {
+        use std::sync::atomic::Ordering;
+        let state = std::sync::Arc::new((std::sync::Mutex::new(Screen::new(rows, cols)), std::sync::Condvar::new()));
+        let backlog = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let relief = std::sync::Arc::new(tokio::sync::Notify::new());
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let (st, bl, rl) = (state.clone(), backlog.clone(), relief.clone());
+        std::thread::Builder::new()
+            .name("vt-parser".into())
+            .spawn(move || {
+                while let Ok(bytes) = rx.recv() {
+                    let (lock, cvar) = &*st;
+                    lock.lock().expect("screen lock").process(&bytes);
+                    cvar.notify_all();
+                    let before = bl.fetch_sub(bytes.len(), Ordering::AcqRel);
+                    if before >= PARSE_BACKLOG_LIMIT && before - bytes.len() < PARSE_BACKLOG_LIMIT {
+                        rl.notify_one();
+                    }
+                }
+            })
+            .expect("spawn parser thread");
+        SharedScreen { state, tx, backlog, relief, sent: 0 }
+    }
+
+    /// Offset of the next byte to forward.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Hands forwarded bytes to the parser.
+    pub fn feed(&mut self, bytes: Vec<u8>) {
+        self.sent += bytes.len() as u64;
+        self.backlog.fetch_add(bytes.len(), std::sync::atomic::Ordering::AcqRel);
+        let _ = self.tx.send(bytes);
+    }
+
+    /// Whether the parser is so far behind that PTY reading should pause.
+    pub fn backlogged(&self) -> bool {
+        self.backlog.load(std::sync::atomic::Ordering::Acquire) >= PARSE_BACKLOG_LIMIT
+    }
+
+    /// The screen, once every forwarded byte is parsed (waits at most for the backlog).
+    pub fn caught_up(&self) -> std::sync::MutexGuard<'_, Screen> {
+        let (lock, cvar) = &*self.state;
+        let guard = lock.lock().expect("screen lock");
+        cvar.wait_while(guard, |s| s.offset() < self.sent).expect("screen lock")
+    }
+}
+
 /// Each visible row as text, trailing blanks trimmed.
 pub fn plain_lines(screen: &vt100::Screen, cols: u16) -> Vec<String> {
     screen

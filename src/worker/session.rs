@@ -230,6 +230,12 @@ impl<S: PtySink> Session<S> {
         Vec::new()
     }
 
+    /// Whether the next [`step`](Self::step) may start an injection (and so needs the
+    /// program's bracketed-paste state): one finishing can hand over to the next.
+    pub fn starting_injection(&self) -> bool {
+        !self.line.is_empty()
+    }
+
     /// When the next step is due (an Enter to send), if an injection is under way.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.current.as_ref().map(|(_, due)| *due)

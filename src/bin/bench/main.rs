@@ -36,6 +36,9 @@ enum Scenario {
         /// plain, sgr, tui (comma-separated)
         #[arg(long, default_value = "plain,sgr,tui")]
         kinds: String,
+        /// raw, headless, tui, tmux (comma-separated) or all
+        #[arg(long, default_value = "all")]
+        paths: String,
     },
     /// Request latency through request_worker, in-process and over HTTP.
     Requests {
@@ -108,7 +111,7 @@ fn main() {
     rt.block_on(async {
         println!("# brokertui bench — {} cores, {}", num_cpus(), uname());
         match cli.scenario {
-            Scenario::Throughput { mib, reps, kinds } => throughput::run(mib, reps, &kinds).await,
+            Scenario::Throughput { mib, reps, kinds, paths } => throughput::run(mib, reps, &kinds, &paths).await,
             Scenario::Requests { workers, per_caller } => requests::run(workers, per_caller).await,
             Scenario::Timeout { n } => requests::timeouts(n).await,
             Scenario::Echo { n } => echo::run(n).await,
@@ -119,7 +122,7 @@ fn main() {
                 requests::timeouts(100).await;
                 echo::run(1000).await;
                 echo::render(200);
-                throughput::run(64, 3, "plain,sgr,tui").await;
+                throughput::run(64, 3, "plain,sgr,tui", "all").await;
                 scale::run(200, 20, 10).await;
             }
             Scenario::Gen { .. } => unreachable!(),

@@ -146,11 +146,13 @@ async fn through_broker(kind: &str, bytes: usize, tui: bool) -> Duration {
     let mut buf = Buffer::empty(area);
     let mut last_draw = Instant::now();
     let mut resyncs = 0;
+    let mut chunks = 0u64;
     let t = Instant::now();
     broker.input("gen", b"\n".to_vec()).await.expect("gate");
     loop {
         match sub.recv().await {
             Received::Item(chunk) => {
+                chunks += 1;
                 let end = chunk.offset + chunk.data.len() as u64;
                 if tui {
                     if !matches!(mirror.apply(chunk.offset, &chunk.data), brokertui::mirror::Applied::Ok(_)) {
@@ -173,6 +175,9 @@ async fn through_broker(kind: &str, bytes: usize, tui: bool) -> Duration {
         }
     }
     let elapsed = t.elapsed();
+    if std::env::var_os("BENCH_VERBOSE").is_some() {
+        eprintln!("  ({chunks} chunks, {} KiB on average)", bytes as u64 / chunks.max(1) / 1024);
+    }
     if resyncs > 0 {
         eprintln!("  (tui path resynced {resyncs} times after falling behind)");
     }
@@ -206,7 +211,8 @@ fn tmux(kind: &str, bytes: usize) -> Duration {
     elapsed
 }
 
-pub async fn run(mib: usize, reps: usize, kinds: &str) {
+pub async fn run(mib: usize, reps: usize, kinds: &str, paths: &str) {
+    let want = |p: &str| paths == "all" || paths.split(',').any(|x| x == p);
     let bytes = mib * 1024 * 1024;
     let have_tmux = std::process::Command::new("tmux").arg("-V").output().is_ok();
     println!("\n### Output throughput: {mib} MiB per run, {reps} alternating runs, medians (MiB/s)\n");
@@ -216,15 +222,21 @@ pub async fn run(mib: usize, reps: usize, kinds: &str) {
         let mut rates: [Vec<f64>; 4] = Default::default();
         let rate = |d: Duration| mib as f64 / d.as_secs_f64();
         for rep in 0..reps {
-            rates[0].push(rate(tokio::task::spawn_blocking({
-                let k = kind.to_string();
-                move || raw_pty(&k, bytes)
-            })
-            .await
-            .expect("raw")));
-            rates[1].push(rate(through_broker(kind, bytes, false).await));
-            rates[2].push(rate(through_broker(kind, bytes, true).await));
-            if have_tmux {
+            if want("raw") {
+                rates[0].push(rate(tokio::task::spawn_blocking({
+                    let k = kind.to_string();
+                    move || raw_pty(&k, bytes)
+                })
+                .await
+                .expect("raw")));
+            }
+            if want("headless") {
+                rates[1].push(rate(through_broker(kind, bytes, false).await));
+            }
+            if want("tui") {
+                rates[2].push(rate(through_broker(kind, bytes, true).await));
+            }
+            if have_tmux && want("tmux") {
                 rates[3].push(rate(tokio::task::spawn_blocking({
                     let k = kind.to_string();
                     move || tmux(&k, bytes)
@@ -232,13 +244,14 @@ pub async fn run(mib: usize, reps: usize, kinds: &str) {
                 .await
                 .expect("tmux")));
             }
+            let last = |i: usize| rates[i].get(rep).map(|r| format!("{r:.0}")).unwrap_or("-".into());
             eprintln!(
-                "  {kind} run {}: raw {:.0}, headless {:.0}, tui {:.0}, tmux {} MiB/s",
+                "  {kind} run {}: raw {}, headless {}, tui {}, tmux {} MiB/s",
                 rep + 1,
-                rates[0][rep],
-                rates[1][rep],
-                rates[2][rep],
-                rates[3].get(rep).map(|r| format!("{r:.0}")).unwrap_or("-".into())
+                last(0),
+                last(1),
+                last(2),
+                last(3)
             );
         }
         let m: Vec<f64> = rates.iter().map(|r| if r.is_empty() { f64::NAN } else { median(r.clone()) }).collect();
