@@ -58,10 +58,27 @@ enum Msg {
 }
 
 pub async fn run(config: Config, state_dir: &Path) -> color_eyre::Result<()> {
-    let stack = crate::stack::start(&config, "127.0.0.1:0".parse()?, state_dir).await?;
+    // Signal handlers before anything else: a SIGTERM at any point must end in the orderly
+    // path (terminal restored, workers ended), never the default kill.
+    use tokio::signal::unix::{SignalKind, signal};
+    let signals = Signals {
+        term: signal(SignalKind::terminate())?,
+        hup: signal(SignalKind::hangup())?,
+    };
+    let stack =
+        crate::stack::start(&config, crate::stack::StackOptions::loopback(), state_dir).await?;
     tracing::info!(url = %stack.url, "TUI started; API on loopback");
     let result = match TerminalGuard::enter() {
-        Ok(mut guard) => run_loop(&mut guard.terminal, &stack.broker, &config, state_dir).await,
+        Ok(mut guard) => {
+            run_loop(
+                &mut guard.terminal,
+                &stack.broker,
+                &config,
+                state_dir,
+                signals,
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
     // The terminal is restored (guard dropped) before workers are ended, so a slow
@@ -129,6 +146,11 @@ fn spawn_terminal_reader() -> mpsc::Receiver<TermEvent> {
     rx
 }
 
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
 struct Runner {
     broker: BrokerHandle,
     tx: mpsc::Sender<Msg>,
@@ -144,6 +166,7 @@ async fn run_loop(
     broker: &BrokerHandle,
     config: &Config,
     state_dir: &Path,
+    mut signals: Signals,
 ) -> color_eyre::Result<()> {
     let mut keys = spawn_terminal_reader();
     let mut events = broker.subscribe();
@@ -193,9 +216,6 @@ async fn run_loop(
             }
         });
     }
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = signal(SignalKind::hangup())?;
 
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
@@ -247,8 +267,8 @@ async fn run_loop(
                 runner.perform(&mut app, actions);
                 dirty = true;
             }
-            _ = sigterm.recv() => break,
-            _ = sighup.recv() => break,
+            _ = signals.term.recv() => break,
+            _ = signals.hup.recv() => break,
             ev = events.recv() => {
                 runner.on_event(&mut app, ev);
                 dirty = true;

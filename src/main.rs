@@ -33,6 +33,9 @@ struct Cli {
     /// Allow --bind on a non-loopback address (anyone who can reach it and has the token controls your workers).
     #[arg(long)]
     allow_remote: bool,
+    /// Events kept for WebSocket `?since=` replay.
+    #[arg(long, default_value_t = 10_000, hide = true)]
+    replay_events: usize,
     /// State dir: connection.json, logs (default $XDG_STATE_HOME/brokertui or ~/.local/state/brokertui).
     #[arg(long, global = true)]
     state_dir: Option<PathBuf>,
@@ -98,7 +101,11 @@ fn main() -> color_eyre::Result<()> {
                         cli.bind
                     );
                 }
-                runtime()?.block_on(brokertui::serve::run(config, cli.bind, &state_dir))
+                let opts = brokertui::stack::StackOptions {
+                    bind: cli.bind,
+                    replay_events: cli.replay_events,
+                };
+                runtime()?.block_on(brokertui::serve::run(config, opts, &state_dir))
             } else {
                 if config.workers.is_empty() {
                     config.workers.push(config::default_worker());

@@ -1,15 +1,34 @@
 //! `brokertui --serve`: the broker headless behind the API until SIGINT/SIGTERM.
 
-use std::net::SocketAddr;
 use std::path::Path;
 
 use color_eyre::eyre::WrapErr;
 
+/// Status lines for whoever started us; a closed stdout (`--serve | head -1`) must not
+/// take the broker down, so write errors are ignored.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, $($arg)*);
+        let _ = out.flush();
+    }};
+}
+
 use crate::client::{Connection, connection_path, write_connection};
 use crate::config::Config;
 
-pub async fn run(config: Config, bind: SocketAddr, state_dir: &Path) -> color_eyre::Result<()> {
-    let stack = crate::stack::start(&config, bind, state_dir).await?;
+pub async fn run(
+    config: Config,
+    opts: crate::stack::StackOptions,
+    state_dir: &Path,
+) -> color_eyre::Result<()> {
+    // Handlers first: a SIGTERM right after the "serving on" line must still shut down
+    // cleanly (workers ended, connection.json removed), not kill us by default.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let stack = crate::stack::start(&config, opts, state_dir).await?;
     let conn = Connection {
         url: stack.url.clone(),
         token: stack.tokens.admin().to_string(),
@@ -17,16 +36,19 @@ pub async fn run(config: Config, bind: SocketAddr, state_dir: &Path) -> color_ey
     };
     let path = write_connection(state_dir, &conn)
         .wrap_err_with(|| format!("cannot write {}", connection_path(state_dir).display()))?;
-    println!("brokertui serving on {}", stack.url);
-    println!("connection (url, token): {}", path.display());
+    say!("brokertui serving on {}", stack.url);
+    say!("connection (url, token): {}", path.display());
     for w in &config.workers {
         match stack.broker.spawn(w.to_spawn_spec()).await {
-            Ok(info) => println!("spawned {} (pid {})", info.name, info.pid.unwrap_or(0)),
-            Err(e) => eprintln!("could not spawn {}: {e}", w.name),
+            Ok(info) => say!("spawned {} (pid {})", info.name, info.pid.unwrap_or(0)),
+            Err(e) => say!("could not spawn {}: {e}", w.name),
         }
     }
-    wait_for_signal().await;
-    println!("shutting down");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    say!("shutting down");
     stack.server.stop().await;
     stack.broker.shutdown().await;
     // Only remove the file if it is still ours (another broker may have replaced it).
@@ -38,14 +60,4 @@ pub async fn run(config: Config, bind: SocketAddr, state_dir: &Path) -> color_ey
         let _ = std::fs::remove_file(&path);
     }
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
 }

@@ -19,11 +19,28 @@ pub struct Stack {
     pub url: String,
 }
 
+/// Knobs of the stack that are not part of the config file.
+#[derive(Debug, Clone, Copy)]
+pub struct StackOptions {
+    pub bind: SocketAddr,
+    pub replay_events: usize,
+}
+
+impl StackOptions {
+    pub fn loopback() -> Self {
+        StackOptions {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            replay_events: 10_000,
+        }
+    }
+}
+
 pub async fn start(
     config: &Config,
-    bind: SocketAddr,
+    opts: StackOptions,
     state_dir: &Path,
 ) -> color_eyre::Result<Stack> {
+    let bind = opts.bind;
     let tokens = Tokens::new();
     let listener = tokio::net::TcpListener::bind(bind)
         .await
@@ -35,6 +52,7 @@ pub async fn start(
     bc.request_timeout = config.request_timeout;
     bc.inject_template = config.inject_template.clone();
     bc.settle = config.settle;
+    bc.replay_events = opts.replay_events;
     let (env_url, env_tokens) = (url.clone(), tokens.clone());
     bc.worker_env = Some(Arc::new(move |name: &str| {
         vec![

@@ -138,9 +138,15 @@ async fn snapshot_offset_is_exact_after_a_flood() {
     let fx = Fixture::new();
     fx.spawn("f", &["sh", "-c", "seq 1 200000; sleep 30"]).await;
     // Every line is its digits plus "\r\n" (the PTY turns \n into \r\n).
-    let expected: u64 = (1..=200_000u64).map(|n| n.to_string().len() as u64 + 2).sum();
+    let expected: u64 = (1..=200_000u64)
+        .map(|n| n.to_string().len() as u64 + 2)
+        .sum();
     let snap = eventually(Duration::from_secs(20), "flood parsed", || async {
-        let s = fx.broker.snapshot("f", SnapshotFormat::Plain, None).await.unwrap();
+        let s = fx
+            .broker
+            .snapshot("f", SnapshotFormat::Plain, None)
+            .await
+            .unwrap();
         (s.offset == expected).then_some(s)
     })
     .await;

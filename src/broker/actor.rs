@@ -26,8 +26,6 @@ use crate::requests::RequestKind;
 use crate::requests::deliver::{Delivered, RelayMessage};
 
 const EVENT_BUFFER: usize = 4096;
-/// Durable events kept for `?since=` replay.
-const REPLAY_BUFFER: usize = 10_000;
 /// Output chunks buffered per subscriber before it is told it lagged.
 const OUTPUT_BUFFER: usize = 512;
 const WORKER_MSG_BUFFER: usize = 1024;
@@ -159,7 +157,7 @@ impl Broker {
             kind,
         };
         let event = Arc::new(event);
-        if self.replay.len() == REPLAY_BUFFER
+        if self.replay.len() >= self.config.replay_events.max(1)
             && let Some(old) = self.replay.pop_front()
         {
             self.replay_floor = old.seq;

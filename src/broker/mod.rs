@@ -53,6 +53,8 @@ pub struct BrokerConfig {
     /// How long a released worker's child gets between SIGHUP and SIGKILL.
     pub release_grace: Duration,
     pub worker_env: Option<WorkerEnvFn>,
+    /// Durable events kept for `subscribe_since` (the WebSocket's `?since=`).
+    pub replay_events: usize,
 }
 
 impl BrokerConfig {
@@ -65,6 +67,7 @@ impl BrokerConfig {
             settle: crate::worker::session::DEFAULT_SETTLE,
             release_grace: Duration::from_millis(500),
             worker_env: None,
+            replay_events: 10_000,
         }
     }
 }

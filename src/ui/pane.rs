@@ -137,11 +137,7 @@ mod tests {
     use super::*;
 
     fn parser(rows: u16, cols: u16, input: &str) -> vt100::Parser {
-        let mut p = vt100::Parser::new(
-            rows,
-            cols,
-            100,
-        );
+        let mut p = vt100::Parser::new(rows, cols, 100);
         p.process(input.as_bytes());
         p
     }

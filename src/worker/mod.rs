@@ -88,7 +88,27 @@ struct Out {
 
 impl Out {
     async fn send(&mut self, env: &Envelope) {
-        self.write(&env.to_line()).await;
+        let line = env.to_line();
+        if line.len() > MAX_FRAME_BYTES
+            && let Some(rid) = env.request_id.as_deref()
+        {
+            // The broker would reject the frame and the caller would only see a timeout:
+            // answer with what went wrong instead.
+            let kind = env.payload["kind"]
+                .as_str()
+                .unwrap_or("unknown")
+                .to_string();
+            let error = ErrorBody::new(
+                "response_too_large",
+                format!(
+                    "the {kind} response is {} bytes, over the {MAX_FRAME_BYTES}-byte frame limit; try format=plain",
+                    line.len()
+                ),
+            );
+            self.write(&response_err(rid, &kind, error).to_line()).await;
+            return;
+        }
+        self.write(&line).await;
     }
 
     async fn send_all(&mut self, envs: Vec<Envelope>) {
@@ -396,7 +416,9 @@ fn handle_request(
     let ok = |v: serde_json::Value| vec![response_ok(rid, kind.as_str(), v)];
     match kind {
         RequestKind::Snapshot => match decode_payload::<SnapshotRequest>(env) {
-            Ok(req) => ok(serde_json::to_value(screen.caught_up().snapshot(req.format)).expect("serializes")),
+            Ok(req) => ok(
+                serde_json::to_value(screen.caught_up().snapshot(req.format)).expect("serializes"),
+            ),
             Err(e) => bad(e),
         },
         RequestKind::GetMode => ok(json!({ "mode": session.mode() })),

@@ -86,7 +86,10 @@ pub struct SharedScreen {
 impl SharedScreen {
     pub fn new(rows: u16, cols: u16) -> Self {
         use std::sync::atomic::Ordering;
-        let state = std::sync::Arc::new((std::sync::Mutex::new(Screen::new(rows, cols)), std::sync::Condvar::new()));
+        let state = std::sync::Arc::new((
+            std::sync::Mutex::new(Screen::new(rows, cols)),
+            std::sync::Condvar::new(),
+        ));
         let backlog = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let relief = std::sync::Arc::new(tokio::sync::Notify::new());
         let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
@@ -105,7 +108,13 @@ impl SharedScreen {
                 }
             })
             .expect("spawn parser thread");
-        SharedScreen { state, tx, backlog, relief, sent: 0 }
+        SharedScreen {
+            state,
+            tx,
+            backlog,
+            relief,
+            sent: 0,
+        }
     }
 
     /// Offset of the next byte to forward.
@@ -116,7 +125,8 @@ impl SharedScreen {
     /// Hands forwarded bytes to the parser.
     pub fn feed(&mut self, bytes: Vec<u8>) {
         self.sent += bytes.len() as u64;
-        self.backlog.fetch_add(bytes.len(), std::sync::atomic::Ordering::AcqRel);
+        self.backlog
+            .fetch_add(bytes.len(), std::sync::atomic::Ordering::AcqRel);
         let _ = self.tx.send(bytes);
     }
 
@@ -129,7 +139,8 @@ impl SharedScreen {
     pub fn caught_up(&self) -> std::sync::MutexGuard<'_, Screen> {
         let (lock, cvar) = &*self.state;
         let guard = lock.lock().expect("screen lock");
-        cvar.wait_while(guard, |s| s.offset() < self.sent).expect("screen lock")
+        cvar.wait_while(guard, |s| s.offset() < self.sent)
+            .expect("screen lock")
     }
 }
 

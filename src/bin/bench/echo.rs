@@ -17,16 +17,26 @@ use crate::stats::{header, row, summarize};
 pub async fn run(n: usize) {
     // `cat` in a PTY: the line discipline echoes each key, as a shell prompt would.
     let broker = crate::requests::broker_with(1, &["cat"]).await;
-    broker.set_mode("w0", SessionMode::Human, None).await.expect("drive mode");
+    broker
+        .set_mode("w0", SessionMode::Human, None)
+        .await
+        .expect("drive mode");
     let mut sub = broker.subscribe_output("w0").await.expect("subscribe");
-    let snap = broker.snapshot("w0", SnapshotFormat::Ansi, None).await.expect("snapshot");
+    let snap = broker
+        .snapshot("w0", SnapshotFormat::Ansi, None)
+        .await
+        .expect("snapshot");
     let mut mirror = ScreenMirror::new(50, 200, 0);
     mirror.reset(&snap);
     let area = Rect::new(0, 0, 200, 50);
     let mut buf = Buffer::empty(area);
     let (mut to_sub, mut to_pane) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for i in 0..n {
-        let key = if i % 60 == 59 { b'\r' } else { b'a' + (i % 26) as u8 };
+        let key = if i % 60 == 59 {
+            b'\r'
+        } else {
+            b'a' + (i % 26) as u8
+        };
         let t = Instant::now();
         broker.input("w0", vec![key]).await.expect("input");
         loop {
@@ -34,7 +44,11 @@ pub async fn run(n: usize) {
                 Received::Item(chunk) => {
                     let got = t.elapsed();
                     mirror.apply(chunk.offset, &chunk.data);
-                    PaneWidget { screen: mirror.parser.screen(), show_cursor: true }.render(area, &mut buf);
+                    PaneWidget {
+                        screen: mirror.parser.screen(),
+                        show_cursor: true,
+                    }
+                    .render(area, &mut buf);
                     let drawn = t.elapsed();
                     if chunk.data.contains(&key) || key == b'\r' {
                         to_sub.push(got);
@@ -49,7 +63,10 @@ pub async fn run(n: usize) {
     }
     header("Keystroke echo in drive mode (worker running cat; 200x50 pane)");
     row("key → echoed byte at output subscriber", &summarize(to_sub));
-    row("key → pane parsed and redrawn (buffer)", &summarize(to_pane));
+    row(
+        "key → pane parsed and redrawn (buffer)",
+        &summarize(to_pane),
+    );
     broker.shutdown().await;
 }
 
@@ -84,7 +101,11 @@ pub fn render(frames: usize) {
             let t = Instant::now();
             for (i, s) in screens.iter().enumerate() {
                 let (x, y) = ((i as u16 % cols) * 202 + 1, (i as u16 / cols) * 52 + 1);
-                PaneWidget { screen: s.screen(), show_cursor: i == 0 }.render(Rect::new(x, y, 200, 50), &mut buf);
+                PaneWidget {
+                    screen: s.screen(),
+                    show_cursor: i == 0,
+                }
+                .render(Rect::new(x, y, 200, 50), &mut buf);
             }
             lat.push(t.elapsed());
         }

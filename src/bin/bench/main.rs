@@ -19,7 +19,9 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(about = "brokertui benchmarks: throughput vs raw PTY and tmux, request latency, echo, render, scale")]
+#[command(
+    about = "brokertui benchmarks: throughput vs raw PTY and tmux, request latency, echo, render, scale"
+)]
 struct Cli {
     #[command(subcommand)]
     scenario: Scenario,
@@ -111,12 +113,24 @@ fn main() {
     rt.block_on(async {
         println!("# brokertui bench — {} cores, {}", num_cpus(), uname());
         match cli.scenario {
-            Scenario::Throughput { mib, reps, kinds, paths } => throughput::run(mib, reps, &kinds, &paths).await,
-            Scenario::Requests { workers, per_caller } => requests::run(workers, per_caller).await,
+            Scenario::Throughput {
+                mib,
+                reps,
+                kinds,
+                paths,
+            } => throughput::run(mib, reps, &kinds, &paths).await,
+            Scenario::Requests {
+                workers,
+                per_caller,
+            } => requests::run(workers, per_caller).await,
             Scenario::Timeout { n } => requests::timeouts(n).await,
             Scenario::Echo { n } => echo::run(n).await,
             Scenario::Render { frames } => echo::render(frames),
-            Scenario::Scale { workers, flooding, idle_secs } => scale::run(workers, flooding, idle_secs).await,
+            Scenario::Scale {
+                workers,
+                flooding,
+                idle_secs,
+            } => scale::run(workers, flooding, idle_secs).await,
             Scenario::All => {
                 requests::run(16, 200).await;
                 requests::timeouts(100).await;
@@ -131,7 +145,9 @@ fn main() {
 }
 
 fn num_cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn uname() -> String {

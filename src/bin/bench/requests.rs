@@ -65,7 +65,17 @@ pub async fn in_process(
     all
 }
 
-async fn over_http(url: &str, token: &str, path_of: fn(usize) -> String, workers: usize, callers: usize, per_caller: usize) -> Vec<Duration> {
+/// The route path for worker number N.
+type PathOf = fn(usize) -> String;
+
+async fn over_http(
+    url: &str,
+    token: &str,
+    path_of: PathOf,
+    workers: usize,
+    callers: usize,
+    per_caller: usize,
+) -> Vec<Duration> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(callers)
         .build()
@@ -99,8 +109,15 @@ async fn over_http(url: &str, token: &str, path_of: fn(usize) -> String, workers
 
 pub async fn run(workers: usize, per_caller: usize) {
     let broker = broker_with(workers, &["sh"]).await;
-    header(&format!("Request round trip through request_worker, {workers} workers (in-process)"));
-    for kind in [RequestKind::GetMode, RequestKind::Pending, RequestKind::Flush, RequestKind::Snapshot] {
+    header(&format!(
+        "Request round trip through request_worker, {workers} workers (in-process)"
+    ));
+    for kind in [
+        RequestKind::GetMode,
+        RequestKind::Pending,
+        RequestKind::Flush,
+        RequestKind::Snapshot,
+    ] {
         for callers in [1, 64] {
             // Warm up once (connections, allocations), then measure.
             in_process(&broker, kind, workers, callers, 10).await;
@@ -112,16 +129,23 @@ pub async fn run(workers: usize, per_caller: usize) {
     let tokens = Tokens::new();
     let server = Server::start(
         "127.0.0.1:0".parse().expect("addr"),
-        ApiState { broker: broker.clone(), tokens: tokens.clone() },
+        ApiState {
+            broker: broker.clone(),
+            tokens: tokens.clone(),
+        },
     )
     .await
     .expect("server");
     let url = server.url();
-    header(&format!("HTTP round trip (axum + reqwest on loopback), {workers} workers"));
-    let routes: [(&str, fn(usize) -> String); 3] = [
+    header(&format!(
+        "HTTP round trip (axum + reqwest on loopback), {workers} workers"
+    ));
+    let routes: [(&str, PathOf); 3] = [
         ("GET mode", |w| format!("/api/spawned/w{w}/mode")),
         ("GET pending", |w| format!("/api/spawned/w{w}/pending")),
-        ("GET snapshot", |w| format!("/api/spawned/w{w}/snapshot?format=plain")),
+        ("GET snapshot", |w| {
+            format!("/api/spawned/w{w}/snapshot?format=plain")
+        }),
     ];
     for (label, path_of) in routes {
         for callers in [1, 64] {
@@ -150,7 +174,10 @@ pub async fn timeouts(n: usize) {
             let broker = broker.clone();
             tasks.push(tokio::spawn(async move {
                 let t = Instant::now();
-                let err = broker.get_mode("w0", Some(deadline)).await.expect_err("must time out");
+                let err = broker
+                    .get_mode("w0", Some(deadline))
+                    .await
+                    .expect_err("must time out");
                 assert_eq!(err.code(), "worker_timeout");
                 t.elapsed()
             }));

@@ -26,7 +26,8 @@ fn cpu_ticks(pid: u32) -> u64 {
         return 0;
     };
     let f: Vec<&str> = rest.split(' ').collect();
-    f.get(11).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+    f.get(11).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
 }
 
 /// Voluntary + involuntary context switches: how often a process woke up.
@@ -45,7 +46,8 @@ fn wakeups_all_threads(pid: u32) -> u64 {
         .map(|d| {
             d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
                 .map(|tid| {
-                    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap_or_default();
+                    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status"))
+                        .unwrap_or_default();
                     s.lines()
                         .filter(|l| l.contains("ctxt_switches"))
                         .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
@@ -66,7 +68,11 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64) {
         let broker = broker.clone();
         tasks.push(tokio::spawn(async move {
             broker
-                .spawn(SpawnSpec { name: format!("w{i}"), cmd: vec!["sh".into()], ..Default::default() })
+                .spawn(SpawnSpec {
+                    name: format!("w{i}"),
+                    cmd: vec!["sh".into()],
+                    ..Default::default()
+                })
                 .await
                 .expect("spawn")
         }));
@@ -86,29 +92,56 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64) {
     let cpu0 = cpu_ticks(me);
     let wake0 = wakeups_all_threads(me);
     let wcpu0: u64 = infos.iter().map(|i| cpu_ticks(i.worker_pid)).sum();
-    let wwake0: u64 = infos.iter().map(|i| wakeups_all_threads(i.worker_pid)).sum();
+    let wwake0: u64 = infos
+        .iter()
+        .map(|i| wakeups_all_threads(i.worker_pid))
+        .sum();
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
     let secs = idle_secs as f64;
     let broker_cpu = (cpu_ticks(me) - cpu0) as f64 / tick / secs * 100.0;
     let broker_wake = (wakeups_all_threads(me) - wake0) as f64 / secs;
     let wcpu: u64 = infos.iter().map(|i| cpu_ticks(i.worker_pid)).sum();
-    let wwake: u64 = infos.iter().map(|i| wakeups_all_threads(i.worker_pid)).sum();
+    let wwake: u64 = infos
+        .iter()
+        .map(|i| wakeups_all_threads(i.worker_pid))
+        .sum();
     let workers_cpu = (wcpu - wcpu0) as f64 / tick / secs * 100.0;
     let workers_wake = (wwake - wwake0) as f64 / secs / workers as f64;
 
     println!("\n### Scale: {workers} workers running sh\n");
     println!("| measure | value |\n|---|---|");
-    println!("| spawn {workers} workers (until all ready) | {} ({} per worker) |", ms(spawn_time), ms(spawn_time / workers as u32));
-    println!("| worker process RSS, median / max | {} KiB / {} KiB |", worker_rss[worker_rss.len() / 2], worker_rss.last().unwrap_or(&0));
-    println!("| broker (bench process) RSS growth for {workers} workers | {} KiB ({} KiB per worker) |", broker_rss, broker_rss / workers as u64);
-    println!("| idle broker CPU over {idle_secs} s | {broker_cpu:.2}% ({broker_wake:.1} wake-ups/s, all threads) |");
-    println!("| idle CPU of all {workers} workers together | {workers_cpu:.2}% ({workers_wake:.2} wake-ups/s per worker) |");
+    println!(
+        "| spawn {workers} workers (until all ready) | {} ({} per worker) |",
+        ms(spawn_time),
+        ms(spawn_time / workers as u32)
+    );
+    println!(
+        "| worker process RSS, median / max | {} KiB / {} KiB |",
+        worker_rss[worker_rss.len() / 2],
+        worker_rss.last().unwrap_or(&0)
+    );
+    println!(
+        "| broker (bench process) RSS growth for {workers} workers | {} KiB ({} KiB per worker) |",
+        broker_rss,
+        broker_rss / workers as u64
+    );
+    println!(
+        "| idle broker CPU over {idle_secs} s | {broker_cpu:.2}% ({broker_wake:.1} wake-ups/s, all threads) |"
+    );
+    println!(
+        "| idle CPU of all {workers} workers together | {workers_cpu:.2}% ({workers_wake:.2} wake-ups/s per worker) |"
+    );
 
-    header(&format!("get_mode with {workers} workers alive (64 concurrent callers)"));
+    header(&format!(
+        "get_mode with {workers} workers alive (64 concurrent callers)"
+    ));
     let quiet = crate::requests::in_process(&broker, RequestKind::GetMode, workers, 64, 50).await;
     row("all idle", &summarize(quiet));
     for i in 0..flooding {
-        broker.input(&format!("w{i}"), b"yes flood-flood-flood-flood\r".to_vec()).await.expect("flood");
+        broker
+            .input(&format!("w{i}"), b"yes flood-flood-flood-flood\r".to_vec())
+            .await
+            .expect("flood");
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Query only the quiet ones: name them w{flooding}..w{workers}.
@@ -121,7 +154,10 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64) {
             for i in 0..50 {
                 let w = flooding + (c * 50 + i) % (workers - flooding);
                 let t = Instant::now();
-                broker.get_mode(&format!("w{w}"), None).await.expect("get_mode");
+                broker
+                    .get_mode(&format!("w{w}"), None)
+                    .await
+                    .expect("get_mode");
                 lat.push(t.elapsed());
             }
             lat
@@ -130,6 +166,12 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64) {
     for t in tasks {
         lat.extend(t.await.expect("task"));
     }
-    row(&format!("{flooding} flooding (`yes`), querying the other {}", workers - flooding), &summarize(lat));
+    row(
+        &format!(
+            "{flooding} flooding (`yes`), querying the other {}",
+            workers - flooding
+        ),
+        &summarize(lat),
+    );
     broker.shutdown().await;
 }

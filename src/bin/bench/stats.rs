@@ -11,7 +11,8 @@ pub struct Summary {
 
 pub fn summarize(mut samples: Vec<Duration>) -> Summary {
     samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
+    let at =
+        |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
     Summary {
         n: samples.len(),
         p50: at(0.50),
@@ -31,7 +32,11 @@ pub fn ms(d: Duration) -> String {
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 pub fn row(label: &str, s: &Summary) {
@@ -46,6 +51,12 @@ pub fn row(label: &str, s: &Summary) {
 
 pub fn header(title: &str) {
     println!("\n### {title}\n");
-    println!("| {:<44} | {:>6} | {:>10} | {:>10} | {:>10} |", "case", "n", "p50", "p99", "max");
-    println!("|{:-<46}|{:->8}|{:->12}|{:->12}|{:->12}|", "", "", "", "", "");
+    println!(
+        "| {:<44} | {:>6} | {:>10} | {:>10} | {:>10} |",
+        "case", "n", "p50", "p99", "max"
+    );
+    println!(
+        "|{:-<46}|{:->8}|{:->12}|{:->12}|{:->12}|",
+        "", "", "", "", ""
+    );
 }

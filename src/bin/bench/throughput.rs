@@ -81,14 +81,22 @@ fn child_cmd(gate: &str, kind: &str, bytes: usize) -> Vec<String> {
     vec![
         "sh".into(),
         "-c".into(),
-        format!("stty raw -echo; {gate}; exec {} gen {kind} {bytes}", bench.display()),
+        format!(
+            "stty raw -echo; {gate}; exec {} gen {kind} {bytes}",
+            bench.display()
+        ),
     ]
 }
 
 fn raw_pty(kind: &str, bytes: usize) -> Duration {
     use portable_pty::{CommandBuilder, PtySize, native_pty_system};
     let pair = native_pty_system()
-        .openpty(PtySize { rows: ROWS, cols: COLS, pixel_width: 0, pixel_height: 0 })
+        .openpty(PtySize {
+            rows: ROWS,
+            cols: COLS,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
         .expect("openpty");
     let argv = child_cmd("read x", kind, bytes);
     let mut cmd = CommandBuilder::new(&argv[0]);
@@ -138,7 +146,10 @@ async fn through_broker(kind: &str, bytes: usize, tui: bool) -> Duration {
         .expect("spawn");
     let mut sub = broker.subscribe_output("gen").await.expect("subscribe");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let snap = broker.snapshot("gen", SnapshotFormat::Ansi, None).await.expect("snapshot");
+    let snap = broker
+        .snapshot("gen", SnapshotFormat::Ansi, None)
+        .await
+        .expect("snapshot");
     let base = snap.offset;
     let mut mirror = ScreenMirror::new(ROWS, COLS, 0);
     mirror.reset(&snap);
@@ -155,13 +166,23 @@ async fn through_broker(kind: &str, bytes: usize, tui: bool) -> Duration {
                 chunks += 1;
                 let end = chunk.offset + chunk.data.len() as u64;
                 if tui {
-                    if !matches!(mirror.apply(chunk.offset, &chunk.data), brokertui::mirror::Applied::Ok(_)) {
-                        let snap = broker.snapshot("gen", SnapshotFormat::Ansi, None).await.expect("resync");
+                    if !matches!(
+                        mirror.apply(chunk.offset, &chunk.data),
+                        brokertui::mirror::Applied::Ok(_)
+                    ) {
+                        let snap = broker
+                            .snapshot("gen", SnapshotFormat::Ansi, None)
+                            .await
+                            .expect("resync");
                         mirror.reset(&snap);
                         resyncs += 1;
                     }
                     if last_draw.elapsed() >= Duration::from_millis(16) {
-                        PaneWidget { screen: mirror.parser.screen(), show_cursor: true }.render(area, &mut buf);
+                        PaneWidget {
+                            screen: mirror.parser.screen(),
+                            show_cursor: true,
+                        }
+                        .render(area, &mut buf);
                         last_draw = Instant::now();
                     }
                 }
@@ -176,7 +197,10 @@ async fn through_broker(kind: &str, bytes: usize, tui: bool) -> Duration {
     }
     let elapsed = t.elapsed();
     if std::env::var_os("BENCH_VERBOSE").is_some() {
-        eprintln!("  ({chunks} chunks, {} KiB on average)", bytes as u64 / chunks.max(1) / 1024);
+        eprintln!(
+            "  ({chunks} chunks, {} KiB on average)",
+            bytes as u64 / chunks.max(1) / 1024
+        );
     }
     if resyncs > 0 {
         eprintln!("  (tui path resynced {resyncs} times after falling behind)");
@@ -199,36 +223,59 @@ fn tmux(kind: &str, bytes: usize) -> Duration {
         assert!(ok, "tmux {args:?} failed");
     };
     let argv = child_cmd("tmux wait-for go", kind, bytes);
-    let inner = format!("{} -c '{}'; tmux wait-for -S done", argv[0], argv[2].replace('\'', "'\\''"));
-    tm(&["new-session", "-d", "-x", &COLS.to_string(), "-y", &ROWS.to_string(), &inner]);
+    let inner = format!(
+        "{} -c '{}'; tmux wait-for -S done",
+        argv[0],
+        argv[2].replace('\'', "'\\''")
+    );
+    tm(&[
+        "new-session",
+        "-d",
+        "-x",
+        &COLS.to_string(),
+        "-y",
+        &ROWS.to_string(),
+        &inner,
+    ]);
     std::thread::sleep(Duration::from_millis(300));
     let t = Instant::now();
     tm(&["wait-for", "-S", "go"]);
     tm(&["wait-for", "done"]);
     let elapsed = t.elapsed();
     // The session ends with its command, and the server with it; this is only a safety net.
-    let _ = std::process::Command::new("tmux").args(["-L", &sock, "kill-server"]).output();
+    let _ = std::process::Command::new("tmux")
+        .args(["-L", &sock, "kill-server"])
+        .output();
     elapsed
 }
 
 pub async fn run(mib: usize, reps: usize, kinds: &str, paths: &str) {
     let want = |p: &str| paths == "all" || paths.split(',').any(|x| x == p);
     let bytes = mib * 1024 * 1024;
-    let have_tmux = std::process::Command::new("tmux").arg("-V").output().is_ok();
-    println!("\n### Output throughput: {mib} MiB per run, {reps} alternating runs, medians (MiB/s)\n");
-    println!("| kind | (a) raw PTY | (b) brokertui headless | (c) brokertui + TUI | (d) tmux | b/a | b/d | c/d |");
+    let have_tmux = std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok();
+    println!(
+        "\n### Output throughput: {mib} MiB per run, {reps} alternating runs, medians (MiB/s)\n"
+    );
+    println!(
+        "| kind | (a) raw PTY | (b) brokertui headless | (c) brokertui + TUI | (d) tmux | b/a | b/d | c/d |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for kind in kinds.split(',') {
         let mut rates: [Vec<f64>; 4] = Default::default();
         let rate = |d: Duration| mib as f64 / d.as_secs_f64();
         for rep in 0..reps {
             if want("raw") {
-                rates[0].push(rate(tokio::task::spawn_blocking({
-                    let k = kind.to_string();
-                    move || raw_pty(&k, bytes)
-                })
-                .await
-                .expect("raw")));
+                rates[0].push(rate(
+                    tokio::task::spawn_blocking({
+                        let k = kind.to_string();
+                        move || raw_pty(&k, bytes)
+                    })
+                    .await
+                    .expect("raw"),
+                ));
             }
             if want("headless") {
                 rates[1].push(rate(through_broker(kind, bytes, false).await));
@@ -237,14 +284,21 @@ pub async fn run(mib: usize, reps: usize, kinds: &str, paths: &str) {
                 rates[2].push(rate(through_broker(kind, bytes, true).await));
             }
             if have_tmux && want("tmux") {
-                rates[3].push(rate(tokio::task::spawn_blocking({
-                    let k = kind.to_string();
-                    move || tmux(&k, bytes)
-                })
-                .await
-                .expect("tmux")));
+                rates[3].push(rate(
+                    tokio::task::spawn_blocking({
+                        let k = kind.to_string();
+                        move || tmux(&k, bytes)
+                    })
+                    .await
+                    .expect("tmux"),
+                ));
             }
-            let last = |i: usize| rates[i].get(rep).map(|r| format!("{r:.0}")).unwrap_or("-".into());
+            let last = |i: usize| {
+                rates[i]
+                    .get(rep)
+                    .map(|r| format!("{r:.0}"))
+                    .unwrap_or("-".into())
+            };
             eprintln!(
                 "  {kind} run {}: raw {}, headless {}, tui {}, tmux {} MiB/s",
                 rep + 1,
@@ -254,10 +308,25 @@ pub async fn run(mib: usize, reps: usize, kinds: &str, paths: &str) {
                 last(3)
             );
         }
-        let m: Vec<f64> = rates.iter().map(|r| if r.is_empty() { f64::NAN } else { median(r.clone()) }).collect();
+        let m: Vec<f64> = rates
+            .iter()
+            .map(|r| {
+                if r.is_empty() {
+                    f64::NAN
+                } else {
+                    median(r.clone())
+                }
+            })
+            .collect();
         println!(
             "| {kind} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |",
-            m[0], m[1], m[2], m[3], m[1] / m[0], m[1] / m[3], m[2] / m[3]
+            m[0],
+            m[1],
+            m[2],
+            m[3],
+            m[1] / m[0],
+            m[1] / m[3],
+            m[2] / m[3]
         );
     }
 }
