@@ -18,9 +18,9 @@ use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 
 use crate::broker::{
-    BrokerError, BrokerHandle, Event, EventKind, OutputChunk, Received, RequestWorkerError,
-    Severity, WorkerInfo,
+    BrokerError, Event, EventKind, OutputChunk, Received, RequestWorkerError, Severity, WorkerInfo,
 };
+use crate::client::backend::{Backend, RemoteBroker};
 use crate::config::{self, Config};
 use crate::mirror::Applied;
 use crate::protocol::SessionMode;
@@ -29,7 +29,7 @@ use crate::requests::snapshot::{Snapshot, SnapshotFormat};
 use crate::ui::draw::{areas, draw};
 use crate::ui::input::{handle_key, handle_mouse, handle_paste};
 use crate::ui::layout::inner;
-use crate::ui::state::{Action, Alert, App, MAX_HELD_BYTES, Overlay};
+use crate::ui::state::{Action, Alert, App, ClientMode, MAX_HELD_BYTES, Overlay};
 
 /// Minimum time between two frames (~60 frames/s).
 pub const FRAME: Duration = Duration::from_millis(16);
@@ -68,6 +68,10 @@ pub async fn run(config: Config, state_dir: &Path) -> color_eyre::Result<()> {
     let stack =
         crate::stack::start(&config, crate::stack::StackOptions::loopback(), state_dir).await?;
     tracing::info!(url = %stack.url, "TUI started; API on loopback");
+    let opts = RunOptions {
+        spawn: config.workers.iter().map(|w| w.to_spawn_spec()).collect(),
+        ..RunOptions::default()
+    };
     let result = match TerminalGuard::enter() {
         Ok(mut guard) => {
             run_loop(
@@ -76,6 +80,7 @@ pub async fn run(config: Config, state_dir: &Path) -> color_eyre::Result<()> {
                 &config,
                 state_dir,
                 signals,
+                opts,
             )
             .await
         }
@@ -86,6 +91,57 @@ pub async fn run(config: Config, state_dir: &Path) -> color_eyre::Result<()> {
     stack.server.stop().await;
     stack.broker.shutdown().await;
     result
+}
+
+/// What a TUI session shows and owns.
+#[derive(Default)]
+pub struct RunOptions {
+    /// Workers to start (the in-process broker).
+    pub spawn: Vec<crate::broker::SpawnSpec>,
+    /// Show only this worker (`ctl attach`).
+    pub only: Option<String>,
+    /// Attach to the (only or first) worker at start, in this client mode.
+    pub attach: Option<ClientMode>,
+    /// A client of a remote broker: quitting leaves the workers running.
+    pub remote: bool,
+}
+
+/// The TUI against a running `--serve` broker (`--connect`, `ctl attach`): same panes, keys
+/// and alerts; quitting leaves every worker running for the next client.
+pub async fn run_remote(
+    broker: RemoteBroker,
+    config: &Config,
+    state_dir: &Path,
+    opts: RunOptions,
+) -> color_eyre::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let signals = Signals {
+        term: signal(SignalKind::terminate())?,
+        hup: signal(SignalKind::hangup())?,
+    };
+    // Fail before touching the terminal if the broker is not there.
+    let workers = Backend::list(&broker)
+        .await
+        .map_err(|e| color_eyre::eyre::eyre!("cannot reach the broker at {}: {e}", broker.url()))?;
+    if let Some(name) = &opts.only
+        && !workers.iter().any(|w| &w.name == name)
+    {
+        color_eyre::eyre::bail!("no worker named {name:?} at {}", broker.url());
+    }
+    let mut guard = TerminalGuard::enter()?;
+    let opts = RunOptions {
+        remote: true,
+        ..opts
+    };
+    run_loop(
+        &mut guard.terminal,
+        &broker,
+        config,
+        state_dir,
+        signals,
+        opts,
+    )
+    .await
 }
 
 /// Raw mode, alternate screen, mouse and bracketed paste on; all restored on drop and on
@@ -151,8 +207,10 @@ struct Signals {
     hup: tokio::signal::unix::Signal,
 }
 
-struct Runner {
-    broker: BrokerHandle,
+struct Runner<B: Backend> {
+    /// Only this worker is shown (`ctl attach`).
+    only: Option<String>,
+    broker: B,
     tx: mpsc::Sender<Msg>,
     input_tx: mpsc::UnboundedSender<(String, Vec<u8>)>,
     forwarders: HashMap<String, tokio::task::JoinHandle<()>>,
@@ -161,15 +219,16 @@ struct Runner {
     snapshots_dir: PathBuf,
 }
 
-async fn run_loop(
+async fn run_loop<B: Backend>(
     terminal: &mut Terminal<CrosstermBackend<Stdout>>,
-    broker: &BrokerHandle,
+    broker: &B,
     config: &Config,
     state_dir: &Path,
     mut signals: Signals,
+    opts: RunOptions,
 ) -> color_eyre::Result<()> {
     let mut keys = spawn_terminal_reader();
-    let mut events = broker.subscribe();
+    let mut events = broker.subscribe().await?;
     let (tx, mut rx) = mpsc::channel::<Msg>(1024);
     let (input_tx, mut input_rx) = mpsc::unbounded_channel::<(String, Vec<u8>)>();
     // Keystrokes go out in order, one at a time, through one task.
@@ -191,6 +250,7 @@ async fn run_loop(
         });
     }
     let mut runner = Runner {
+        only: opts.only.clone(),
         broker: broker.clone(),
         tx: tx.clone(),
         input_tx,
@@ -199,8 +259,25 @@ async fn run_loop(
         snapshots_dir: state_dir.join("snapshots"),
     };
     let mut app = App::new(config.prefix_key, config.scrollback);
-    for w in &config.workers {
-        let spec = w.to_spawn_spec();
+    app.owns_workers = !opts.remote;
+    // Workers already there (a remote broker), in the order they started.
+    for w in broker.list().await.unwrap_or_default() {
+        if runner.shows(&w.name) {
+            app.add_pane(&w.name);
+            if let Some(p) = app.pane_mut(&w.name) {
+                p.update(&w);
+            }
+            runner.start_forwarder(&w.name);
+        }
+    }
+    if let Some(mode) = opts.attach
+        && !app.panes.is_empty()
+    {
+        app.zoom = opts.only.is_some();
+        let actions = crate::ui::input::attach(&mut app, mode);
+        runner.perform(&mut app, actions);
+    }
+    for spec in opts.spawn {
         app.add_pane(&spec.name);
         runner.start_forwarder(&spec.name);
         let (broker, tx) = (broker.clone(), tx.clone());
@@ -298,6 +375,13 @@ async fn run_loop(
             dirty = false;
         }
     }
+    // Leaving while attached: put the worker's mode back (a remote broker's workers live on).
+    if let Some(a) = app.attached.take()
+        && app.pane_mut(&a.name).is_some_and(|p| p.mode != a.restore)
+    {
+        let restore = broker.set_mode(&a.name, a.restore);
+        let _ = tokio::time::timeout(Duration::from_secs(2), restore).await;
+    }
     Ok(())
 }
 
@@ -318,7 +402,11 @@ fn alert(severity: Severity, worker: Option<String>, op: &str, message: String) 
     }
 }
 
-impl Runner {
+impl<B: Backend> Runner<B> {
+    fn shows(&self, name: &str) -> bool {
+        self.only.as_deref().is_none_or(|only| only == name)
+    }
+
     fn spawn_task<F>(&self, fut: F)
     where
         F: std::future::Future<Output = Option<Msg>> + Send + 'static,
@@ -386,6 +474,7 @@ impl Runner {
             }
         };
         match &event.kind {
+            EventKind::WorkerSpawned { name, .. } if !self.shows(name) => {}
             EventKind::WorkerSpawned { name, .. } => {
                 app.add_pane(name);
                 self.start_forwarder(name);
@@ -525,7 +614,7 @@ impl Runner {
     fn resync(&self, name: String) {
         let broker = self.broker.clone();
         self.spawn_task(async move {
-            let snap = broker.snapshot(&name, SnapshotFormat::Ansi, None).await;
+            let snap = broker.snapshot(&name, SnapshotFormat::Ansi).await;
             Some(Msg::Synced(name, snap))
         });
     }
@@ -579,24 +668,24 @@ impl Runner {
                     let _ = self.input_tx.send((name, bytes));
                 }
                 Action::Snapshot { name } => self.spawn_task(async move {
-                    let snap = broker.snapshot(&name, SnapshotFormat::Plain, None).await;
+                    let snap = broker.snapshot(&name, SnapshotFormat::Plain).await;
                     Some(Msg::SnapshotReady(name, snap))
                 }),
                 Action::Pending { name } => self.spawn_task(async move {
-                    let list = broker.pending(&name, None).await.map(|p| p.pending);
+                    let list = broker.pending(&name).await.map(|p| p.pending);
                     Some(Msg::PendingReady(name, list))
                 }),
                 Action::Flush { name } => self.spawn_task(async move {
-                    let r = broker.flush(&name, None).await;
+                    let r = broker.flush(&name).await;
                     r.ok()
-                        .map(|f| Msg::Done(format!("flushed {} message(s) into {name}", f.flushed)))
+                        .map(|n| Msg::Done(format!("flushed {n} message(s) into {name}")))
                 }),
                 Action::SetMode { name, mode } => {
                     if let Some(p) = app.pane_mut(&name) {
                         p.mode = mode; // optimistic; the worker's mode_changed confirms
                     }
                     self.spawn_task(async move {
-                        match broker.set_mode(&name, mode, None).await {
+                        match broker.set_mode(&name, mode).await {
                             Ok(r) if r.flushed.unwrap_or(0) > 0 => Some(Msg::Done(format!(
                                 "{name} → {}; flushed {}",
                                 mode.as_str(),

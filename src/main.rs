@@ -33,6 +33,13 @@ struct Cli {
     /// Allow --bind on a non-loopback address (anyone who can reach it and has the token controls your workers).
     #[arg(long)]
     allow_remote: bool,
+    /// Attach the TUI to a running `--serve` broker (default: its connection.json); quitting
+    /// leaves its workers running.
+    #[arg(long, value_name = "URL", num_args = 0..=1, default_missing_value = "")]
+    connect: Option<String>,
+    /// Token for --connect (default: $BROKERTUI_TOKEN, then connection.json).
+    #[arg(long)]
+    token: Option<String>,
     /// Events kept for WebSocket `?since=` replay.
     #[arg(long, default_value_t = 10_000, hide = true)]
     replay_events: usize,
@@ -87,6 +94,16 @@ fn main() -> color_eyre::Result<()> {
                     .map_err(|e| color_eyre::eyre::eyre!("-w {w}: {e}"))?;
                 config.workers.retain(|c| c.name != worker.name);
                 config.workers.push(worker);
+            }
+            if let Some(url) = &cli.connect {
+                let url = (!url.is_empty()).then_some(url.as_str());
+                let client =
+                    client::Client::discover(url, cli.token.as_deref(), cli.state_dir.as_deref())?;
+                let remote = client::backend::RemoteBroker::new(client);
+                let opts = brokertui::app::RunOptions::default();
+                return runtime()?.block_on(brokertui::app::run_remote(
+                    remote, &config, &state_dir, opts,
+                ));
             }
             if cli.serve {
                 if !cli.bind.ip().is_loopback() {

@@ -246,3 +246,63 @@ fn drive_relay_alerts_and_clean_quit() {
         "worker processes left behind"
     );
 }
+
+#[test]
+fn connect_detach_and_reattach_keep_workers_running() {
+    use std::io::BufRead;
+    let state = tempfile::tempdir().unwrap();
+    let id = std::process::id() % 100_000;
+    let name = format!("kept{id}");
+    let mut serve = Command::new(exe())
+        .args(["--serve", "--state-dir"])
+        .arg(state.path())
+        .args(["-w", &format!("{name}=sh")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(serve.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let conn: brokertui::client::Connection = serde_json::from_str(
+        &std::fs::read_to_string(state.path().join("connection.json")).unwrap(),
+    )
+    .unwrap();
+    let args = format!("--connect {} --token {}", conn.url, conn.token);
+
+    let tui = Tmux::start(&args);
+    tui.wait_text(&format!("1 {name}"), T);
+    tui.keys(&["Enter"]);
+    tui.wait_text("DRIVE", T);
+    tui.type_text("echo sur''vives");
+    tui.keys(&["Enter"]);
+    tui.wait_text("survives", T);
+    tui.keys(&["C-b", "d"]);
+    tui.keys(&["q"]); // no confirmation: quitting a remote TUI ends no worker
+    tui.wait_text("TUI-EXITED-0", T);
+    assert!(
+        worker_pid(&name).is_some(),
+        "the worker must outlive the client"
+    );
+    drop(tui);
+
+    // A second client picks the worker up where it is: screen and mode.
+    let again = Tmux::start(&args);
+    again.wait_text("survives", T);
+    again.wait(&format!("{name} in relay mode again"), T, |s| {
+        s[0].contains("relay")
+    });
+    again.keys(&["q"]);
+    again.wait_text("TUI-EXITED-0", T);
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(serve.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(serve.wait().unwrap().success());
+    assert!(
+        worker_pid(&name).is_none(),
+        "--serve ends its workers on SIGTERM"
+    );
+}

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::events::{Event, EventKind, OutputChunk, Severity, Subscription};
-use super::process::{LaunchSpec, WorkerMsg, WorkerProcess};
+use super::process::{LaunchSpec, ToBroker, WorkerMsg, WorkerProcess};
 use super::relay::Outbox;
 use super::request::{PendingRequests, RequestResult, RequestWorkerError};
 use super::{
@@ -82,7 +82,7 @@ struct Broker {
     replay: std::collections::VecDeque<Arc<Event>>,
     /// Highest seq dropped from `replay`: a resume from before it has a gap.
     replay_floor: u64,
-    worker_tx: mpsc::Sender<WorkerMsg>,
+    worker_tx: ToBroker,
     internal_tx: mpsc::UnboundedSender<Internal>,
     shutdown_waiters: Option<Vec<Reply<()>>>,
 }
@@ -90,7 +90,12 @@ struct Broker {
 pub(super) fn start(config: BrokerConfig) -> BrokerHandle {
     let (tx, rx) = mpsc::channel(1024);
     let (events, _) = broadcast::channel(EVENT_BUFFER);
-    let (worker_tx, worker_rx) = mpsc::channel(WORKER_MSG_BUFFER);
+    let (control_tx, control_rx) = mpsc::channel(WORKER_MSG_BUFFER);
+    let (output_tx, output_rx) = mpsc::channel(WORKER_MSG_BUFFER);
+    let worker_tx = ToBroker {
+        control: control_tx,
+        output: output_tx,
+    };
     let (internal_tx, internal_rx) = mpsc::unbounded_channel();
     let config = Arc::new(config);
     let broker = Broker {
@@ -108,7 +113,7 @@ pub(super) fn start(config: BrokerConfig) -> BrokerHandle {
         internal_tx,
         shutdown_waiters: None,
     };
-    tokio::spawn(broker.run(rx, worker_rx, internal_rx));
+    tokio::spawn(broker.run(rx, control_rx, output_rx, internal_rx));
     BrokerHandle { tx, events, config }
 }
 
@@ -116,12 +121,19 @@ impl Broker {
     async fn run(
         mut self,
         mut commands: mpsc::Receiver<Command>,
-        mut worker_rx: mpsc::Receiver<WorkerMsg>,
+        mut control_rx: mpsc::Receiver<WorkerMsg>,
+        mut output_rx: mpsc::Receiver<WorkerMsg>,
         mut internal_rx: mpsc::UnboundedReceiver<Internal>,
     ) {
         let mut handles_gone = false;
         loop {
+            // Biased, in this order: responses and lifecycle frames, then our own follow-ups,
+            // then callers, then deadlines, and output last — a flood waits (and backs up
+            // into its worker); nobody else does.
             tokio::select! {
+                biased;
+                Some(msg) = control_rx.recv() => self.on_worker_msg(msg),
+                Some(msg) = internal_rx.recv() => self.on_internal(msg),
                 cmd = commands.recv(), if !handles_gone => match cmd {
                     Some(cmd) => self.on_command(cmd),
                     None => {
@@ -129,9 +141,8 @@ impl Broker {
                         self.begin_shutdown(None);
                     }
                 },
-                Some(msg) = worker_rx.recv() => self.on_worker_msg(msg),
-                Some(msg) = internal_rx.recv() => self.on_internal(msg),
                 error = self.pending.next_expired() => self.alert_request(&error),
+                Some(msg) = output_rx.recv() => self.on_worker_msg(msg),
             }
             if self.shutdown_waiters.is_some() && self.workers.values().all(|w| w.closed) {
                 for waiter in self.shutdown_waiters.take().unwrap_or_default() {

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use events::{
     Event, EventKind, EventSubscription, OutputChunk, OutputSubscription, Received, Severity,
+    Subscription,
 };
 pub use request::{DEFAULT_TIMEOUT, RequestWorkerError};
 

@@ -25,6 +25,15 @@ use crate::protocol::{
 /// Frames buffered towards a worker's stdin before the broker treats it as stuck.
 const STDIN_QUEUE: usize = 1024;
 
+/// Where a worker's reader sends what it decodes: output on its own channel, everything
+/// else (responses, lifecycle) on the control channel, which the broker serves first — so a
+/// worker flooding output cannot delay another worker's responses.
+#[derive(Clone)]
+pub struct ToBroker {
+    pub control: mpsc::Sender<WorkerMsg>,
+    pub output: mpsc::Sender<WorkerMsg>,
+}
+
 /// What a worker's reader tells the broker.
 #[derive(Debug)]
 pub enum WorkerMsg {
@@ -50,11 +59,7 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    pub fn spawn(
-        id: WorkerId,
-        spec: LaunchSpec,
-        to_broker: mpsc::Sender<WorkerMsg>,
-    ) -> std::io::Result<Self> {
+    pub fn spawn(id: WorkerId, spec: LaunchSpec, to_broker: ToBroker) -> std::io::Result<Self> {
         let stderr = match &spec.log_file {
             Some(path) => {
                 if let Some(dir) = path.parent() {
@@ -132,7 +137,7 @@ async fn read_frames(
     id: WorkerId,
     mut child: Child,
     stdout: tokio::process::ChildStdout,
-    to_broker: mpsc::Sender<WorkerMsg>,
+    to_broker: ToBroker,
 ) {
     // Bytes, not `String`: output frames are most of the traffic and are decoded without a
     // separate UTF-8 pass (serde_json checks what it reads).
@@ -149,7 +154,11 @@ async fn read_frames(
             }
             Err(_) => break,
         };
-        if to_broker.send(msg).await.is_err() {
+        let channel = match msg {
+            WorkerMsg::Output(..) => &to_broker.output,
+            _ => &to_broker.control,
+        };
+        if channel.send(msg).await.is_err() {
             break;
         }
     }
@@ -162,7 +171,7 @@ async fn read_frames(
             child.wait().await.ok()
         }
     };
-    let _ = to_broker.send(WorkerMsg::Closed(id, status)).await;
+    let _ = to_broker.control.send(WorkerMsg::Closed(id, status)).await;
 }
 
 /// An `output` frame read in place: the base64 text is borrowed from the line (it has no

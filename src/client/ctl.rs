@@ -96,6 +96,13 @@ pub enum CtlCommand {
     },
     /// Broker health.
     Health,
+    /// A full-terminal client of one worker (restores the terminal on exit; the worker keeps
+    /// running). In drive/relay, Ctrl-b d goes back to view; q in view quits.
+    Attach {
+        name: String,
+        #[arg(long, default_value = "drive", value_parser = ["view", "drive", "relay"])]
+        mode: String,
+    },
 }
 
 pub async fn run(args: CtlArgs) -> color_eyre::Result<i32> {
@@ -202,6 +209,24 @@ pub async fn run(args: CtlArgs) -> color_eyre::Result<i32> {
         CtlCommand::Release { name } => (Method::DELETE, format!("/api/spawned/{name}"), None),
         CtlCommand::Health => (Method::GET, "/health".into(), None),
         CtlCommand::Events { since, output } => return events(&client, since, &output).await,
+        CtlCommand::Attach { name, mode } => {
+            use crate::ui::state::ClientMode;
+            let attach = match mode.as_str() {
+                "view" => None,
+                "relay" => Some(ClientMode::Relay),
+                _ => Some(ClientMode::Drive),
+            };
+            let state_dir = super::state_dir(args.state_dir.as_deref());
+            let opts = crate::app::RunOptions {
+                only: Some(name),
+                attach,
+                ..Default::default()
+            };
+            let config = crate::config::Config::default();
+            let remote = super::backend::RemoteBroker::new(client);
+            crate::app::run_remote(remote, &config, &state_dir, opts).await?;
+            return Ok(0);
+        }
     };
     match client.call(method, &path, body).await {
         Ok(v) => {

@@ -5,6 +5,7 @@
 //! `BROKERTUI_TOKEN` environment (set inside every worker), then `connection.json` in the
 //! state dir (written by `--serve`).
 
+pub mod backend;
 pub mod ctl;
 
 use std::path::{Path, PathBuf};

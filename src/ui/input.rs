@@ -156,7 +156,7 @@ fn view_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
             Vec::new()
         }
         KeyCode::Char('q') => {
-            if app.panes.iter().any(|p| p.exit.is_none()) {
+            if app.owns_workers && app.panes.iter().any(|p| p.exit.is_none()) {
                 app.overlay = Some(Overlay::ConfirmQuit);
                 Vec::new()
             } else {
@@ -220,7 +220,7 @@ fn move_focus(app: &mut App, dx: i32, dy: i32) -> Vec<Action> {
 
 /// Attaches to the focused worker: drive puts it in `human` (messages wait), relay keeps
 /// it in `relay`; the mode it had is put back on detach.
-fn attach(app: &mut App, mode: ClientMode) -> Vec<Action> {
+pub fn attach(app: &mut App, mode: ClientMode) -> Vec<Action> {
     let Some(pane) = app.focused() else {
         return Vec::new();
     };

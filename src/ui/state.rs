@@ -152,6 +152,9 @@ pub struct App {
     /// Where panes are drawn (everything but the status bar).
     pub area: Rect,
     pub quit: bool,
+    /// Quitting ends the workers (the in-process broker); a client of a remote broker
+    /// leaves them running.
+    pub owns_workers: bool,
 }
 
 impl App {
@@ -171,6 +174,7 @@ impl App {
             scrollback,
             area: Rect::default(),
             quit: false,
+            owns_workers: true,
         }
     }
 

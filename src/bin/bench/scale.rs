@@ -91,22 +91,24 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64) {
     let tick = 100.0; // USER_HZ
     let cpu0 = cpu_ticks(me);
     let wake0 = wakeups_all_threads(me);
-    let wcpu0: u64 = infos.iter().map(|i| cpu_ticks(i.worker_pid)).sum();
-    let wwake0: u64 = infos
+    let wcpu0: Vec<u64> = infos.iter().map(|i| cpu_ticks(i.worker_pid)).collect();
+    let wwake0: Vec<u64> = infos
         .iter()
         .map(|i| wakeups_all_threads(i.worker_pid))
-        .sum();
+        .collect();
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
     let secs = idle_secs as f64;
     let broker_cpu = (cpu_ticks(me) - cpu0) as f64 / tick / secs * 100.0;
     let broker_wake = (wakeups_all_threads(me) - wake0) as f64 / secs;
-    let wcpu: u64 = infos.iter().map(|i| cpu_ticks(i.worker_pid)).sum();
-    let wwake: u64 = infos
-        .iter()
-        .map(|i| wakeups_all_threads(i.worker_pid))
-        .sum();
-    let workers_cpu = (wcpu - wcpu0) as f64 / tick / secs * 100.0;
-    let workers_wake = (wwake - wwake0) as f64 / secs / workers as f64;
+    let delta = |f: fn(u32) -> u64, before: &[u64]| -> u64 {
+        infos
+            .iter()
+            .zip(before)
+            .map(|(i, b)| f(i.worker_pid).saturating_sub(*b))
+            .sum()
+    };
+    let workers_cpu = delta(cpu_ticks, &wcpu0) as f64 / tick / secs * 100.0;
+    let workers_wake = delta(wakeups_all_threads, &wwake0) as f64 / secs / workers as f64;
 
     println!("\n### Scale: {workers} workers running sh\n");
     println!("| measure | value |\n|---|---|");
