@@ -121,6 +121,7 @@ fn main() -> color_eyre::Result<()> {
                 let opts = brokertui::stack::StackOptions {
                     bind: cli.bind,
                     replay_events: cli.replay_events,
+                    journal: true,
                 };
                 runtime()?.block_on(brokertui::serve::run(config, opts, &state_dir))
             } else {

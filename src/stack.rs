@@ -24,6 +24,8 @@ pub struct Stack {
 pub struct StackOptions {
     pub bind: SocketAddr,
     pub replay_events: usize,
+    /// Journal relay messages in the state dir (survive a restart).
+    pub journal: bool,
 }
 
 impl StackOptions {
@@ -31,6 +33,7 @@ impl StackOptions {
         StackOptions {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             replay_events: 10_000,
+            journal: false,
         }
     }
 }
@@ -53,6 +56,9 @@ pub async fn start(
     bc.inject_template = config.inject_template.clone();
     bc.settle = config.settle;
     bc.replay_events = opts.replay_events;
+    if opts.journal {
+        bc.journal = Some(state_dir.join("messages.jsonl"));
+    }
     let (env_url, env_tokens) = (url.clone(), tokens.clone());
     bc.worker_env = Some(Arc::new(move |name: &str| {
         vec![

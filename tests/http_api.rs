@@ -3,184 +3,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use brokertui::client::Connection;
 use brokertui::mirror::ScreenMirror;
+use common::serve::Serve;
 use common::*;
 use futures_util::StreamExt;
 use nix::sys::signal::Signal;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-struct Serve {
-    child: Child,
-    url: String,
-    token: String,
-    state: tempfile::TempDir,
-    http: reqwest::Client,
-}
-
-impl Serve {
-    fn start(extra: &[&str]) -> Serve {
-        let state = tempfile::tempdir().unwrap();
-        let mut child = Command::new(exe())
-            .args(["--serve", "--state-dir"])
-            .arg(state.path())
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let url = first
-            .trim()
-            .strip_prefix("brokertui serving on ")
-            .expect(&first)
-            .to_string();
-        let conn: Connection = serde_json::from_str(
-            &std::fs::read_to_string(state.path().join("connection.json")).unwrap(),
-        )
-        .unwrap();
-        assert_eq!(conn.url, url);
-        assert_eq!(conn.pid, child.id());
-        Serve {
-            child,
-            url,
-            token: conn.token,
-            state,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn call_as(
-        &self,
-        token: Option<&str>,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.url));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.call_as(Some(&self.token.clone()), method, path, body)
-            .await
-    }
-
-    async fn raw(&self, method: Method, path: &str, body: &'static [u8]) -> (StatusCode, Value) {
-        let resp = self
-            .http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        (status, resp.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn spawn(&self, name: &str, cmd: &[&str]) -> Value {
-        let (s, v) = self
-            .call(
-                Method::POST,
-                "/api/spawn",
-                Some(json!({"name": name, "cmd": cmd})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{v}");
-        v
-    }
-
-    async fn screen(&self, name: &str) -> String {
-        let (_, v) = self
-            .call(Method::GET, &format!("/api/spawned/{name}/snapshot"), None)
-            .await;
-        v["screen"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l.as_str().unwrap())
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    async fn wait_screen(&self, name: &str, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let text = self.screen(name).await;
-            if text.contains(needle) {
-                return text;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{needle:?} never appeared in {name}:\n{text}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn worker_pid(&self, name: &str) -> u32 {
-        let (_, v) = self.call(Method::GET, "/api/spawned", None).await;
-        let w = v["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|w| w["name"] == name)
-            .unwrap()
-            .clone();
-        w["worker_pid"].as_u64().unwrap() as u32
-    }
-
-    async fn ws(
-        &self,
-        query: &str,
-    ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>
-    {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let mut req = format!("{}/api/events?{query}", self.url.replacen("http", "ws", 1))
-            .into_client_request()
-            .unwrap();
-        req.headers_mut().insert(
-            "authorization",
-            format!("Bearer {}", self.token).parse().unwrap(),
-        );
-        tokio_tungstenite::connect_async(req).await.unwrap().0
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            Signal::SIGTERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_success_path() {
@@ -526,7 +358,7 @@ async fn every_error_status_for_real() {
 async fn connection_file_is_private_and_removed_on_exit() {
     use std::os::unix::fs::PermissionsExt;
     let mut s = Serve::start(&[]);
-    let path = s.state.path().join("connection.json");
+    let path = s.state.join("connection.json");
     assert_eq!(
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600
@@ -676,7 +508,7 @@ async fn since_replays_and_reports_gaps() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctl_scripted_session() {
     let s = Serve::start(&[]);
-    let state = s.state.path().to_str().unwrap().to_string();
+    let state = s.state.to_str().unwrap().to_string();
     let ctl = |args: &[&str]| -> (i32, Value) {
         let out = Command::new(exe())
             .arg("ctl")

@@ -57,6 +57,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for StrictJson<T> {
                 ApiError::bad_request(format!("could not read body: {rejection}"))
             }
         })?;
+        // Every body is an object; serde would also take a struct from an array (`[1,2]`).
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::bad_request("the body must be a JSON object"));
+        }
         serde_json::from_slice(&bytes)
             .map(StrictJson)
             .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))

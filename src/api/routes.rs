@@ -216,3 +216,25 @@ pub async fn send(
     let accepted = st.broker.send_message(&from, &msg.to, &msg.body).await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
+
+pub async fn messages(State(st): State<ApiState>, Extension(scope): Extension<Scope>) -> ApiResult {
+    require_admin(&scope)?;
+    let list = st.broker.undelivered().await?;
+    Ok(Json(json!({ "messages": list })).into_response())
+}
+
+pub async fn drop_message(
+    State(st): State<ApiState>,
+    Extension(scope): Extension<Scope>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    require_admin(&scope)?;
+    match st.broker.drop_message(&id).await? {
+        0 => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "message_not_found",
+            format!("no undelivered message {id:?}"),
+        )),
+        n => Ok(Json(json!({"id": id, "dropped": n})).into_response()),
+    }
+}

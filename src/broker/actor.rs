@@ -85,6 +85,7 @@ struct Broker {
     worker_tx: ToBroker,
     internal_tx: mpsc::UnboundedSender<Internal>,
     shutdown_waiters: Option<Vec<Reply<()>>>,
+    journal: Option<super::journal::Journal>,
 }
 
 pub(super) fn start(config: BrokerConfig) -> BrokerHandle {
@@ -112,7 +113,10 @@ pub(super) fn start(config: BrokerConfig) -> BrokerHandle {
         worker_tx,
         internal_tx,
         shutdown_waiters: None,
+        journal: None,
     };
+    let mut broker = broker;
+    broker.open_journal();
     tokio::spawn(broker.run(rx, control_rx, output_rx, internal_rx));
     BrokerHandle { tx, events, config }
 }
@@ -151,6 +155,46 @@ impl Broker {
                 // Anything still queued gets ChannelClosed when the receivers drop.
                 return;
             }
+        }
+    }
+
+    /// Replays the journal: what it still owes waits for workers of those names.
+    fn open_journal(&mut self) {
+        let Some(path) = self.config.journal.clone() else {
+            return;
+        };
+        match super::journal::Journal::open(&path) {
+            Ok((journal, replayed)) => {
+                if let Some(torn) = replayed.torn {
+                    self.alert(
+                        Severity::Warning,
+                        None,
+                        "journal",
+                        "journal_torn_record",
+                        format!("{}: skipped a torn last record ({torn:?}); everything before it was recovered", path.display()),
+                    );
+                }
+                if !replayed.owed.is_empty() {
+                    tracing::info!(
+                        messages = replayed.owed.len(),
+                        "relay messages recovered from the journal"
+                    );
+                }
+                for (to, msg) in replayed.owed {
+                    self.outbox.accept(&to, msg, false);
+                }
+                self.journal = Some(journal);
+            }
+            Err(e) => self.alert(
+                Severity::Error,
+                None,
+                "journal",
+                "journal_unavailable",
+                format!(
+                    "cannot open {}: {e}; messages are kept in memory only",
+                    path.display()
+                ),
+            ),
         }
     }
 
@@ -287,6 +331,32 @@ impl Broker {
                     undelivered_messages: self.outbox.total(),
                 });
             }
+            Command::Undelivered(reply) => {
+                let list = self
+                    .outbox
+                    .all()
+                    .into_iter()
+                    .map(|(to, message, state)| super::Undelivered {
+                        to,
+                        message,
+                        state: state.to_string(),
+                    })
+                    .collect();
+                let _ = reply.send(list);
+            }
+            Command::DropMessage(id, reply) => {
+                let dropped = self.outbox.drop_id(&id);
+                for name in &dropped {
+                    if let Some(journal) = &mut self.journal {
+                        let outbox = &self.outbox;
+                        let live = || outbox.all().into_iter().map(|(to, m, _)| (to, m)).collect();
+                        if let Err(e) = journal.done(name, &id, live) {
+                            tracing::error!("journal write failed: {e}");
+                        }
+                    }
+                }
+                let _ = reply.send(dropped.len());
+            }
             Command::Shutdown(reply) => self.begin_shutdown(Some(reply)),
         }
     }
@@ -304,6 +374,8 @@ impl Broker {
                 drop(reply.send(Err(RequestWorkerError::ChannelClosed)))
             }
             Command::List(r) => drop(r.send(Vec::new())),
+            Command::Undelivered(r) => drop(r.send(Vec::new())),
+            Command::DropMessage(_, r) => drop(r.send(0)),
             Command::Stats(r) => drop(r.send(Stats {
                 workers: self.workers.len(),
                 pending_requests: self.pending.len(),
@@ -616,26 +688,43 @@ impl Broker {
         };
         let id = uuid::Uuid::new_v4().to_string();
         let sent_at_ms = now_ms();
+        let messages: Vec<(String, RelayMessage)> = recipients
+            .iter()
+            .map(|name| {
+                let msg = RelayMessage {
+                    id: id.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                    body: body.clone(),
+                    sent_at_ms,
+                };
+                (name.clone(), msg)
+            })
+            .collect();
+        // On disk before the sender hears "accepted".
+        if let Some(journal) = &mut self.journal {
+            for (name, msg) in &messages {
+                journal
+                    .accept(name, msg)
+                    .map_err(|e| BrokerError::WorkerUnavailable {
+                        name: name.clone(),
+                        reason: format!("could not journal the message: {e}"),
+                    })?;
+            }
+        }
         self.emit(EventKind::MessageAccepted {
             id: id.clone(),
             from: from.clone(),
             to: to.clone(),
             recipients: recipients.clone(),
         });
-        for name in &recipients {
-            let msg = RelayMessage {
-                id: id.clone(),
-                from: from.clone(),
-                to: to.clone(),
-                body: body.clone(),
-                sent_at_ms,
-            };
+        for (name, msg) in messages {
             let deliverable = self
-                .live(name)
+                .live(&name)
                 .is_ok_and(|w| w.state == WorkerState::Running);
-            self.outbox.accept(name, msg.clone(), deliverable);
+            self.outbox.accept(&name, msg.clone(), deliverable);
             if deliverable {
-                self.dispatch(name, msg);
+                self.dispatch(&name, msg);
             }
         }
         Ok(Accepted { id, recipients })
@@ -724,6 +813,13 @@ impl Broker {
 
     fn delivered(&mut self, worker: &str, id: &str) {
         self.outbox.injected(worker, id);
+        if let Some(journal) = &mut self.journal {
+            let outbox = &self.outbox;
+            let live = || outbox.all().into_iter().map(|(to, m, _)| (to, m)).collect();
+            if let Err(e) = journal.done(worker, id, live) {
+                tracing::error!("journal write failed: {e}");
+            }
+        }
         self.emit(EventKind::Delivery {
             name: worker.to_string(),
             id: id.to_string(),

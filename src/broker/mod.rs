@@ -13,6 +13,7 @@
 
 mod actor;
 pub mod events;
+pub mod journal;
 pub mod process;
 mod relay;
 pub mod request;
@@ -56,6 +57,9 @@ pub struct BrokerConfig {
     pub worker_env: Option<WorkerEnvFn>,
     /// Durable events kept for `subscribe_since` (the WebSocket's `?since=`).
     pub replay_events: usize,
+    /// Where accepted relay messages are journalled until injected (`--serve`); `None`
+    /// keeps them in memory only.
+    pub journal: Option<PathBuf>,
 }
 
 impl BrokerConfig {
@@ -69,6 +73,7 @@ impl BrokerConfig {
             release_grace: Duration::from_millis(500),
             worker_env: None,
             replay_events: 10_000,
+            journal: None,
         }
     }
 }
@@ -184,6 +189,8 @@ pub(crate) enum Command {
     SubscribeOutput(String, Reply<Result<OutputSubscription, BrokerError>>),
     SubscribeSince(u64, Reply<Replay>),
     Stats(Reply<Stats>),
+    Undelivered(Reply<Vec<Undelivered>>),
+    DropMessage(String, Reply<usize>),
     Shutdown(Reply<()>),
 }
 
@@ -194,6 +201,16 @@ pub struct Replay {
     /// Events after `since` were already dropped from the bounded replay buffer.
     pub gap: bool,
     pub live: EventSubscription,
+}
+
+/// A message accepted and not yet injected.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Undelivered {
+    pub to: String,
+    #[serde(flatten)]
+    pub message: crate::requests::deliver::RelayMessage,
+    /// `sending`, `in_worker` (queued inside the worker) or `waiting` (for a worker of that name).
+    pub state: String,
 }
 
 /// Counters for `/health` and tests.
@@ -302,6 +319,17 @@ impl BrokerHandle {
     /// not replayed (resync a screen with a snapshot instead).
     pub async fn subscribe_since(&self, since: u64) -> Result<Replay, BrokerError> {
         self.ask(|r| Command::SubscribeSince(since, r)).await
+    }
+
+    /// Messages accepted and not yet injected, oldest first per worker.
+    pub async fn undelivered(&self) -> Result<Vec<Undelivered>, BrokerError> {
+        self.ask(Command::Undelivered).await
+    }
+
+    /// Gives up on message `id` (for every recipient still owed it); returns how many copies
+    /// were dropped. A copy already queued inside a worker stays there.
+    pub async fn drop_message(&self, id: &str) -> Result<usize, BrokerError> {
+        self.ask(|r| Command::DropMessage(id.to_string(), r)).await
     }
 
     pub async fn stats(&self) -> Result<Stats, BrokerError> {

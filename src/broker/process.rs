@@ -14,7 +14,9 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
-use tokio_util::codec::{AnyDelimiterCodec, AnyDelimiterCodecError, FramedRead};
+use tokio_util::codec::FramedRead;
+
+use crate::protocol::codec::{Line, LineCodec};
 
 use super::WorkerId;
 use crate::protocol::{
@@ -141,17 +143,11 @@ async fn read_frames(
 ) {
     // Bytes, not `String`: output frames are most of the traffic and are decoded without a
     // separate UTF-8 pass (serde_json checks what it reads).
-    let mut lines = FramedRead::with_capacity(
-        stdout,
-        AnyDelimiterCodec::new_with_max_length(b"\n".to_vec(), Vec::new(), MAX_FRAME_BYTES),
-        256 * 1024,
-    );
+    let mut lines = FramedRead::with_capacity(stdout, LineCodec::new(MAX_FRAME_BYTES), 256 * 1024);
     while let Some(line) = lines.next().await {
         let msg = match line {
-            Ok(line) => decode(id, &line),
-            Err(AnyDelimiterCodecError::MaxChunkLengthExceeded) => {
-                WorkerMsg::BadFrame(id, DecodeError::TooLarge(MAX_FRAME_BYTES + 1))
-            }
+            Ok(Line::Frame(line)) => decode(id, &line),
+            Ok(Line::TooLong(n)) => WorkerMsg::BadFrame(id, DecodeError::TooLarge(n)),
             Err(_) => break,
         };
         let channel = match msg {

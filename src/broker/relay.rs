@@ -85,6 +85,39 @@ impl Outbox {
             .collect()
     }
 
+    /// Everything owed, per worker oldest first, with its state.
+    pub fn all(&self) -> Vec<(String, RelayMessage, &'static str)> {
+        let mut names: Vec<&String> = self.by_worker.keys().collect();
+        names.sort();
+        names
+            .into_iter()
+            .flat_map(|name| {
+                self.by_worker[name].iter().map(move |(m, s)| {
+                    let state = match s {
+                        State::Sending => "sending",
+                        State::InWorker => "in_worker",
+                        State::Undelivered => "waiting",
+                    };
+                    (name.clone(), m.clone(), state)
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets message `id`; returns the recipients it was dropped for.
+    pub fn drop_id(&mut self, id: &str) -> Vec<String> {
+        let mut dropped = Vec::new();
+        for (name, q) in self.by_worker.iter_mut() {
+            let before = q.len();
+            q.retain(|(m, _)| m.id != id);
+            if q.len() < before {
+                dropped.push(name.clone());
+            }
+        }
+        self.by_worker.retain(|_, q| !q.is_empty());
+        dropped
+    }
+
     pub fn count(&self, worker: &str) -> usize {
         self.by_worker.get(worker).map_or(0, VecDeque::len)
     }

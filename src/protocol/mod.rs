@@ -13,6 +13,7 @@
 //! but a bad payload can still be answered with its `request_id`), then the payload by `type`.
 //! The typed payloads of the request kinds live in [`crate::requests`], one file per kind.
 
+pub mod codec;
 mod frames;
 
 pub use frames::*;

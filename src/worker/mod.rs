@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 use futures_util::{FutureExt, StreamExt};
 use serde_json::json;
 use tokio::io::{AsyncWriteExt, BufWriter, Stdout};
-use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::codec::FramedRead;
+
+use crate::protocol::codec::{Line, LineCodec};
 
 use crate::protocol::{
     self, Envelope, ErrorBody, ExitedPayload, InputPayload, MAX_FRAME_BYTES, ReadyPayload,
@@ -202,10 +204,7 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
         args.template.clone(),
         Duration::from_millis(args.settle_ms),
     );
-    let mut stdin = FramedRead::new(
-        tokio::io::stdin(),
-        LinesCodec::new_with_max_length(MAX_FRAME_BYTES),
-    );
+    let mut stdin = FramedRead::new(tokio::io::stdin(), LineCodec::new(MAX_FRAME_BYTES));
     let mut pty_open = true;
     let mut exit_status: Option<ExitedPayload> = None;
     let mut drain_until: Option<tokio::time::Instant> = None;
@@ -216,32 +215,31 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
         tokio::select! {
             line = stdin.next(), if shutdown.is_none() => {
                 match line {
-                    Some(Ok(line)) => {
-                        let mut line = Some(line);
+                    Some(Ok(first)) => {
+                        let mut next = Some(first);
                         // Answer every frame already buffered before flushing once: under
                         // load, requests arrive in batches and their responses leave in one.
-                        while let Some(l) = line.take() {
-                            if let Control::Shutdown(grace) =
-                                handle_line(l.as_bytes(), &mut pty, &mut screen, &mut session, &mut out).await
-                            {
-                                shutdown = Some(grace);
-                                break;
+                        while let Some(item) = next.take() {
+                            match item {
+                                Line::Frame(l) => {
+                                    if let Control::Shutdown(grace) =
+                                        handle_line(&l, &mut pty, &mut screen, &mut session, &mut out).await
+                                    {
+                                        shutdown = Some(grace);
+                                        break;
+                                    }
+                                }
+                                Line::TooLong(n) => {
+                                    out.send(&frame(from_worker::WORKER_ERROR, &ErrorBody::new(
+                                        "frame_too_large",
+                                        format!("a frame of {n} bytes (limit {MAX_FRAME_BYTES}) was discarded"),
+                                    ))).await;
+                                }
                             }
-                            if let Some(Some(Ok(next))) = stdin.next().now_or_never() {
-                                line = Some(next);
+                            if let Some(Some(Ok(more))) = stdin.next().now_or_never() {
+                                next = Some(more);
                             }
                         }
-                    }
-                    Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
-                        out.send(&frame(from_worker::WORKER_ERROR, &ErrorBody::new(
-                            "frame_too_large",
-                            format!("frame longer than {MAX_FRAME_BYTES} bytes discarded"),
-                        ))).await;
-                    }
-                    Some(Err(LinesCodecError::Io(e))) if e.kind() == std::io::ErrorKind::InvalidData => {
-                        out.send(&frame(from_worker::WORKER_ERROR, &ErrorBody::new(
-                            "invalid_json", "frame is not valid UTF-8",
-                        ))).await;
                     }
                     None | Some(Err(_)) => {
                         tracing::info!("stdin closed: the broker is gone, ending the session");

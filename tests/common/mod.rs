@@ -2,6 +2,8 @@
 //! binary, and ways to wait for what real PTYs print.
 #![allow(dead_code)]
 
+pub mod serve;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

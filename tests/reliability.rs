@@ -1,0 +1,416 @@
+//! Faults and hostile input: a broker that crashes with messages owed, workers that exit,
+//! ignore SIGHUP, fork, or write a 64 MiB line, and HTTP clients that send garbage, hold
+//! connections open or come a thousand at once.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use brokertui::broker::{BrokerConfig, BrokerHandle, EventKind, Received, SpawnSpec};
+use common::serve::Serve;
+use common::*;
+use nix::sys::signal::Signal;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const T: Duration = Duration::from_secs(10);
+/// `cat` without the terminal's echo, so each injected line shows exactly once.
+const QUIET_CAT: &[&str] = &["sh", "-c", "stty -echo; exec cat"];
+
+async fn messages(s: &Serve) -> Vec<Value> {
+    let (st, v) = s.call(Method::GET, "/api/messages", None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v["messages"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_messages_survive_a_broker_crash_and_arrive_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Serve::start_in(dir.path(), &[]);
+    let (st, _) = a
+        .call(
+            Method::POST,
+            "/api/spawn",
+            Some(json!({"name": "bob", "cmd": QUIET_CAT, "mode": "human"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    for body in ["first-msg", "second-msg"] {
+        let (st, _) = a
+            .call(
+                Method::POST,
+                "/api/send",
+                Some(json!({"to": "bob", "body": body})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::ACCEPTED);
+    }
+    eventually(T, "both queued in the worker", || async {
+        let m = messages(&a).await;
+        (m.len() == 2 && m.iter().all(|x| x["state"] == "in_worker")).then_some(())
+    })
+    .await;
+    let worker = a.worker_pid("bob").await;
+    // The broker crashes: no shutdown, no cleanup.
+    signal(a.child.id(), Signal::SIGKILL);
+    a.child.wait().unwrap();
+    eventually(T, "worker to follow its broker", || async {
+        (!alive(worker as i32)).then_some(())
+    })
+    .await;
+
+    let b = Serve::start_in(dir.path(), &[]);
+    let owed = messages(&b).await;
+    assert_eq!(owed.len(), 2, "{owed:?}");
+    assert_eq!(owed[0]["body"], "first-msg");
+    assert_eq!(owed[1]["state"], "waiting");
+    b.spawn("bob", QUIET_CAT).await;
+    let text = b.wait_screen("bob", "second-msg").await;
+    assert_eq!(text.matches("first-msg").count(), 1, "{text}");
+    assert_eq!(text.matches("second-msg").count(), 1, "{text}");
+    assert!(text.find("first-msg") < text.find("second-msg"));
+    eventually(T, "journal emptied", || async {
+        messages(&b).await.is_empty().then_some(())
+    })
+    .await;
+    drop(b);
+
+    // A third start owes nothing: the deliveries were journalled too.
+    let c = Serve::start_in(dir.path(), &[]);
+    assert!(messages(&c).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torn_journal_record_is_skipped_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = r#"{"op":"accept","to":"bob","msg":{"id":"m1","from":"a","to":"bob","body":"kept","sent_at_ms":1}}"#;
+    std::fs::write(
+        dir.path().join("messages.jsonl"),
+        format!("{good}\n{{\"op\":\"accept\",\"to\":\"bo"),
+    )
+    .unwrap();
+    let s = Serve::start_in(dir.path(), &[]);
+    let owed = messages(&s).await;
+    assert_eq!(owed.len(), 1);
+    assert_eq!(owed[0]["body"], "kept");
+    let mut ws = s.ws("since=0").await;
+    use futures_util::StreamExt;
+    let first: Value =
+        serde_json::from_str(ws.next().await.unwrap().unwrap().to_text().unwrap()).unwrap();
+    assert_eq!(first["code"], "journal_torn_record", "{first}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undelivered_messages_can_be_listed_and_dropped() {
+    let s = Serve::start(&[]);
+    let (_, sent) = s
+        .call(
+            Method::POST,
+            "/api/send",
+            Some(json!({"to": "*", "body": "nobody home"})),
+        )
+        .await;
+    assert_eq!(sent["recipients"], json!([]));
+    s.call(
+        Method::POST,
+        "/api/spawn",
+        Some(json!({"name": "w", "cmd": ["cat"], "mode": "human"})),
+    )
+    .await;
+    let (_, sent) = s
+        .call(
+            Method::POST,
+            "/api/send",
+            Some(json!({"to": "w", "body": "drop me"})),
+        )
+        .await;
+    let id = sent["id"].as_str().unwrap().to_string();
+    eventually(T, "listed", || async {
+        (messages(&s).await.len() == 1).then_some(())
+    })
+    .await;
+    let (st, v) = s
+        .call(Method::DELETE, &format!("/api/messages/{id}"), None)
+        .await;
+    assert_eq!((st, v["dropped"].as_u64()), (StatusCode::OK, Some(1)));
+    assert!(messages(&s).await.is_empty());
+    let (st, _) = s
+        .call(Method::DELETE, &format!("/api/messages/{id}"), None)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_that_exit_at_once_ignore_sighup_or_fork_leave_nothing_behind() {
+    let fx = Fixture::new();
+    let mut events = fx.broker.subscribe();
+    // Exits instantly, cleanly and not.
+    fx.spawn("ok", &["true"]).await;
+    fx.spawn("bad", &["sh", "-c", "exit 3"]).await;
+    eventually(T, "both exited", || async {
+        let l = fx.broker.list().await.unwrap();
+        l.iter().all(|w| w.exit.is_some()).then_some(())
+    })
+    .await;
+    assert_eq!(
+        fx.broker.info("bad").await.unwrap().exit.unwrap().code,
+        Some(3)
+    );
+    let mut saw_alert = false;
+    while let Some(Received::Item(e)) = events.try_recv() {
+        if let EventKind::Alert {
+            worker: Some(w),
+            code,
+            ..
+        } = &e.kind
+        {
+            saw_alert |= w == "bad" && code == "worker_exited";
+            assert_ne!(w, "ok", "a clean exit is not an alert");
+        }
+    }
+    assert!(saw_alert, "exit 3 is alerted");
+
+    // Ignores SIGHUP: released anyway, within the grace period plus a little.
+    let stubborn = fx
+        .spawn("stubborn", &["sh", "-c", "trap '' HUP; sleep 300"])
+        .await;
+    // Forks: a background job, and a grandchild in a group of its own.
+    let forker = fx
+        .spawn(
+            "forker",
+            &[
+                "sh",
+                "-c",
+                "sleep 301 & (set -m; sleep 302 &); sh -c 'sleep 303' & sleep 304",
+            ],
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sessions: Vec<Vec<i32>> = [&stubborn, &forker]
+        .iter()
+        .map(|w| brokertui::worker::reap::session_members(w.pid.unwrap() as i32))
+        .collect();
+    assert!(
+        sessions[1].len() >= 5,
+        "forker's session: {:?}",
+        sessions[1]
+    );
+    let started = Instant::now();
+    fx.broker.release("stubborn").await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "release took {:?}",
+        started.elapsed()
+    );
+    fx.broker.release("forker").await.unwrap();
+    for pid in sessions.iter().flatten() {
+        assert!(!alive(*pid), "{pid} survived its release");
+    }
+    fx.broker.shutdown().await;
+}
+
+/// A worker that is ready, writes a 64 MiB line, then answers `get_mode` like a real one.
+const HUGE_LINE_WORKER: &str = r#"#!/bin/sh
+echo '{"v":1,"type":"ready","payload":{"pid":1,"rows":24,"cols":80,"protocol":1}}'
+head -c 67108864 /dev/zero | tr '\0' 'x'; echo
+while read -r line; do
+  rid=$(printf '%s' "$line" | sed -n 's/.*"request_id":"\([^"]*\)".*/\1/p')
+  [ -n "$rid" ] && printf '{"v":1,"type":"response","request_id":"%s","payload":{"kind":"get_mode","ok":{"mode":"relay"},"error":null}}\n' "$rid"
+done
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_64_mib_line_is_refused_and_the_worker_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("huge-line-worker");
+    std::fs::write(&fake, HUGE_LINE_WORKER).unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let broker = BrokerHandle::start(BrokerConfig::new(fake));
+    let mut events = broker.subscribe();
+    broker
+        .spawn(SpawnSpec {
+            name: "huge".into(),
+            cmd: vec!["x".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .unwrap()
+        {
+            Received::Item(e) => {
+                if let EventKind::Alert { code, .. } = &e.kind {
+                    assert_eq!(code, "frame_too_large");
+                    break;
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let mode = broker
+        .get_mode("huge", Some(Duration::from_secs(10)))
+        .await
+        .unwrap();
+    assert_eq!(mode, brokertui::protocol::SessionMode::Relay);
+    broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_names_and_sizes_get_documented_statuses() {
+    let s = Serve::start(&[]);
+    s.spawn("w", &["sh"]).await;
+    let long = "a".repeat(10_000);
+    for (path, want) in [
+        (
+            "/api/spawned/%2E%2E/mode".to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/spawned/a%2Fb/mode".to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/spawned/a%00b/mode".to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (format!("/api/spawned/{long}/mode"), StatusCode::BAD_REQUEST),
+        (
+            "/api/spawned/%C3%A9t%C3%A9/mode".to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/spawned/w/../../etc/passwd".to_string(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/api/spawned/w/mode?timeout_ms=99999999".to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/spawned/w/mode?timeout_ms=-5".to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/api/spawned/w/mode".to_string(), StatusCode::OK),
+    ] {
+        // Raw bytes on the wire: an HTTP client library would normalise `%2E%2E` away.
+        let (st, v) = raw_get(&s, &path).await;
+        assert_eq!(st, want.as_u16(), "{path}: {v}");
+        if st != 200 {
+            assert!(v["error"]["code"].is_string(), "{path}: error body {v}");
+        }
+    }
+    for body in [
+        json!({"rows": 65536, "cols": 1}),
+        json!({"rows": "10", "cols": 1}),
+        json!({"rows": 1.5, "cols": 1}),
+        json!([1, 2]),
+    ] {
+        let (st, _) = s
+            .call(Method::POST, "/api/resize/w", Some(body.clone()))
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+    }
+    let (st, _) = s
+        .call(
+            Method::POST,
+            "/api/spawn",
+            Some(json!({"name": "x", "cmd": []})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _) = s
+        .call(
+            Method::POST,
+            "/api/spawn",
+            Some(json!({"name": "x", "cmd": ["/no/such/program"]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    // Nothing was written outside the state dir's own files.
+    let mut names: Vec<String> = std::fs::read_dir(&s.state)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["brokertui.log", "connection.json", "logs", "messages.jsonl"]
+    );
+}
+
+/// GET `path` exactly as written; returns the status and the JSON body.
+async fn raw_get(s: &Serve, path: &str) -> (u16, Value) {
+    let mut c = tokio::net::TcpStream::connect(addr(s)).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        s.token
+    );
+    c.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = Vec::new();
+    c.read_to_end(&mut resp).await.unwrap();
+    let text = String::from_utf8_lossy(&resp);
+    let status = text[9..12].parse().unwrap();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    // Chunked or not, the JSON object is the part between the outer braces.
+    let json = body
+        .find('{')
+        .and_then(|a| body.rfind('}').map(|b| &body[a..=b]))
+        .unwrap_or("null");
+    (status, serde_json::from_str(json).unwrap_or(Value::Null))
+}
+
+fn addr(s: &Serve) -> String {
+    s.url.trim_start_matches("http://").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_many_connections_do_not_stall_the_broker() {
+    let s = Serve::start(&[]);
+    s.spawn("w", &["sh"]).await;
+    // Slowloris: 200 connections that send half a request and then nothing.
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        let mut c = tokio::net::TcpStream::connect(addr(&s)).await.unwrap();
+        c.write_all(b"POST /api/send HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{\"to\":")
+            .await
+            .unwrap();
+        slow.push(c);
+    }
+    let t = Instant::now();
+    let (st, _) = s.call(Method::GET, "/api/spawned/w/mode", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "took {:?} with 200 slow clients",
+        t.elapsed()
+    );
+
+    // A thousand connections at once, each its own TCP connection.
+    let token = s.token.clone();
+    let mut tasks = Vec::new();
+    for _ in 0..1000 {
+        let (a, token) = (addr(&s), token.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut c = tokio::net::TcpStream::connect(&a).await.ok()?;
+            let req = format!("GET /api/spawned HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n");
+            c.write_all(req.as_bytes()).await.ok()?;
+            let mut resp = Vec::new();
+            c.read_to_end(&mut resp).await.ok()?;
+            Some(resp.starts_with(b"HTTP/1.1 200"))
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.unwrap() == Some(true) {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 1000, "every connection answered 200");
+    drop(slow);
+    let (st, h) = s.call_as(None, Method::GET, "/health", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(h["pending_requests"], 0);
+}
