@@ -217,6 +217,7 @@ struct Runner<B: Backend> {
     /// Per pane: when its PTY should follow its new size.
     resize_due: HashMap<String, Instant>,
     snapshots_dir: PathBuf,
+    mode_changes: tokio::task::JoinSet<()>,
 }
 
 async fn run_loop<B: Backend>(
@@ -257,6 +258,7 @@ async fn run_loop<B: Backend>(
         forwarders: HashMap::new(),
         resize_due: HashMap::new(),
         snapshots_dir: state_dir.join("snapshots"),
+        mode_changes: tokio::task::JoinSet::new(),
     };
     let mut app = App::new(config.prefix_key, config.scrollback);
     app.owns_workers = !opts.remote;
@@ -373,15 +375,18 @@ async fn run_loop<B: Backend>(
             terminal.draw(|f| draw(f, &app))?;
             last_draw = Instant::now();
             dirty = false;
+            // For the terminal-restore test: a panic in the middle of a live TUI.
+            if std::env::var_os("BROKERTUI_TEST_PANIC").is_some() {
+                panic!("BROKERTUI_TEST_PANIC is set: panicking on purpose");
+            }
         }
     }
-    // Leaving while attached: put the worker's mode back (a remote broker's workers live on).
-    if let Some(a) = app.attached.take()
-        && app.pane_mut(&a.name).is_some_and(|p| p.mode != a.restore)
-    {
-        let restore = broker.set_mode(&a.name, a.restore);
-        let _ = tokio::time::timeout(Duration::from_secs(2), restore).await;
-    }
+    // Leaving while attached: put the worker's mode back (a remote broker's workers live
+    // on), and let mode changes already on their way arrive.
+    let actions = crate::ui::input::detach(&mut app);
+    runner.perform(&mut app, actions);
+    let settle = async { while runner.mode_changes.join_next().await.is_some() {} };
+    let _ = tokio::time::timeout(Duration::from_secs(2), settle).await;
     Ok(())
 }
 
@@ -684,8 +689,11 @@ impl<B: Backend> Runner<B> {
                     if let Some(p) = app.pane_mut(&name) {
                         p.mode = mode; // optimistic; the worker's mode_changed confirms
                     }
-                    self.spawn_task(async move {
-                        match broker.set_mode(&name, mode).await {
+                    // Tracked: a mode put back on detach must reach the broker even if we
+                    // quit right after (a remote worker would stay in `human`).
+                    let tx = self.tx.clone();
+                    self.mode_changes.spawn(async move {
+                        let msg = match broker.set_mode(&name, mode).await {
                             Ok(r) if r.flushed.unwrap_or(0) > 0 => Some(Msg::Done(format!(
                                 "{name} → {}; flushed {}",
                                 mode.as_str(),
@@ -694,8 +702,11 @@ impl<B: Backend> Runner<B> {
                             Ok(_) => None,
                             // The broker alerts; put the real mode back.
                             Err(_) => broker.list().await.ok().map(Msg::Workers),
+                        };
+                        if let Some(msg) = msg {
+                            let _ = tx.send(msg).await;
                         }
-                    })
+                    });
                 }
                 Action::Send { to, body } => self.spawn_task(async move {
                     Some(match broker.send_message(HUMAN, &to, &body).await {

@@ -17,6 +17,11 @@ const W: usize = 160;
 
 impl Tmux {
     fn start(args: &str) -> Tmux {
+        Self::start_env(args, "")
+    }
+
+    /// With `env` (e.g. `FOO=1`) prefixed to the command.
+    fn start_env(args: &str, env: &str) -> Tmux {
         assert!(
             Command::new("tmux").arg("-V").output().is_ok(),
             "tmux is required for the TUI end-to-end tests (apt-get install -y tmux)"
@@ -24,7 +29,7 @@ impl Tmux {
         let state = tempfile::tempdir().unwrap();
         let socket = format!("brokertui-test-{}-{}", std::process::id(), rand_suffix());
         let cmd = format!(
-            "{} --state-dir {} {args}; echo TUI-EXITED-$?; sleep 30",
+            "{env} {} --state-dir {} {args}; echo TUI-EXITED-$?; stty -a | tr ' ;' '\\n\\n' | grep -x -e -icanon -e icanon -e -echo -e echo | tr '\\n' ' ' | sed 's/^/TTY: /'; echo; sleep 30",
             exe().display(),
             state.path().display()
         );
@@ -82,6 +87,24 @@ impl Tmux {
             .lines()
             .map(str::to_string)
             .collect()
+    }
+
+    /// The visible screen and what scrolled off it.
+    fn history(&self) -> String {
+        let out = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "capture-pane",
+                "-p",
+                "-S",
+                "-1000",
+                "-t",
+                "t",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
     }
 
     /// Left and right halves of the screen (the two panes of a two-worker layout).
@@ -305,4 +328,101 @@ fn connect_detach_and_reattach_keep_workers_running() {
         worker_pid(&name).is_none(),
         "--serve ends its workers on SIGTERM"
     );
+}
+
+/// The terminal is back to normal (canonical mode, echo) once the TUI has gone.
+fn assert_restored(tui: &Tmux) {
+    let screen = tui.wait_text("TTY:", T);
+    let tty = screen.iter().find(|l| l.contains("TTY:")).unwrap();
+    assert!(
+        tty.contains(" icanon") && tty.contains(" echo"),
+        "terminal left raw: {tty}"
+    );
+    assert!(
+        !tty.contains("-icanon") && !tty.contains("-echo"),
+        "terminal left raw: {tty}"
+    );
+}
+
+#[test]
+fn terminal_is_restored_after_sigterm() {
+    let id = std::process::id() % 100_000;
+    let tui = Tmux::start(&format!("-w term{id}=sh"));
+    tui.wait_text(&format!("1 term{id}"), T);
+    tui.keys(&["Enter"]); // attached, in raw mode, worker in human mode
+    tui.wait_text("DRIVE", T);
+    let out = Command::new("pgrep")
+        .args([
+            "-f",
+            "--",
+            &format!("^{} --state-dir .* -w term{id}=sh", exe().display()),
+        ])
+        .output()
+        .unwrap();
+    let pid: u32 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    signal(pid, nix::sys::signal::Signal::SIGTERM);
+    tui.wait_text("TUI-EXITED-0", T);
+    assert_restored(&tui);
+    assert!(worker_pid(&format!("term{id}")).is_none(), "workers ended");
+}
+
+#[test]
+fn terminal_is_restored_after_a_panic() {
+    let id = std::process::id() % 100_000;
+    let tui = Tmux::start_env(&format!("-w pan{id}=sh"), "BROKERTUI_TEST_PANIC=1");
+    tui.wait_text("TUI-EXITED-", T);
+    assert_restored(&tui);
+    let history = tui.history();
+    assert!(
+        history.contains("panicking on purpose"),
+        "the panic report is readable: {history}"
+    );
+}
+
+#[test]
+fn attach_survives_a_lost_worker_and_a_lost_broker() {
+    use std::io::BufRead;
+    let state = tempfile::tempdir().unwrap();
+    let id = std::process::id() % 100_000;
+    let name = format!("lost{id}");
+    let mut serve = Command::new(exe())
+        .args(["--serve", "--state-dir"])
+        .arg(state.path())
+        .args(["-w", &format!("{name}=sh")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(serve.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let conn: brokertui::client::Connection = serde_json::from_str(
+        &std::fs::read_to_string(state.path().join("connection.json")).unwrap(),
+    )
+    .unwrap();
+    let tui = Tmux::start(&format!(
+        "ctl --url {} --token {} attach {name} --mode drive",
+        conn.url, conn.token
+    ));
+    tui.wait_text("DRIVE", T);
+    // The worker dies under us: the pane says so, the client stays usable.
+    signal(
+        worker_pid(&name).unwrap(),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    tui.wait_text("killed by SIGKILL", T);
+    tui.wait("back in view", T, |s| {
+        s.last().is_some_and(|l| l.contains("VIEW"))
+    });
+    // The broker dies under us: the client exits and gives the terminal back.
+    signal(serve.id(), nix::sys::signal::Signal::SIGKILL);
+    serve.wait().unwrap();
+    tui.wait_text("TUI-EXITED-", T);
+    assert_restored(&tui);
 }

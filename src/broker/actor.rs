@@ -33,6 +33,8 @@ const WORKER_MSG_BUFFER: usize = 1024;
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// How long a new worker gets to send `ready`.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long after a failed delivery the message is handed over again.
+const REDELIVER_AFTER: Duration = Duration::from_millis(500);
 /// Extra time after the grace period before a released worker is SIGKILLed.
 const FORCE_KILL_AFTER: Duration = Duration::from_secs(2);
 
@@ -40,9 +42,14 @@ const FORCE_KILL_AFTER: Duration = Duration::from_secs(2);
 enum Internal {
     DeliverDone {
         worker: String,
+        /// The worker process it was handed to: a late answer from a dead one must not
+        /// speak for its successor.
+        worker_id: WorkerId,
         id: String,
         result: RequestResult,
     },
+    /// Hand a worker's undelivered messages over again (after a failed delivery).
+    Redeliver(String),
     ForceKill(WorkerId),
     ReadyTimeout(WorkerId),
 }
@@ -86,6 +93,8 @@ struct Broker {
     internal_tx: mpsc::UnboundedSender<Internal>,
     shutdown_waiters: Option<Vec<Reply<()>>>,
     journal: Option<super::journal::Journal>,
+    /// Session clean-ups of dead workers still running; shutdown completes after them.
+    cleanups: Vec<Cleanup>,
 }
 
 pub(super) fn start(config: BrokerConfig) -> BrokerHandle {
@@ -114,6 +123,7 @@ pub(super) fn start(config: BrokerConfig) -> BrokerHandle {
         internal_tx,
         shutdown_waiters: None,
         journal: None,
+        cleanups: Vec::new(),
     };
     let mut broker = broker;
     broker.open_journal();
@@ -148,10 +158,19 @@ impl Broker {
                 error = self.pending.next_expired() => self.alert_request(&error),
                 Some(msg) = output_rx.recv() => self.on_worker_msg(msg),
             }
+            self.cleanups.retain(|c| !c.is_finished());
             if self.shutdown_waiters.is_some() && self.workers.values().all(|w| w.closed) {
-                for waiter in self.shutdown_waiters.take().unwrap_or_default() {
-                    let _ = waiter.send(());
-                }
+                // "Shut down" means nothing is left: wait for the last session clean-ups.
+                let waiters = self.shutdown_waiters.take().unwrap_or_default();
+                let cleanups = std::mem::take(&mut self.cleanups);
+                tokio::spawn(async move {
+                    for c in cleanups {
+                        let _ = c.await;
+                    }
+                    for waiter in waiters {
+                        let _ = waiter.send(());
+                    }
+                });
                 // Anything still queued gets ChannelClosed when the receivers drop.
                 return;
             }
@@ -745,6 +764,7 @@ impl Broker {
             let result = rx.await.unwrap_or(Err(RequestWorkerError::ChannelClosed));
             let _ = tx.send(Internal::DeliverDone {
                 worker,
+                worker_id: id,
                 id: msg.id,
                 result,
             });
@@ -753,7 +773,27 @@ impl Broker {
 
     fn on_internal(&mut self, msg: Internal) {
         match msg {
-            Internal::DeliverDone { worker, id, result } => {
+            Internal::Redeliver(name) => {
+                if self
+                    .live(&name)
+                    .is_ok_and(|w| w.state == WorkerState::Running)
+                {
+                    for msg in self.outbox.take_for_delivery(&name) {
+                        self.dispatch(&name, msg);
+                    }
+                }
+            }
+            Internal::DeliverDone {
+                worker,
+                worker_id,
+                id,
+                result,
+            } => {
+                let current = self.names.get(&worker) == Some(&worker_id)
+                    && self
+                        .workers
+                        .get(&worker_id)
+                        .is_some_and(|w| w.exit.is_none());
                 let state = result
                     .as_ref()
                     .ok()
@@ -761,7 +801,7 @@ impl Broker {
                     .map(|d| d.state);
                 match state {
                     Some(DeliveryState::Injected) => self.delivered(&worker, &id),
-                    Some(DeliveryState::Queued) => {
+                    Some(DeliveryState::Queued) if current => {
                         self.outbox.in_worker(&worker, &id);
                         self.emit(EventKind::Delivery {
                             name: worker,
@@ -771,8 +811,11 @@ impl Broker {
                         });
                     }
                     _ => {
-                        // Kept: handed over again when a worker of that name is ready.
+                        // Kept: handed over again — soon if its worker is still there (the
+                        // worker de-duplicates by id, so a retry never injects twice), or
+                        // when a worker of that name is next ready.
                         self.outbox.undelivered(&worker, &id);
+                        self.schedule(REDELIVER_AFTER, Internal::Redeliver(worker.clone()));
                         let reason = match result {
                             Err(e) => e.to_string(),
                             Ok(v) => format!("unexpected deliver response {v}"),
@@ -789,7 +832,8 @@ impl Broker {
             Internal::ForceKill(id) => {
                 if let Some(w) = self.workers.get(&id).filter(|w| !w.closed) {
                     tracing::warn!(name = %w.name, "worker did not end in time; killing it and its session");
-                    kill_worker(w.process.pid, w.child_pid);
+                    let cleanup = kill_worker(w.process.pid, w.child_pid);
+                    self.cleanups.extend(cleanup);
                 }
             }
             Internal::ReadyTimeout(id) => {
@@ -805,7 +849,7 @@ impl Broker {
                             READY_TIMEOUT.as_secs()
                         ))));
                     }
-                    kill_worker(w.process.pid, None);
+                    let _ = kill_worker(w.process.pid, None);
                 }
             }
         }
@@ -885,6 +929,7 @@ impl Broker {
                 DeliveryState::Queued => self.outbox.in_worker(&name, &d.id),
                 DeliveryState::Failed => {
                     self.outbox.undelivered(&name, &d.id);
+                    self.schedule(REDELIVER_AFTER, Internal::Redeliver(name.clone()));
                     self.emit(EventKind::Delivery {
                         name: name.clone(),
                         id: d.id,
@@ -1007,9 +1052,8 @@ impl Broker {
                 .map(crate::worker::reap::signal_name)
                 .unwrap_or_else(|| format!("{status:?}"));
             if let Some(pid) = w.child_pid {
-                tokio::task::spawn_blocking(move || {
-                    crate::worker::reap::terminate_session(pid as i32, Duration::from_millis(200))
-                });
+                let cleanup = end_session(pid, Duration::from_millis(200));
+                self.cleanups.push(cleanup);
             }
             self.on_exited(
                 id,
@@ -1064,15 +1108,20 @@ fn check_dimension(what: &str, n: u16) -> Result<u16, BrokerError> {
 }
 
 /// SIGKILL a worker process, and end its child's session (the worker can no longer do it).
-fn kill_worker(worker_pid: u32, child_pid: Option<u32>) {
+fn kill_worker(worker_pid: u32, child_pid: Option<u32>) -> Option<Cleanup> {
     use nix::sys::signal::{Signal, kill};
     let _ = kill(
         nix::unistd::Pid::from_raw(worker_pid as i32),
         Signal::SIGKILL,
     );
-    if let Some(pid) = child_pid {
-        tokio::task::spawn_blocking(move || {
-            crate::worker::reap::terminate_session(pid as i32, Duration::ZERO)
-        });
-    }
+    child_pid.map(|pid| end_session(pid, Duration::ZERO))
+}
+
+/// Ending a dead worker's child session, off the broker task; shutdown waits for these.
+type Cleanup = tokio::task::JoinHandle<usize>;
+
+fn end_session(child_pid: u32, grace: Duration) -> Cleanup {
+    tokio::task::spawn_blocking(move || {
+        crate::worker::reap::terminate_session(child_pid as i32, grace)
+    })
 }

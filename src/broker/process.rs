@@ -189,7 +189,7 @@ struct OutputRef<'a> {
 
 const OUTPUT_PREFIX: &[u8] = b"{\"v\":1,\"type\":\"output\"";
 
-fn decode(id: WorkerId, line: &[u8]) -> WorkerMsg {
+pub(crate) fn decode(id: WorkerId, line: &[u8]) -> WorkerMsg {
     // Fast path for the frames the worker writes by hand; anything unusual takes the
     // general path, which also produces the precise error.
     if line.starts_with(OUTPUT_PREFIX)

@@ -15,6 +15,8 @@
 
 pub mod codec;
 mod frames;
+#[cfg(test)]
+mod fuzz_tests;
 
 pub use frames::*;
 

@@ -55,6 +55,11 @@ pub fn terminate_session(sid: i32, grace: Duration) -> usize {
         }
         if Instant::now() >= deadline {
             signal_all(&left, Signal::SIGKILL);
+            // SIGKILL is not instant: return once they are really gone (bounded).
+            let gone_by = Instant::now() + Duration::from_secs(1);
+            while !session_members(sid).is_empty() && Instant::now() < gone_by {
+                std::thread::sleep(Duration::from_millis(2));
+            }
             return left.len();
         }
         std::thread::sleep(Duration::from_millis(5));

@@ -77,7 +77,15 @@ pub struct Session<S: PtySink> {
     held_input: Vec<u8>,
     groups: HashMap<u64, Group>,
     next_group: u64,
+    /// Recently delivered message ids and whether each was injected: a message delivered
+    /// again (the broker retrying after a lost answer) is answered from here, never
+    /// injected twice.
+    seen: HashMap<String, bool>,
+    seen_order: VecDeque<String>,
 }
+
+/// How many message ids a worker remembers for de-duplication.
+const SEEN_LIMIT: usize = 8192;
 
 impl<S: PtySink> Session<S> {
     pub fn new(sink: S, mode: SessionMode, template: String, settle: Duration) -> Self {
@@ -92,6 +100,8 @@ impl<S: PtySink> Session<S> {
             held_input: Vec::new(),
             groups: HashMap::new(),
             next_group: 0,
+            seen: HashMap::new(),
+            seen_order: VecDeque::new(),
         }
     }
 
@@ -120,6 +130,15 @@ impl<S: PtySink> Session<S> {
 
     pub fn deliver(&mut self, request_id: &str, msg: RelayMessage) -> Vec<Envelope> {
         let kind = RequestKind::Deliver.as_str();
+        if let Some(&injected) = self.seen.get(&msg.id) {
+            let state = if injected {
+                DeliveryState::Injected
+            } else {
+                DeliveryState::Queued
+            };
+            let ok = serde_json::to_value(Delivered { state }).expect("serializes");
+            return vec![response_ok(request_id, kind, ok)];
+        }
         if self.held() >= QUEUE_LIMIT {
             return vec![response_err(
                 request_id,
@@ -130,6 +149,7 @@ impl<S: PtySink> Session<S> {
                 ),
             )];
         }
+        self.remember(&msg.id, false);
         let item = Queued {
             msg,
             queued_at_ms: crate::protocol::now_ms(),
@@ -295,8 +315,20 @@ impl<S: PtySink> Session<S> {
             .replace("{body}", &clean(&msg.body))
     }
 
+    fn remember(&mut self, id: &str, injected: bool) {
+        if self.seen.insert(id.to_string(), injected).is_none() {
+            self.seen_order.push_back(id.to_string());
+            if self.seen_order.len() > SEEN_LIMIT
+                && let Some(old) = self.seen_order.pop_front()
+            {
+                self.seen.remove(&old);
+            }
+        }
+    }
+
     fn completed(&mut self, injection: Injection) -> Vec<Envelope> {
         let id = injection.item.msg.id.clone();
+        self.remember(&id, true);
         match injection.completion {
             Completion::DeliverResponse(rid) => vec![response_ok(
                 &rid,
@@ -331,6 +363,8 @@ impl<S: PtySink> Session<S> {
     fn failed(&mut self, injection: Injection, error: String) -> Vec<Envelope> {
         let reason = format!("could not write to the PTY: {error}");
         let id = injection.item.msg.id.clone();
+        // Not injected: a later delivery of it may try again.
+        self.seen.remove(&id);
         match injection.completion {
             Completion::DeliverResponse(rid) => vec![response_err(
                 &rid,
@@ -543,6 +577,26 @@ mod tests {
         assert_eq!(frames[0].payload["error"]["code"], "inject_failed");
         let ids: Vec<_> = s.pending().pending.into_iter().map(|p| p.id).collect();
         assert_eq!(ids, ["m1", "m2"]);
+    }
+
+    #[test]
+    fn a_message_delivered_twice_is_injected_once() {
+        let mut s = session(SessionMode::Relay);
+        s.deliver("r1", msg("m1", "once"));
+        run_until_idle(&mut s, false);
+        let again = s.deliver("r2", msg("m1", "once"));
+        assert_eq!(again[0].payload["ok"]["state"], "injected");
+        run_until_idle(&mut s, false);
+        let text = String::from_utf8(s.sink.bytes.clone()).unwrap();
+        assert_eq!(text.matches("once").count(), 1, "{text:?}");
+        // Still queued: a repeat is answered "queued" and not queued twice.
+        let mut h = session(SessionMode::Human);
+        h.deliver("r1", msg("m2", "x"));
+        assert_eq!(
+            h.deliver("r2", msg("m2", "x"))[0].payload["ok"]["state"],
+            "queued"
+        );
+        assert_eq!(h.pending().pending.len(), 1);
     }
 
     #[test]
