@@ -6,6 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::serve::Serve;
 use common::*;
 
 struct Tmux {
@@ -272,26 +273,10 @@ fn drive_relay_alerts_and_clean_quit() {
 
 #[test]
 fn connect_detach_and_reattach_keep_workers_running() {
-    use std::io::BufRead;
-    let state = tempfile::tempdir().unwrap();
     let id = std::process::id() % 100_000;
     let name = format!("kept{id}");
-    let mut serve = Command::new(exe())
-        .args(["--serve", "--state-dir"])
-        .arg(state.path())
-        .args(["-w", &format!("{name}=sh")])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(serve.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let conn: brokertui::client::Connection = serde_json::from_str(
-        &std::fs::read_to_string(state.path().join("connection.json")).unwrap(),
-    )
-    .unwrap();
-    let args = format!("--connect {} --token {}", conn.url, conn.token);
+    let mut serve = Serve::start(&["-w", &format!("{name}=sh")]);
+    let args = format!("--connect {} --token {}", serve.url, serve.token);
 
     let tui = Tmux::start(&args);
     tui.wait_text(&format!("1 {name}"), T);
@@ -319,11 +304,11 @@ fn connect_detach_and_reattach_keep_workers_running() {
     again.wait_text("TUI-EXITED-0", T);
 
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(serve.id() as i32),
+        nix::unistd::Pid::from_raw(serve.child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    assert!(serve.wait().unwrap().success());
+    assert!(serve.child.wait().unwrap().success());
     assert!(
         worker_pid(&name).is_none(),
         "--serve ends its workers on SIGTERM"
@@ -387,28 +372,12 @@ fn terminal_is_restored_after_a_panic() {
 
 #[test]
 fn attach_survives_a_lost_worker_and_a_lost_broker() {
-    use std::io::BufRead;
-    let state = tempfile::tempdir().unwrap();
     let id = std::process::id() % 100_000;
     let name = format!("lost{id}");
-    let mut serve = Command::new(exe())
-        .args(["--serve", "--state-dir"])
-        .arg(state.path())
-        .args(["-w", &format!("{name}=sh")])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(serve.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let conn: brokertui::client::Connection = serde_json::from_str(
-        &std::fs::read_to_string(state.path().join("connection.json")).unwrap(),
-    )
-    .unwrap();
+    let mut serve = Serve::start(&["-w", &format!("{name}=sh")]);
     let tui = Tmux::start(&format!(
         "ctl --url {} --token {} attach {name} --mode drive",
-        conn.url, conn.token
+        serve.url, serve.token
     ));
     tui.wait_text("DRIVE", T);
     // The worker dies under us: the pane says so, the client stays usable.
@@ -421,8 +390,8 @@ fn attach_survives_a_lost_worker_and_a_lost_broker() {
         s.last().is_some_and(|l| l.contains("VIEW"))
     });
     // The broker dies under us: the client exits and gives the terminal back.
-    signal(serve.id(), nix::sys::signal::Signal::SIGKILL);
-    serve.wait().unwrap();
+    signal(serve.child.id(), nix::sys::signal::Signal::SIGKILL);
+    serve.child.wait().unwrap();
     tui.wait_text("TUI-EXITED-", T);
     assert_restored(&tui);
 }
