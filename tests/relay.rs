@@ -236,3 +236,49 @@ async fn unknown_recipient_is_an_error() {
     );
     fx.broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_a_dead_worker_may_have_typed_is_not_typed_again() {
+    let fx = Fixture::new();
+    fx.spawn_spec(SpawnSpec {
+        name: "bob".into(),
+        cmd: vec!["cat".into()],
+        mode: Some(SessionMode::Human),
+        ..Default::default()
+    })
+    .await;
+    let accepted = fx
+        .broker
+        .send_message("alice", "bob", "maybe-typed")
+        .await
+        .unwrap();
+    eventually(T, "queued", || async {
+        (fx.broker.pending("bob", None).await.unwrap().pending.len() == 1).then_some(())
+    })
+    .await;
+    // What a worker killed between recording an injection and reporting it leaves behind.
+    let record = brokertui::worker::inject_log::path(&fx.dir.path().join("logs"), "bob");
+    std::fs::write(&record, format!("{}\n", accepted.id)).unwrap();
+    let info = fx.broker.info("bob").await.unwrap();
+    signal(info.worker_pid, nix::sys::signal::Signal::SIGKILL);
+    eventually(T, "worker gone", || async {
+        fx.broker.get_mode("bob", None).await.is_err().then_some(())
+    })
+    .await;
+    fx.spawn("bob", &["cat"]).await;
+    eventually(T, "counted as delivered", || async {
+        (fx.broker.info("bob").await.unwrap().undelivered == 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !screen_text(&fx, "bob").await.contains("maybe-typed"),
+        "typed twice"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&record).unwrap(),
+        "",
+        "record cleared once nothing is owed"
+    );
+    fx.broker.shutdown().await;
+}

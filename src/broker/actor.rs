@@ -496,6 +496,14 @@ impl Broker {
             args.push("--cwd".into());
             args.push(cwd.display().to_string());
         }
+        if let Some(dir) = &self.config.log_dir {
+            args.push("--inject-log".into());
+            args.push(
+                crate::worker::inject_log::path(dir, &spec.name)
+                    .display()
+                    .to_string(),
+            );
+        }
         args.push("--".into());
         args.extend(spec.cmd.iter().cloned());
         let mut env: Vec<(String, String)> = spec.env.clone().into_iter().collect();
@@ -778,9 +786,7 @@ impl Broker {
                     .live(&name)
                     .is_ok_and(|w| w.state == WorkerState::Running)
                 {
-                    for msg in self.outbox.take_for_delivery(&name) {
-                        self.dispatch(&name, msg);
-                    }
+                    self.hand_over(&name);
                 }
             }
             Internal::DeliverDone {
@@ -852,6 +858,33 @@ impl Broker {
                     let _ = kill_worker(w.process.pid, None);
                 }
             }
+        }
+    }
+
+    /// Hands a name's undelivered messages to its worker — except those an earlier worker of
+    /// that name recorded as (maybe) injected before it died: those count as injected.
+    fn hand_over(&mut self, name: &str) {
+        let log = self
+            .config
+            .log_dir
+            .as_ref()
+            .map(|dir| crate::worker::inject_log::path(dir, name));
+        let recorded = log
+            .as_deref()
+            .map(crate::worker::inject_log::read)
+            .unwrap_or_default();
+        for msg in self.outbox.take_for_delivery(name) {
+            if recorded.contains(&msg.id) {
+                tracing::info!(%name, id = %msg.id, "already injected by an earlier worker; not typed again");
+                self.delivered(name, &msg.id);
+            } else {
+                self.dispatch(name, msg);
+            }
+        }
+        if self.outbox.count(name) == 0
+            && let Some(log) = &log
+        {
+            crate::worker::inject_log::clear(log);
         }
     }
 
@@ -993,9 +1026,7 @@ impl Broker {
             cols: ready.cols,
         });
         // Messages kept for this name (its last worker died, or it was not running yet).
-        for msg in self.outbox.take_for_delivery(&name) {
-            self.dispatch(&name, msg);
-        }
+        self.hand_over(&name);
     }
 
     /// The child exited (or, with `alert_exit` false, the worker itself died and

@@ -13,6 +13,7 @@
 //! ([`reap::terminate_session`]); the same happens to what a child leaves behind when it
 //! exits on its own. `exited` is always the last frame.
 
+pub mod inject_log;
 pub mod pty;
 pub mod reap;
 pub mod screen;
@@ -63,6 +64,9 @@ pub struct WorkerArgs {
     /// Working directory of the command (default: the worker's own).
     #[arg(long)]
     pub cwd: Option<PathBuf>,
+    /// File that gets each message id before its injection (at-most-once across restarts).
+    #[arg(long)]
+    pub inject_log: Option<PathBuf>,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     pub cmd: Vec<String>,
@@ -204,6 +208,19 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
         args.template.clone(),
         Duration::from_millis(args.settle_ms),
     );
+    if let Some(path) = &args.inject_log {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(file) => session = session.with_inject_log(file),
+            Err(e) => tracing::warn!(
+                "cannot open {}: {e}; injections are not recorded",
+                path.display()
+            ),
+        }
+    }
     let mut stdin = FramedRead::new(tokio::io::stdin(), LineCodec::new(MAX_FRAME_BYTES));
     let mut pty_open = true;
     let mut exit_status: Option<ExitedPayload> = None;

@@ -82,6 +82,9 @@ pub struct Session<S: PtySink> {
     /// injected twice.
     seen: HashMap<String, bool>,
     seen_order: VecDeque<String>,
+    /// Where the id of every message is written (and fsynced) *before* it is typed, so a
+    /// worker that dies mid-injection leaves a record its successor's broker can check.
+    inject_log: Option<std::fs::File>,
 }
 
 /// How many message ids a worker remembers for de-duplication.
@@ -102,7 +105,14 @@ impl<S: PtySink> Session<S> {
             next_group: 0,
             seen: HashMap::new(),
             seen_order: VecDeque::new(),
+            inject_log: None,
         }
+    }
+
+    /// Records injected message ids in `file` (see [`crate::worker::inject_log`]).
+    pub fn with_inject_log(mut self, file: std::fs::File) -> Self {
+        self.inject_log = Some(file);
+        self
     }
 
     pub fn mode(&self) -> SessionMode {
@@ -285,6 +295,13 @@ impl<S: PtySink> Session<S> {
             let Some(injection) = self.line.pop_front() else {
                 return frames;
             };
+            if let Some(log) = &mut self.inject_log {
+                use std::io::Write;
+                let id = &injection.item.msg.id;
+                if let Err(e) = writeln!(log, "{id}").and_then(|_| log.sync_data()) {
+                    tracing::warn!("could not record injection of {id}: {e}");
+                }
+            }
             let text = self.render(&injection.item.msg);
             let mut bytes = Vec::with_capacity(text.len() + 12);
             if bracketed {
