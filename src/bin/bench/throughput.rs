@@ -88,6 +88,13 @@ fn child_cmd(gate: &str, kind: &str, bytes: usize) -> Vec<String> {
     ]
 }
 
+/// The same child, staying alive afterwards so its worker can still answer a snapshot.
+fn lingering_child_cmd(gate: &str, kind: &str, bytes: usize) -> Vec<String> {
+    let mut cmd = child_cmd(gate, kind, bytes);
+    cmd[2] = cmd[2].replacen("exec ", "", 1) + "; exec sleep 600";
+    cmd
+}
+
 fn raw_pty(kind: &str, bytes: usize) -> Duration {
     use portable_pty::{CommandBuilder, PtySize, native_pty_system};
     let pair = native_pty_system()
@@ -137,7 +144,7 @@ async fn through_broker(kind: &str, bytes: usize, tui: bool) -> Duration {
     broker
         .spawn(SpawnSpec {
             name: "gen".into(),
-            cmd: child_cmd("read x", kind, bytes),
+            cmd: lingering_child_cmd("read x", kind, bytes),
             rows: Some(ROWS),
             cols: Some(COLS),
             ..Default::default()
@@ -195,6 +202,12 @@ async fn through_broker(kind: &str, bytes: usize, tui: bool) -> Duration {
             Received::Closed => panic!("output closed early"),
         }
     }
+    // "Delivered and the worker's screen up to date": a snapshot answers only once the
+    // worker's parser has caught up with every byte it forwarded.
+    broker
+        .snapshot("gen", SnapshotFormat::Plain, Some(Duration::from_secs(30)))
+        .await
+        .expect("final snapshot");
     let elapsed = t.elapsed();
     if std::env::var_os("BENCH_VERBOSE").is_some() {
         eprintln!(
