@@ -7,7 +7,8 @@
 //!        └──── events / output (broadcast) ◄─┘    └──── WorkerMsg ◄── reader task (stdout)
 //! ```
 //!
-//! Layout: [`actor`] is the task and its `select!` loop; [`request`] the correlated request
+//! Layout: [`actor`] is the task and its `select!` loop (its methods split by what they react
+//! to); [`request`] the correlated request
 //! helper; [`process`] the worker child processes; [`relay`] the message outbox;
 //! [`events`] what subscribers receive.
 

@@ -1,0 +1,405 @@
+//! What callers ask through a [`BrokerHandle`]: spawn, release, input, resize, requests,
+//! subscriptions, shutdown.
+
+use super::*;
+
+impl Broker {
+    // ----- commands ---------------------------------------------------------------------
+
+    pub(super) fn on_command(&mut self, cmd: Command) {
+        if self.shutdown_waiters.is_some() {
+            return self.refuse_during_shutdown(cmd);
+        }
+        match cmd {
+            Command::Spawn(spec, reply) => self.spawn(spec, reply),
+            Command::Release(name, reply) => self.release(&name, reply),
+            Command::List(reply) => {
+                let mut list: Vec<WorkerInfo> =
+                    self.workers.values().map(|w| self.info(w)).collect();
+                list.sort_by_key(|w| (w.started_at_ms, w.name.clone()));
+                let _ = reply.send(list);
+            }
+            Command::Input(name, bytes, reply) => {
+                let env = envelope(to_worker::INPUT, &InputPayload::from_bytes(&bytes));
+                let _ = reply.send(self.send_to(&name, &env));
+            }
+            Command::Resize(name, rows, cols, reply) => {
+                let _ = reply.send(self.resize(&name, rows, cols));
+            }
+            Command::Send {
+                from,
+                to,
+                body,
+                reply,
+            } => {
+                let _ = reply.send(self.accept_message(from, to, body));
+            }
+            Command::Request {
+                worker,
+                kind,
+                payload,
+                timeout,
+                reply,
+            } => match self.names.get(&worker).copied() {
+                Some(id) => self.start_request(id, kind, payload, timeout, reply),
+                None => {
+                    let _ = reply.send(Err(RequestWorkerError::WorkerNotFound(worker)));
+                }
+            },
+            Command::SubscribeOutput(name, reply) => {
+                let sub = self
+                    .live(&name)
+                    .map(|w| Subscription::new(w.output.subscribe()));
+                let _ = reply.send(sub);
+            }
+            Command::SubscribeSince(since, reply) => {
+                let _ = reply.send(crate::broker::Replay {
+                    events: self
+                        .replay
+                        .iter()
+                        .filter(|e| e.seq > since)
+                        .cloned()
+                        .collect(),
+                    gap: since < self.replay_floor,
+                    live: Subscription::new(self.events.subscribe()),
+                });
+            }
+            Command::Stats(reply) => {
+                let _ = reply.send(Stats {
+                    workers: self.workers.len(),
+                    pending_requests: self.pending.len(),
+                    undelivered_messages: self.outbox.total(),
+                });
+            }
+            Command::Undelivered(reply) => {
+                let list = self
+                    .outbox
+                    .all()
+                    .into_iter()
+                    .map(|(to, message, state)| crate::broker::Undelivered {
+                        to,
+                        message,
+                        state: state.to_string(),
+                    })
+                    .collect();
+                let _ = reply.send(list);
+            }
+            Command::DropMessage(id, reply) => {
+                let dropped = self.outbox.drop_id(&id);
+                for name in &dropped {
+                    if let Some(journal) = &mut self.journal {
+                        let outbox = &self.outbox;
+                        let live = || outbox.all().into_iter().map(|(to, m, _)| (to, m)).collect();
+                        if let Err(e) = journal.done(name, &id, live) {
+                            tracing::error!("journal write failed: {e}");
+                        }
+                    }
+                }
+                let _ = reply.send(dropped.len());
+            }
+            Command::Shutdown(reply) => self.begin_shutdown(Some(reply)),
+        }
+    }
+
+    pub(super) fn refuse_during_shutdown(&mut self, cmd: Command) {
+        use BrokerError::ShuttingDown as No;
+        match cmd {
+            Command::Spawn(_, r) => drop(r.send(Err(No))),
+            Command::Release(_, r) => drop(r.send(Err(No))),
+            Command::Input(_, _, r) | Command::Resize(_, _, _, r) => drop(r.send(Err(No))),
+            Command::Send { reply, .. } => drop(reply.send(Err(No))),
+            Command::SubscribeOutput(_, r) => drop(r.send(Err(No))),
+            Command::SubscribeSince(_, r) => drop(r),
+            Command::Request { reply, .. } => {
+                drop(reply.send(Err(RequestWorkerError::ChannelClosed)))
+            }
+            Command::List(r) => drop(r.send(Vec::new())),
+            Command::Undelivered(r) => drop(r.send(Vec::new())),
+            Command::DropMessage(_, r) => drop(r.send(0)),
+            Command::Stats(r) => drop(r.send(Stats {
+                workers: self.workers.len(),
+                pending_requests: self.pending.len(),
+                undelivered_messages: self.outbox.total(),
+            })),
+            Command::Shutdown(r) => self.shutdown_waiters.get_or_insert_with(Vec::new).push(r),
+        }
+    }
+
+    pub(super) fn info(&self, w: &Worker) -> WorkerInfo {
+        WorkerInfo {
+            name: w.name.clone(),
+            pid: w.child_pid,
+            worker_pid: w.process.pid,
+            cmd: w.cmd.clone(),
+            rows: w.rows,
+            cols: w.cols,
+            mode: w.mode,
+            state: w.state,
+            started_at_ms: w.started_at_ms,
+            undelivered: self.outbox.count(&w.name),
+            exit: w.exit.clone(),
+        }
+    }
+
+    pub(super) fn by_name(&self, name: &str) -> Result<&Worker, BrokerError> {
+        self.names
+            .get(name)
+            .and_then(|id| self.workers.get(id))
+            .ok_or_else(|| BrokerError::WorkerNotFound(name.to_string()))
+    }
+
+    /// A worker that can still take frames.
+    pub(super) fn live(&self, name: &str) -> Result<&Worker, BrokerError> {
+        let w = self.by_name(name)?;
+        match w.state {
+            WorkerState::Exited => Err(BrokerError::WorkerUnavailable {
+                name: name.to_string(),
+                reason: format!("exited ({})", w.exit.clone().unwrap_or_default()),
+            }),
+            _ => Ok(w),
+        }
+    }
+
+    pub(super) fn send_to(&self, name: &str, env: &Envelope) -> Result<(), BrokerError> {
+        let w = self.live(name)?;
+        w.process
+            .send(env)
+            .map_err(|reason| BrokerError::WorkerUnavailable {
+                name: name.to_string(),
+                reason: reason.to_string(),
+            })
+    }
+
+    pub(super) fn spawn(&mut self, spec: SpawnSpec, reply: Reply<Result<WorkerInfo, BrokerError>>) {
+        let result = (|| {
+            validate_name(&spec.name)?;
+            if spec.cmd.is_empty() || spec.cmd[0].is_empty() {
+                return Err(BrokerError::InvalidRequest(
+                    "cmd must name a program".into(),
+                ));
+            }
+            let rows = check_dimension("rows", spec.rows.unwrap_or(24))?;
+            let cols = check_dimension("cols", spec.cols.unwrap_or(80))?;
+            if let Ok(existing) = self.by_name(&spec.name) {
+                if existing.state != WorkerState::Exited {
+                    return Err(BrokerError::NameTaken(spec.name.clone()));
+                }
+                // An exited worker's name is free again; its record goes.
+                let old = existing.id;
+                self.forget(old);
+            }
+            Ok((rows, cols))
+        })();
+        let (rows, cols) = match result {
+            Ok(dims) => dims,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let mode = spec.mode.unwrap_or_default();
+        let mut args: Vec<String> = vec![
+            "worker".into(),
+            "--name".into(),
+            spec.name.clone(),
+            "--rows".into(),
+            rows.to_string(),
+            "--cols".into(),
+            cols.to_string(),
+            "--mode".into(),
+            mode.as_str().into(),
+            "--template".into(),
+            self.config.inject_template.clone(),
+            "--settle-ms".into(),
+            self.config.settle.as_millis().to_string(),
+        ];
+        if let Some(cwd) = &spec.cwd {
+            args.push("--cwd".into());
+            args.push(cwd.display().to_string());
+        }
+        if let Some(dir) = &self.config.log_dir {
+            args.push("--inject-log".into());
+            args.push(
+                crate::worker::inject_log::path(dir, &spec.name)
+                    .display()
+                    .to_string(),
+            );
+        }
+        args.push("--".into());
+        args.extend(spec.cmd.iter().cloned());
+        let mut env: Vec<(String, String)> = spec.env.clone().into_iter().collect();
+        env.push(("BROKERTUI_NAME".into(), spec.name.clone()));
+        if let Some(extra) = &self.config.worker_env {
+            env.extend(extra(&spec.name));
+        }
+        let launch = LaunchSpec {
+            exe: self.config.worker_exe.clone(),
+            args,
+            env,
+            log_file: self
+                .config
+                .log_dir
+                .as_ref()
+                .map(|d| d.join(format!("{}.log", spec.name))),
+        };
+        self.next_worker += 1;
+        let id = self.next_worker;
+        let process = match WorkerProcess::spawn(id, launch, self.worker_tx.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = reply.send(Err(BrokerError::SpawnFailed(format!(
+                    "{}: {e}",
+                    self.config.worker_exe.display()
+                ))));
+                return;
+            }
+        };
+        let (output, _) = broadcast::channel(OUTPUT_BUFFER);
+        let worker = Worker {
+            id,
+            name: spec.name.clone(),
+            name_arc: Arc::from(spec.name.as_str()),
+            cmd: spec.cmd.clone(),
+            rows,
+            cols,
+            mode,
+            state: WorkerState::Starting,
+            started_at_ms: now_ms(),
+            process,
+            child_pid: None,
+            exit: None,
+            closed: false,
+            output,
+            offset: 0,
+            spawn_waiter: Some(reply),
+            release_waiters: Vec::new(),
+            last_error: None,
+        };
+        tracing::info!(name = %spec.name, cmd = ?spec.cmd, worker_pid = worker.process.pid, "worker spawned");
+        self.names.insert(spec.name.clone(), id);
+        self.workers.insert(id, worker);
+        self.emit(EventKind::WorkerSpawned {
+            name: spec.name,
+            cmd: spec.cmd,
+        });
+        self.schedule(READY_TIMEOUT, Internal::ReadyTimeout(id));
+    }
+
+    pub(super) fn release(&mut self, name: &str, reply: Reply<Result<(), BrokerError>>) {
+        let (id, state) = match self.by_name(name) {
+            Ok(w) => (w.id, w.state),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        if state == WorkerState::Exited && self.workers[&id].closed {
+            self.forget(id);
+            let _ = reply.send(Ok(()));
+            return;
+        }
+        let grace = self.config.release_grace;
+        let w = self.workers.get_mut(&id).expect("looked up");
+        w.release_waiters.push(reply);
+        if w.state != WorkerState::Releasing {
+            if w.state != WorkerState::Exited {
+                w.state = WorkerState::Releasing;
+            }
+            let _ = w.process.send(&envelope(
+                to_worker::SHUTDOWN,
+                &ShutdownPayload {
+                    grace_ms: grace.as_millis() as u32,
+                },
+            ));
+            self.schedule(grace + FORCE_KILL_AFTER, Internal::ForceKill(id));
+        }
+    }
+
+    pub(super) fn resize(&mut self, name: &str, rows: u16, cols: u16) -> Result<(), BrokerError> {
+        check_dimension("rows", rows)?;
+        check_dimension("cols", cols)?;
+        self.send_to(
+            name,
+            &envelope(to_worker::RESIZE, &ResizePayload { rows, cols }),
+        )?;
+        let id = self.names[name];
+        let w = self.workers.get_mut(&id).expect("live");
+        w.rows = rows;
+        w.cols = cols;
+        self.emit(EventKind::Resized {
+            name: name.to_string(),
+            rows,
+            cols,
+        });
+        Ok(())
+    }
+
+    pub(super) fn begin_shutdown(&mut self, reply: Option<Reply<()>>) {
+        tracing::info!(workers = self.workers.len(), "broker shutting down");
+        self.pending.fail_all();
+        let waiters = self.shutdown_waiters.get_or_insert_with(Vec::new);
+        waiters.extend(reply);
+        let grace = self.config.release_grace;
+        let ids: Vec<WorkerId> = self.workers.keys().copied().collect();
+        for id in ids {
+            let w = self.workers.get_mut(&id).expect("listed");
+            if !w.closed {
+                let _ = w.process.send(&envelope(
+                    to_worker::SHUTDOWN,
+                    &ShutdownPayload {
+                        grace_ms: grace.as_millis() as u32,
+                    },
+                ));
+                w.process.close_stdin();
+                self.schedule(grace + FORCE_KILL_AFTER, Internal::ForceKill(id));
+            }
+        }
+    }
+
+    pub(super) fn schedule(&self, after: Duration, msg: Internal) {
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = tx.send(msg);
+        });
+    }
+
+    // ----- requests ---------------------------------------------------------------------
+
+    /// Parks a request in the pending map and writes its frame: the one path every
+    /// request/response operation takes.
+    pub(super) fn start_request(
+        &mut self,
+        id: WorkerId,
+        kind: RequestKind,
+        payload: Value,
+        timeout: Option<Duration>,
+        reply: Reply<RequestResult>,
+    ) {
+        let Some(w) = self.workers.get(&id) else {
+            let _ = reply.send(Err(RequestWorkerError::WorkerNotFound(id.to_string())));
+            return;
+        };
+        if w.state == WorkerState::Exited || w.closed {
+            let error = RequestWorkerError::WorkerDisappeared {
+                worker: w.name.clone(),
+                kind,
+            };
+            let _ = reply.send(Err(error));
+            return;
+        }
+        let timeout = timeout.unwrap_or(self.config.request_timeout);
+        let name = w.name.clone();
+        let request_id = self.pending.insert(id, &name, kind, timeout, reply);
+        let env = Envelope::new(kind.as_str(), Some(request_id.clone()), payload);
+        if let Err(reason) = self.workers[&id].process.send(&env) {
+            // A full queue means the worker stopped reading: let the deadline speak.
+            tracing::warn!(worker = %name, %kind, "request not written: {reason}");
+            if reason.contains("closed") {
+                let error = RequestWorkerError::WorkerDisappeared { worker: name, kind };
+                self.pending.fail(&request_id, error.clone());
+                self.alert_request(&error);
+            }
+        }
+    }
+}

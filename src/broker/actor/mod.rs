@@ -1,0 +1,325 @@
+//! The broker task: the only owner of workers, pending requests, the outbox and the event
+//! streams. Its loop is one `select!` over what it reacts to — commands from handles, frames
+//! from workers, its own follow-ups, and request deadlines.
+//!
+//! Its methods are split by what they react to: [`commands`] (callers, through the handle),
+//! [`relay`] (relay messages and the broker's own follow-ups), [`frames`] (what workers say).
+
+mod commands;
+mod frames;
+mod relay;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::events::{Event, EventKind, OutputChunk, Severity, Subscription};
+use super::process::{LaunchSpec, ToBroker, WorkerMsg, WorkerProcess};
+use super::relay::Outbox;
+use super::request::{PendingRequests, RequestResult, RequestWorkerError};
+use super::{
+    Accepted, BrokerConfig, BrokerError, BrokerHandle, Command, Reply, SpawnSpec, Stats, WorkerId,
+    WorkerInfo, WorkerState, validate_name,
+};
+use crate::protocol::{
+    DeliveryPayload, DeliveryState, Envelope, ErrorBody, ExitedPayload, InputPayload,
+    ModeChangedPayload, ReadyPayload, ResizePayload, ResponsePayload, SessionMode, ShutdownPayload,
+    decode_payload, frame, from_worker, now_ms, to_worker,
+};
+use crate::requests::RequestKind;
+use crate::requests::deliver::{Delivered, RelayMessage};
+
+const EVENT_BUFFER: usize = 4096;
+/// Output chunks buffered per subscriber before it is told it lagged.
+const OUTPUT_BUFFER: usize = 512;
+const WORKER_MSG_BUFFER: usize = 1024;
+/// Largest relay message body accepted.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// How long a new worker gets to send `ready`.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long after a failed delivery the message is handed over again.
+const REDELIVER_AFTER: Duration = Duration::from_millis(500);
+/// Extra time after the grace period before a released worker is SIGKILLed.
+const FORCE_KILL_AFTER: Duration = Duration::from_secs(2);
+
+/// Follow-ups the broker schedules for itself.
+enum Internal {
+    DeliverDone {
+        worker: String,
+        /// The worker process it was handed to: a late answer from a dead one must not
+        /// speak for its successor.
+        worker_id: WorkerId,
+        id: String,
+        result: RequestResult,
+    },
+    /// Hand a worker's undelivered messages over again (after a failed delivery).
+    Redeliver(String),
+    ForceKill(WorkerId),
+    ReadyTimeout(WorkerId),
+}
+
+struct Worker {
+    id: WorkerId,
+    name: String,
+    cmd: Vec<String>,
+    rows: u16,
+    cols: u16,
+    mode: SessionMode,
+    state: WorkerState,
+    started_at_ms: u64,
+    process: WorkerProcess,
+    /// The PTY child's pid (a session leader), from `ready`.
+    child_pid: Option<u32>,
+    exit: Option<ExitedPayload>,
+    /// The process's stdout closed and it was reaped.
+    closed: bool,
+    output: broadcast::Sender<OutputChunk>,
+    name_arc: Arc<str>,
+    offset: u64,
+    spawn_waiter: Option<Reply<Result<WorkerInfo, BrokerError>>>,
+    release_waiters: Vec<Reply<Result<(), BrokerError>>>,
+    last_error: Option<ErrorBody>,
+}
+
+struct Broker {
+    config: Arc<BrokerConfig>,
+    workers: HashMap<WorkerId, Worker>,
+    names: HashMap<String, WorkerId>,
+    next_worker: WorkerId,
+    pending: PendingRequests,
+    outbox: Outbox,
+    events: broadcast::Sender<Arc<Event>>,
+    seq: u64,
+    replay: std::collections::VecDeque<Arc<Event>>,
+    /// Highest seq dropped from `replay`: a resume from before it has a gap.
+    replay_floor: u64,
+    worker_tx: ToBroker,
+    internal_tx: mpsc::UnboundedSender<Internal>,
+    shutdown_waiters: Option<Vec<Reply<()>>>,
+    journal: Option<crate::broker::journal::Journal>,
+    /// Session clean-ups of dead workers still running; shutdown completes after them.
+    cleanups: Vec<Cleanup>,
+}
+
+pub(super) fn start(config: BrokerConfig) -> BrokerHandle {
+    let (tx, rx) = mpsc::channel(1024);
+    let (events, _) = broadcast::channel(EVENT_BUFFER);
+    let (control_tx, control_rx) = mpsc::channel(WORKER_MSG_BUFFER);
+    let (output_tx, output_rx) = mpsc::channel(WORKER_MSG_BUFFER);
+    let worker_tx = ToBroker {
+        control: control_tx,
+        output: output_tx,
+    };
+    let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+    let config = Arc::new(config);
+    let broker = Broker {
+        config: config.clone(),
+        workers: HashMap::new(),
+        names: HashMap::new(),
+        next_worker: 0,
+        pending: PendingRequests::default(),
+        outbox: Outbox::default(),
+        events: events.clone(),
+        seq: 0,
+        replay: std::collections::VecDeque::new(),
+        replay_floor: 0,
+        worker_tx,
+        internal_tx,
+        shutdown_waiters: None,
+        journal: None,
+        cleanups: Vec::new(),
+    };
+    let mut broker = broker;
+    broker.open_journal();
+    tokio::spawn(broker.run(rx, control_rx, output_rx, internal_rx));
+    BrokerHandle { tx, events, config }
+}
+
+impl Broker {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut control_rx: mpsc::Receiver<WorkerMsg>,
+        mut output_rx: mpsc::Receiver<WorkerMsg>,
+        mut internal_rx: mpsc::UnboundedReceiver<Internal>,
+    ) {
+        let mut handles_gone = false;
+        loop {
+            // Biased, in this order: responses and lifecycle frames, then our own follow-ups,
+            // then callers, then deadlines, and output last — a flood waits (and backs up
+            // into its worker); nobody else does.
+            tokio::select! {
+                biased;
+                Some(msg) = control_rx.recv() => self.on_worker_msg(msg),
+                Some(msg) = internal_rx.recv() => self.on_internal(msg),
+                cmd = commands.recv(), if !handles_gone => match cmd {
+                    Some(cmd) => self.on_command(cmd),
+                    None => {
+                        handles_gone = true;
+                        self.begin_shutdown(None);
+                    }
+                },
+                error = self.pending.next_expired() => self.alert_request(&error),
+                Some(msg) = output_rx.recv() => self.on_worker_msg(msg),
+            }
+            self.cleanups.retain(|c| !c.is_finished());
+            if self.shutdown_waiters.is_some() && self.workers.values().all(|w| w.closed) {
+                // "Shut down" means nothing is left: wait for the last session clean-ups.
+                let waiters = self.shutdown_waiters.take().unwrap_or_default();
+                let cleanups = std::mem::take(&mut self.cleanups);
+                tokio::spawn(async move {
+                    for c in cleanups {
+                        let _ = c.await;
+                    }
+                    for waiter in waiters {
+                        let _ = waiter.send(());
+                    }
+                });
+                // Anything still queued gets ChannelClosed when the receivers drop.
+                return;
+            }
+        }
+    }
+
+    /// Replays the journal: what it still owes waits for workers of those names.
+    fn open_journal(&mut self) {
+        let Some(path) = self.config.journal.clone() else {
+            return;
+        };
+        match crate::broker::journal::Journal::open(&path) {
+            Ok((journal, replayed)) => {
+                if let Some(torn) = replayed.torn {
+                    self.alert(
+                        Severity::Warning,
+                        None,
+                        "journal",
+                        "journal_torn_record",
+                        format!("{}: skipped a torn last record ({torn:?}); everything before it was recovered", path.display()),
+                    );
+                }
+                if !replayed.owed.is_empty() {
+                    tracing::info!(
+                        messages = replayed.owed.len(),
+                        "relay messages recovered from the journal"
+                    );
+                }
+                for (to, msg) in replayed.owed {
+                    self.outbox.accept(&to, msg, false);
+                }
+                self.journal = Some(journal);
+            }
+            Err(e) => self.alert(
+                Severity::Error,
+                None,
+                "journal",
+                "journal_unavailable",
+                format!(
+                    "cannot open {}: {e}; messages are kept in memory only",
+                    path.display()
+                ),
+            ),
+        }
+    }
+
+    // ----- events -----------------------------------------------------------------------
+
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    fn emit(&mut self, kind: EventKind) {
+        let event = Event {
+            seq: self.next_seq(),
+            at_ms: now_ms(),
+            kind,
+        };
+        let event = Arc::new(event);
+        if self.replay.len() >= self.config.replay_events.max(1)
+            && let Some(old) = self.replay.pop_front()
+        {
+            self.replay_floor = old.seq;
+        }
+        self.replay.push_back(event.clone());
+        let _ = self.events.send(event);
+    }
+
+    fn alert(
+        &mut self,
+        severity: Severity,
+        worker: Option<&str>,
+        op: &str,
+        code: &str,
+        message: String,
+    ) {
+        match severity {
+            Severity::Error => tracing::error!(worker, op, code, "{message}"),
+            Severity::Warning => tracing::warn!(worker, op, code, "{message}"),
+            Severity::Info => tracing::info!(worker, op, code, "{message}"),
+        }
+        self.emit(EventKind::Alert {
+            severity,
+            worker: worker.map(str::to_string),
+            op: op.to_string(),
+            code: code.to_string(),
+            message,
+        });
+    }
+
+    /// Every failed request becomes an alert (the TUI shows them in its status bar).
+    fn alert_request(&mut self, error: &RequestWorkerError) {
+        let (worker, kind, severity) = match error {
+            RequestWorkerError::Timeout { worker, kind, .. }
+            | RequestWorkerError::WorkerError { worker, kind, .. } => {
+                (worker.clone(), *kind, Severity::Warning)
+            }
+            RequestWorkerError::WorkerDisappeared { worker, kind } => {
+                (worker.clone(), *kind, Severity::Error)
+            }
+            _ => return,
+        };
+        self.alert(
+            severity,
+            Some(&worker),
+            kind.as_str(),
+            error.code(),
+            error.to_string(),
+        );
+    }
+}
+
+fn envelope<T: serde::Serialize>(kind: &str, payload: &T) -> Envelope {
+    frame(kind, payload)
+}
+
+fn check_dimension(what: &str, n: u16) -> Result<u16, BrokerError> {
+    if (1..=1000).contains(&n) {
+        Ok(n)
+    } else {
+        Err(BrokerError::InvalidRequest(format!(
+            "{what} must be between 1 and 1000, got {n}"
+        )))
+    }
+}
+
+/// SIGKILL a worker process, and end its child's session (the worker can no longer do it).
+fn kill_worker(worker_pid: u32, child_pid: Option<u32>) -> Option<Cleanup> {
+    use nix::sys::signal::{Signal, kill};
+    let _ = kill(
+        nix::unistd::Pid::from_raw(worker_pid as i32),
+        Signal::SIGKILL,
+    );
+    child_pid.map(|pid| end_session(pid, Duration::ZERO))
+}
+
+/// Ending a dead worker's child session, off the broker task; shutdown waits for these.
+type Cleanup = tokio::task::JoinHandle<usize>;
+
+fn end_session(child_pid: u32, grace: Duration) -> Cleanup {
+    tokio::task::spawn_blocking(move || {
+        crate::worker::reap::terminate_session(child_pid as i32, grace)
+    })
+}
