@@ -8,9 +8,9 @@
 //! ```
 //!
 //! Layout: [`actor`] is the task and its `select!` loop (its methods split by what they react
-//! to); [`request`] the correlated request
-//! helper; [`process`] the worker child processes; [`relay`] the message outbox;
-//! [`events`] what subscribers receive.
+//! to); [`request`] the correlated request helper; [`process`] the worker child processes;
+//! [`relay`] the message outbox and [`journal`] its durable copy; [`events`] what subscribers
+//! receive.
 
 mod actor;
 pub mod events;
