@@ -21,9 +21,8 @@ async fn screen_text(fx: &Fixture, name: &str) -> String {
         .join("\n")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn human_mode_queues_until_flush_then_injects_in_order() {
-    let fx = Fixture::new();
+/// A worker "bob" running `cat` in `human` mode: relay messages wait in its queue.
+async fn spawn_human_bob(fx: &Fixture) {
     fx.spawn_spec(SpawnSpec {
         name: "bob".into(),
         cmd: vec!["cat".into()],
@@ -31,6 +30,22 @@ async fn human_mode_queues_until_flush_then_injects_in_order() {
         ..Default::default()
     })
     .await;
+}
+
+/// Sends `body` from alice to bob and waits until it is the one message in bob's queue.
+async fn queue_for_bob(fx: &Fixture, body: &str) -> brokertui::broker::Accepted {
+    let accepted = fx.broker.send_message("alice", "bob", body).await.unwrap();
+    eventually(T, "queued", || async {
+        (fx.broker.pending("bob", None).await.unwrap().pending.len() == 1).then_some(())
+    })
+    .await;
+    accepted
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn human_mode_queues_until_flush_then_injects_in_order() {
+    let fx = Fixture::new();
+    spawn_human_bob(&fx).await;
     let first = fx
         .broker
         .send_message("alice", "bob", "first message")
@@ -192,21 +207,8 @@ async fn multi_line_body_arrives_intact_as_bracketed_paste() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_for_a_dead_worker_wait_for_its_successor() {
     let fx = Fixture::new();
-    fx.spawn_spec(SpawnSpec {
-        name: "bob".into(),
-        cmd: vec!["cat".into()],
-        mode: Some(SessionMode::Human),
-        ..Default::default()
-    })
-    .await;
-    fx.broker
-        .send_message("alice", "bob", "survive me")
-        .await
-        .unwrap();
-    eventually(T, "queued", || async {
-        (fx.broker.pending("bob", None).await.unwrap().pending.len() == 1).then_some(())
-    })
-    .await;
+    spawn_human_bob(&fx).await;
+    queue_for_bob(&fx, "survive me").await;
     let info = fx.broker.info("bob").await.unwrap();
     signal(info.worker_pid, nix::sys::signal::Signal::SIGKILL);
     eventually(T, "worker gone", || async {
@@ -240,22 +242,8 @@ async fn unknown_recipient_is_an_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_a_dead_worker_may_have_typed_is_not_typed_again() {
     let fx = Fixture::new();
-    fx.spawn_spec(SpawnSpec {
-        name: "bob".into(),
-        cmd: vec!["cat".into()],
-        mode: Some(SessionMode::Human),
-        ..Default::default()
-    })
-    .await;
-    let accepted = fx
-        .broker
-        .send_message("alice", "bob", "maybe-typed")
-        .await
-        .unwrap();
-    eventually(T, "queued", || async {
-        (fx.broker.pending("bob", None).await.unwrap().pending.len() == 1).then_some(())
-    })
-    .await;
+    spawn_human_bob(&fx).await;
+    let accepted = queue_for_bob(&fx, "maybe-typed").await;
     // What a worker killed between recording an injection and reporting it leaves behind.
     let record = brokertui::worker::inject_log::path(&fx.dir.path().join("logs"), "bob");
     std::fs::write(&record, format!("{}\n", accepted.id)).unwrap();
