@@ -29,7 +29,9 @@ use crate::requests::snapshot::{Snapshot, SnapshotFormat};
 use crate::ui::draw::{areas, draw};
 use crate::ui::input::{handle_key, handle_mouse, handle_paste};
 use crate::ui::layout::inner;
-use crate::ui::state::{Action, Alert, App, ClientMode, MAX_HELD_BYTES, Overlay};
+use crate::ui::state::{
+    Action, Alert, App, ClientMode, FLOOD_BYTES_PER_FRAME, MAX_HELD_BYTES, Overlay,
+};
 
 /// Minimum time between two frames (~60 frames/s).
 pub const FRAME: Duration = Duration::from_millis(16);
@@ -375,6 +377,9 @@ async fn run_loop<B: Backend>(
             terminal.draw(|f| draw(f, &app))?;
             last_draw = Instant::now();
             dirty = false;
+            for pane in &mut app.panes {
+                pane.frame_bytes = 0;
+            }
             // For the terminal-restore test: a panic in the middle of a live TUI.
             if std::env::var_os("BROKERTUI_TEST_PANIC").is_some() {
                 panic!("BROKERTUI_TEST_PANIC is set: panicking on purpose");
@@ -532,6 +537,9 @@ impl<B: Backend> Runner<B> {
                 let Some(pane) = app.pane_mut(&chunk.worker) else {
                     return false;
                 };
+                if pane.dropping {
+                    return false;
+                }
                 if !pane.mirror.synced() {
                     pane.held_bytes += chunk.data.len();
                     pane.held.push((chunk.offset, chunk.data));
@@ -539,6 +547,20 @@ impl<B: Backend> Runner<B> {
                         pane.held.clear();
                         pane.held_bytes = 0;
                     }
+                    return false;
+                }
+                pane.frame_bytes += chunk.data.len();
+                if pane.frame_bytes > FLOOD_BYTES_PER_FRAME {
+                    // A flood: stop parsing it; a snapshot one frame from now shows where it is.
+                    pane.dropping = true;
+                    pane.mirror.unsync();
+                    pane.held.clear();
+                    pane.held_bytes = 0;
+                    let (tx, name) = (self.tx.clone(), pane.name.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(FRAME).await;
+                        let _ = tx.send(Msg::Resync(name)).await;
+                    });
                     return false;
                 }
                 match pane.mirror.apply(chunk.offset, &chunk.data) {
@@ -554,6 +576,9 @@ impl<B: Backend> Runner<B> {
             Msg::Resync(name) => {
                 if let Some(p) = app.pane_mut(&name) {
                     p.mirror.unsync();
+                    // From here on output is held and applied after the snapshot.
+                    p.dropping = false;
+                    p.frame_bytes = 0;
                 }
                 self.resync(name);
                 false

@@ -49,7 +49,16 @@ pub struct Pane {
     pub held_bytes: usize,
     /// The PTY size last asked of the worker.
     pub pty_size: Option<(u16, u16)>,
+    /// Output bytes applied since the last frame (flood detection).
+    pub frame_bytes: usize,
+    /// Flooding: output is dropped until the next resync from a snapshot.
+    pub dropping: bool,
 }
+
+/// More output than this in one frame and a pane stops parsing it and shows snapshots
+/// instead (one per frame): nobody reads 512 KiB in 16 ms, and parsing it all would take the
+/// CPU the rest of the UI needs.
+pub const FLOOD_BYTES_PER_FRAME: usize = 512 * 1024;
 
 impl Pane {
     pub fn new(name: &str, rows: u16, cols: u16, scrollback: usize) -> Self {
@@ -63,6 +72,8 @@ impl Pane {
             held: Vec::new(),
             held_bytes: 0,
             pty_size: None,
+            frame_bytes: 0,
+            dropping: false,
         }
     }
 
