@@ -33,26 +33,21 @@ fn payload(kind: RequestKind) -> serde_json::Value {
     }
 }
 
-/// `callers` tasks, each making `per_caller` sequential requests to workers round-robin.
-pub async fn in_process(
-    broker: &BrokerHandle,
-    kind: RequestKind,
-    workers: usize,
-    callers: usize,
-    per_caller: usize,
-) -> Vec<Duration> {
+/// `callers` tasks, each timing `per_caller` sequential calls of `call(caller, i)`; all the
+/// latencies together.
+pub async fn measure<F, Fut>(callers: usize, per_caller: usize, call: F) -> Vec<Duration>
+where
+    F: Fn(usize, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let mut tasks = Vec::new();
     for c in 0..callers {
-        let broker = broker.clone();
+        let call = call.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(per_caller);
             for i in 0..per_caller {
-                let name = format!("w{}", (c + i) % workers);
                 let t = Instant::now();
-                broker
-                    .request_worker(&name, kind, payload(kind), None)
-                    .await
-                    .expect("request");
+                call(c, i).await;
                 lat.push(t.elapsed());
             }
             lat
@@ -63,6 +58,28 @@ pub async fn in_process(
         all.extend(t.await.expect("task"));
     }
     all
+}
+
+/// Requests of `kind` through `request_worker`, to the workers round-robin.
+pub async fn in_process(
+    broker: &BrokerHandle,
+    kind: RequestKind,
+    workers: usize,
+    callers: usize,
+    per_caller: usize,
+) -> Vec<Duration> {
+    let broker = broker.clone();
+    measure(callers, per_caller, move |c, i| {
+        let broker = broker.clone();
+        async move {
+            let name = format!("w{}", (c + i) % workers);
+            broker
+                .request_worker(&name, kind, payload(kind), None)
+                .await
+                .expect("request");
+        }
+    })
+    .await
 }
 
 /// The route path for worker number N.
@@ -80,31 +97,21 @@ async fn over_http(
         .pool_max_idle_per_host(callers)
         .build()
         .expect("client");
-    let mut tasks = Vec::new();
-    for c in 0..callers {
-        let (client, url, token) = (client.clone(), url.to_string(), token.to_string());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(per_caller);
-            for i in 0..per_caller {
-                let t = Instant::now();
-                let resp = client
-                    .get(format!("{url}{}", path_of((c + i) % workers)))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .expect("http");
-                assert!(resp.status().is_success(), "{}", resp.status());
-                let _ = resp.bytes().await.expect("body");
-                lat.push(t.elapsed());
-            }
-            lat
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.expect("task"));
-    }
-    all
+    let (url, token) = (url.to_string(), token.to_string());
+    measure(callers, per_caller, move |c, i| {
+        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        async move {
+            let resp = client
+                .get(format!("{url}{}", path_of((c + i) % workers)))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("http");
+            assert!(resp.status().is_success(), "{}", resp.status());
+            let _ = resp.bytes().await.expect("body");
+        }
+    })
+    .await
 }
 
 pub async fn run(workers: usize, per_caller: usize) {

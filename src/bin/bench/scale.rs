@@ -147,27 +147,18 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64) {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Query only the quiet ones: name them w{flooding}..w{workers}.
-    let mut lat = Vec::new();
-    let mut tasks = Vec::new();
-    for c in 0..64 {
-        let broker = broker.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            for i in 0..50 {
-                let w = flooding + (c * 50 + i) % (workers - flooding);
-                let t = Instant::now();
-                broker
-                    .get_mode(&format!("w{w}"), None)
-                    .await
-                    .expect("get_mode");
-                lat.push(t.elapsed());
-            }
-            lat
-        }));
-    }
-    for t in tasks {
-        lat.extend(t.await.expect("task"));
-    }
+    let quiet = broker.clone();
+    let lat = crate::requests::measure(64, 50, move |c, i| {
+        let broker = quiet.clone();
+        async move {
+            let w = flooding + (c * 50 + i) % (workers - flooding);
+            broker
+                .get_mode(&format!("w{w}"), None)
+                .await
+                .expect("get_mode");
+        }
+    })
+    .await;
     row(
         &format!(
             "{flooding} flooding (`yes`), querying the other {}",
