@@ -232,10 +232,7 @@ done
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_64_mib_line_is_refused_and_the_worker_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = dir.path().join("huge-line-worker");
-    std::fs::write(&fake, HUGE_LINE_WORKER).unwrap();
-    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let broker = BrokerHandle::start(BrokerConfig::new(fake));
+    let broker = BrokerHandle::start(BrokerConfig::new(fake_worker(&dir, HUGE_LINE_WORKER)));
     let mut events = broker.subscribe();
     broker
         .spawn(SpawnSpec {

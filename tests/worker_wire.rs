@@ -206,10 +206,7 @@ exec cat > /dev/null
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_survives_a_worker_that_speaks_garbage() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = dir.path().join("fake-worker");
-    std::fs::write(&fake, FAKE_WORKER).unwrap();
-    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let broker = BrokerHandle::start(BrokerConfig::new(fake));
+    let broker = BrokerHandle::start(BrokerConfig::new(fake_worker(&dir, FAKE_WORKER)));
     let mut events = broker.subscribe();
     broker
         .spawn(SpawnSpec {

@@ -197,16 +197,7 @@ pub(crate) fn decode(id: WorkerId, line: &[u8]) -> WorkerMsg {
         && frame.v == crate::protocol::PROTOCOL_VERSION
         && frame.kind == from_worker::OUTPUT
     {
-        return match crate::b64::decode(frame.payload.data_b64) {
-            Ok(bytes) => WorkerMsg::Output(id, frame.payload.offset, Bytes::from(bytes)),
-            Err(e) => WorkerMsg::BadFrame(
-                id,
-                DecodeError::BadPayload {
-                    kind: from_worker::OUTPUT.into(),
-                    message: format!("data_b64: {e}"),
-                },
-            ),
-        };
+        return output_msg(id, frame.payload.offset, frame.payload.data_b64);
     }
     let env = match decode_envelope(line) {
         Ok(env) => env,
@@ -214,18 +205,23 @@ pub(crate) fn decode(id: WorkerId, line: &[u8]) -> WorkerMsg {
     };
     if env.kind == from_worker::OUTPUT {
         return match decode_payload::<OutputPayload>(&env) {
-            Ok(p) => match crate::b64::decode(&p.data_b64) {
-                Ok(bytes) => WorkerMsg::Output(id, p.offset, Bytes::from(bytes)),
-                Err(e) => WorkerMsg::BadFrame(
-                    id,
-                    DecodeError::BadPayload {
-                        kind: env.kind,
-                        message: format!("data_b64: {e}"),
-                    },
-                ),
-            },
+            Ok(p) => output_msg(id, p.offset, &p.data_b64),
             Err(e) => WorkerMsg::BadFrame(id, e),
         };
     }
     WorkerMsg::Frame(id, env)
+}
+
+/// An `output` payload's base64 decoded into a message (or why it could not be).
+fn output_msg(id: WorkerId, offset: u64, data_b64: &str) -> WorkerMsg {
+    match crate::b64::decode(data_b64) {
+        Ok(bytes) => WorkerMsg::Output(id, offset, Bytes::from(bytes)),
+        Err(e) => WorkerMsg::BadFrame(
+            id,
+            DecodeError::BadPayload {
+                kind: from_worker::OUTPUT.into(),
+                message: format!("data_b64: {e}"),
+            },
+        ),
+    }
 }

@@ -106,3 +106,13 @@ pub fn alive(pid: i32) -> bool {
 pub fn signal(pid: u32, sig: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
 }
+
+/// Writes `script` as an executable stand-in for `brokertui worker` (the broker runs it with the
+/// worker's arguments, which a script may ignore) and returns its path.
+pub fn fake_worker(dir: &tempfile::TempDir, script: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.path().join("fake-worker");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}

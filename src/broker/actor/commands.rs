@@ -20,7 +20,7 @@ impl Broker {
                 let _ = reply.send(list);
             }
             Command::Input(name, bytes, reply) => {
-                let env = envelope(to_worker::INPUT, &InputPayload::from_bytes(&bytes));
+                let env = frame(to_worker::INPUT, &InputPayload::from_bytes(&bytes));
                 let _ = reply.send(self.send_to(&name, &env));
             }
             Command::Resize(name, rows, cols, reply) => {
@@ -65,11 +65,7 @@ impl Broker {
                 });
             }
             Command::Stats(reply) => {
-                let _ = reply.send(Stats {
-                    workers: self.workers.len(),
-                    pending_requests: self.pending.len(),
-                    undelivered_messages: self.outbox.total(),
-                });
+                let _ = reply.send(self.stats());
             }
             Command::Undelivered(reply) => {
                 let list = self
@@ -87,13 +83,7 @@ impl Broker {
             Command::DropMessage(id, reply) => {
                 let dropped = self.outbox.drop_id(&id);
                 for name in &dropped {
-                    if let Some(journal) = &mut self.journal {
-                        let outbox = &self.outbox;
-                        let live = || outbox.all().into_iter().map(|(to, m, _)| (to, m)).collect();
-                        if let Err(e) = journal.done(name, &id, live) {
-                            tracing::error!("journal write failed: {e}");
-                        }
-                    }
+                    self.journal_done(name, &id);
                 }
                 let _ = reply.send(dropped.len());
             }
@@ -116,12 +106,16 @@ impl Broker {
             Command::List(r) => drop(r.send(Vec::new())),
             Command::Undelivered(r) => drop(r.send(Vec::new())),
             Command::DropMessage(_, r) => drop(r.send(0)),
-            Command::Stats(r) => drop(r.send(Stats {
-                workers: self.workers.len(),
-                pending_requests: self.pending.len(),
-                undelivered_messages: self.outbox.total(),
-            })),
+            Command::Stats(r) => drop(r.send(self.stats())),
             Command::Shutdown(r) => self.shutdown_waiters.get_or_insert_with(Vec::new).push(r),
+        }
+    }
+
+    pub(super) fn stats(&self) -> Stats {
+        Stats {
+            workers: self.workers.len(),
+            pending_requests: self.pending.len(),
+            undelivered_messages: self.outbox.total(),
         }
     }
 
@@ -305,7 +299,7 @@ impl Broker {
             if w.state != WorkerState::Exited {
                 w.state = WorkerState::Releasing;
             }
-            let _ = w.process.send(&envelope(
+            let _ = w.process.send(&frame(
                 to_worker::SHUTDOWN,
                 &ShutdownPayload {
                     grace_ms: grace.as_millis() as u32,
@@ -320,7 +314,7 @@ impl Broker {
         check_dimension("cols", cols)?;
         self.send_to(
             name,
-            &envelope(to_worker::RESIZE, &ResizePayload { rows, cols }),
+            &frame(to_worker::RESIZE, &ResizePayload { rows, cols }),
         )?;
         let id = self.names[name];
         let w = self.workers.get_mut(&id).expect("live");
@@ -344,7 +338,7 @@ impl Broker {
         for id in ids {
             let w = self.workers.get_mut(&id).expect("listed");
             if !w.closed {
-                let _ = w.process.send(&envelope(
+                let _ = w.process.send(&frame(
                     to_worker::SHUTDOWN,
                     &ShutdownPayload {
                         grace_ms: grace.as_millis() as u32,

@@ -291,10 +291,6 @@ impl Broker {
     }
 }
 
-fn envelope<T: serde::Serialize>(kind: &str, payload: &T) -> Envelope {
-    frame(kind, payload)
-}
-
 fn check_dimension(what: &str, n: u16) -> Result<u16, BrokerError> {
     if (1..=1000).contains(&n) {
         Ok(n)

@@ -210,8 +210,9 @@ impl Broker {
         }
     }
 
-    pub(super) fn delivered(&mut self, worker: &str, id: &str) {
-        self.outbox.injected(worker, id);
+    /// Records in the journal (if any) that `worker` is no longer owed `id`; the outbox
+    /// supplies what is still owed if the journal compacts.
+    pub(super) fn journal_done(&mut self, worker: &str, id: &str) {
         if let Some(journal) = &mut self.journal {
             let outbox = &self.outbox;
             let live = || outbox.all().into_iter().map(|(to, m, _)| (to, m)).collect();
@@ -219,6 +220,11 @@ impl Broker {
                 tracing::error!("journal write failed: {e}");
             }
         }
+    }
+
+    pub(super) fn delivered(&mut self, worker: &str, id: &str) {
+        self.outbox.injected(worker, id);
+        self.journal_done(worker, id);
         self.emit(EventKind::Delivery {
             name: worker.to_string(),
             id: id.to_string(),
