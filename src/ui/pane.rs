@@ -1,10 +1,10 @@
 //! Rendering a vt100 screen into a ratatui buffer.
 //!
 //! This is the hot path of every frame (up to 16 panes of 200x50), so it copies
-//! cells straight from `vt100::Screen::cell` into the buffer's backing `Vec`
-//! without building `Line`s/`Span`s or allocating per cell. Most of the remaining
-//! time is vt100's own per-cell lookup (about 20 ns: it walks the scrollback and
-//! row iterators on every call), which its public API gives no way around.
+//! cells straight from a row slice (`vt100::Screen::row_cells`, our vendored patch)
+//! into the buffer's backing `Vec` without building `Line`s/`Span`s or allocating
+//! per cell. Upstream's only per-cell API, `Screen::cell`, costs ~18 ns a call (it
+//! rebuilds the scrollback/row iterators each time); the slice costs ~3 ns a cell.
 
 use ratatui::buffer::{Buffer, Cell};
 use ratatui::layout::Rect;
@@ -51,38 +51,53 @@ impl Widget for PaneWidget<'_> {
 
 /// Copies one screen row into `line`, whose length is the number of visible columns.
 fn render_row(screen: &vt100::Screen, row: u16, line: &mut [Cell]) {
-    let width = line.len();
+    let Some(cells) = screen.row_cells(row) else {
+        return;
+    };
+    let width = line.len().min(cells.len());
     let mut col = 0;
     while col < width {
-        // `col < width <= u16::MAX` because `width` came from a u16.
-        let Some(src) = screen.cell(row, col as u16) else {
-            break;
-        };
+        let src = &cells[col];
         let dst = &mut line[col];
         // A reset cell has no symbol, which ratatui draws (and compares) as a space: empty
         // cells, wide continuations and a wide char cut in half by the right edge (it can't
         // be drawn without spilling into the next pane) all end up blank but coloured.
+        let wide_fits = src.is_wide() && col + 1 < width;
         dst.reset();
+        match src.ascii() {
+            // Most cells: a prepared `&str`, no UTF-8 validation of the cell's bytes.
+            Some(b) => {
+                dst.set_symbol(
+                    ASCII_STR
+                        .get(usize::from(b)..=usize::from(b))
+                        .unwrap_or(" "),
+                );
+            }
+            None if src.has_contents() && (!src.is_wide() || wide_fits) => {
+                dst.set_symbol(src.contents());
+            }
+            None => {}
+        }
         dst.fg = to_color(src.fgcolor());
         dst.bg = to_color(src.bgcolor());
         dst.modifier = modifier(src);
-        if src.has_contents() {
-            if !src.is_wide() {
-                dst.set_symbol(src.contents());
-            } else if col + 1 < width {
-                dst.set_symbol(src.contents());
-                // ratatui's own convention (see `Buffer::set_stringn`): the column covered by
-                // a wide symbol holds an empty cell, and the diff skips it based on the
-                // symbol's width. `CellDiffOption::Skip` would be wrong: it means "never
-                // draw here".
-                line[col + 1].reset();
-                col += 2;
-                continue;
-            }
+        if wide_fits && src.has_contents() {
+            // ratatui's own convention (see `Buffer::set_stringn`): the column covered by
+            // a wide symbol holds an empty cell, and the diff skips it based on the
+            // symbol's width. `CellDiffOption::Skip` would be wrong: it means "never
+            // draw here".
+            line[col + 1].reset();
+            col += 2;
+            continue;
         }
         col += 1;
     }
 }
+
+/// Every ASCII byte in order, so `ASCII_STR[b..=b]` is the one-character string for `b`.
+const ASCII_STR: &str = "\0\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\
+    \x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f \
+    !\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~\x7f";
 
 fn modifier(cell: &vt100::Cell) -> Modifier {
     let mut m = Modifier::empty();
@@ -362,5 +377,13 @@ mod tests {
             })
             .unwrap();
         insta::assert_snapshot!(terminal.backend());
+    }
+
+    #[test]
+    fn ascii_table_holds_every_byte_at_its_own_index() {
+        assert_eq!(ASCII_STR.len(), 128);
+        for (i, b) in ASCII_STR.bytes().enumerate() {
+            assert_eq!(usize::from(b), i);
+        }
     }
 }

@@ -5,8 +5,10 @@ use serde_json::{Value, json};
 
 use crate::requests::snapshot::{CellRun, Snapshot, SnapshotFormat};
 
-/// Rows of scrollback the worker keeps (the TUI keeps its own for display).
-const WORKER_SCROLLBACK: usize = 1000;
+/// Rows of scrollback the worker keeps: none. Snapshots are of the visible screen only (the
+/// TUI keeps its own scrollback for display), and with none every scrolled-off row is
+/// recycled instead of moved into a history that nothing reads.
+const WORKER_SCROLLBACK: usize = 0;
 
 pub struct Screen {
     parser: vt100::Parser,
@@ -178,10 +180,12 @@ fn cells(screen: &vt100::Screen, rows: u16, cols: u16) -> Value {
     let mut out = Vec::with_capacity(rows as usize);
     for row in 0..rows {
         let mut runs: Vec<CellRun> = Vec::new();
-        for col in 0..cols {
-            let Some(cell) = screen.cell(row, col) else {
-                continue;
-            };
+        for cell in screen
+            .row_cells(row)
+            .unwrap_or_default()
+            .iter()
+            .take(cols.into())
+        {
             if cell.is_wide_continuation() {
                 continue;
             }
