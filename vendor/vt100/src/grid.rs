@@ -490,9 +490,20 @@ impl Grid {
     pub fn erase_row_forward(&mut self, attrs: crate::attrs::Attrs) {
         let size = self.size;
         let pos = self.pos;
+        let upstream = self.upstream_paths;
         let row = self.current_row_mut();
-        for col in pos.col..size.cols {
-            row.erase(col, attrs);
+        if upstream {
+            for col in pos.col..size.cols {
+                row.erase(col, attrs);
+            }
+            return;
+        }
+        // brokertui patch: only the first cell can reach outside the range (the
+        // left half of a wide char it continues); the rest are plain clears, and
+        // erasing through the last column always unwraps the row.
+        if pos.col < size.cols {
+            row.erase(pos.col, attrs);
+            row.clear_from(pos.col + 1, attrs);
         }
     }
 

@@ -64,6 +64,22 @@ impl Row {
         self.wrapped = false;
     }
 
+    /// brokertui patch: what `erase(i)` for every `i` from `start` to the
+    /// end does when `erase(start - 1)` came first: every cell cleared, and
+    /// the row unwrapped if any cell was.
+    pub fn clear_from(&mut self, start: u16, attrs: crate::attrs::Attrs) {
+        let Some(cells) = self.cells.get_mut(usize::from(start)..) else {
+            return;
+        };
+        if cells.is_empty() {
+            return;
+        }
+        for cell in cells {
+            cell.clear(attrs);
+        }
+        self.wrapped = false;
+    }
+
     pub fn erase(&mut self, i: u16, attrs: crate::attrs::Attrs) {
         let wide = self.cells[usize::from(i)].is_wide();
         self.clear_wide(i);
