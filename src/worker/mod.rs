@@ -18,13 +18,14 @@ pub mod pty;
 pub mod reap;
 pub mod screen;
 pub mod session;
+pub mod stdio;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, StreamExt};
 use serde_json::json;
-use tokio::io::{AsyncWriteExt, BufWriter, Stdout};
+use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio_util::codec::FramedRead;
 
 use crate::protocol::codec::{Line, LineCodec};
@@ -87,7 +88,7 @@ pub fn run(args: WorkerArgs) -> color_eyre::Result<()> {
 }
 
 struct Out {
-    w: BufWriter<Stdout>,
+    w: BufWriter<stdio::Output>,
     b64: String,
     broken: bool,
 }
@@ -159,7 +160,7 @@ enum Control {
 
 async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
     let mut out = Out {
-        w: BufWriter::with_capacity(MAX_OUTPUT_FRAME * 2, tokio::io::stdout()),
+        w: BufWriter::with_capacity(MAX_OUTPUT_FRAME * 2, stdio::output()),
         b64: String::new(),
         broken: false,
     };
@@ -221,7 +222,7 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
             ),
         }
     }
-    let mut stdin = FramedRead::new(tokio::io::stdin(), LineCodec::new(MAX_FRAME_BYTES));
+    let mut stdin = FramedRead::new(stdio::input(), LineCodec::new(MAX_FRAME_BYTES));
     let mut pty_open = true;
     let mut exit_status: Option<ExitedPayload> = None;
     let mut drain_until: Option<tokio::time::Instant> = None;

@@ -60,6 +60,75 @@ where
     all
 }
 
+/// The floor under any request to a worker process, measured the same way: `workers` `cat`
+/// processes, callers round-robin over them, each call a JSON line written to a child's
+/// stdin and answered when that child echoes a line back (matched in order). Same process
+/// count, pipes and wake-ups as a request through the broker; no broker, no parsing.
+///
+/// With `cmd` = `brokertui worker … -- sh` (and only `response` lines counted) the same
+/// measures the worker processes alone, without the broker in front of them.
+pub async fn pipe_floor(
+    cmd: &[String],
+    reply_marker: &'static str,
+    workers: usize,
+    callers: usize,
+    per_caller: usize,
+) -> Vec<Duration> {
+    use std::collections::VecDeque;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    use tokio::sync::{Mutex, oneshot};
+
+    type Waiting = Arc<std::sync::Mutex<VecDeque<oneshot::Sender<()>>>>;
+    let mut children = Vec::new();
+    let mut ends = Vec::new();
+    for _ in 0..workers {
+        let mut child = tokio::process::Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn cat");
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+        let waiting: Waiting = Arc::default();
+        let w = waiting.clone();
+        tokio::spawn(async move {
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if !line.contains(reply_marker) {
+                    continue;
+                }
+                if let Some(tx) = w.lock().expect("waiting").pop_front() {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        ends.push(Arc::new((Mutex::new(stdin), waiting)));
+        children.push(child);
+    }
+    let ends = Arc::new(ends);
+    let lat = measure(callers, per_caller, move |c, i| {
+        let end = ends[(c + i) % workers].clone();
+        async move {
+            let (tx, rx) = oneshot::channel();
+            {
+                let mut stdin = end.0.lock().await;
+                end.1.lock().expect("waiting").push_back(tx);
+                stdin
+                    .write_all(b"{\"v\":1,\"type\":\"get_mode\",\"request_id\":\"r-0000000000\",\"payload\":{}}\n")
+                    .await
+                    .expect("write");
+            }
+            rx.await.expect("echo");
+        }
+    })
+    .await;
+    drop(children);
+    lat
+}
+
 /// Requests of `kind` through `request_worker`, to the workers round-robin.
 pub async fn in_process(
     broker: &BrokerHandle,
@@ -119,6 +188,21 @@ pub async fn run(workers: usize, per_caller: usize) {
     header(&format!(
         "Request round trip through request_worker, {workers} workers (in-process)"
     ));
+    let cat = vec!["cat".to_string()];
+    let exe = crate::brokertui_exe().display().to_string();
+    let direct: Vec<String> = [exe.as_str(), "worker", "--name", "w", "--", "sh"]
+        .map(String::from)
+        .to_vec();
+    for (label, cmd, marker) in [
+        ("floor: `cat` echo", &cat, ""),
+        ("worker processes alone, get_mode", &direct, "\"type\":\"response\""),
+    ] {
+        for callers in [1, 64] {
+            pipe_floor(cmd, marker, workers, callers, 10).await;
+            let lat = pipe_floor(cmd, marker, workers, callers, per_caller).await;
+            row(&format!("{label} × {callers} concurrent"), &summarize(lat));
+        }
+    }
     for kind in [
         RequestKind::GetMode,
         RequestKind::Pending,
