@@ -10,6 +10,7 @@ pub mod config;
 pub mod mirror;
 pub mod protocol;
 pub mod requests;
+pub mod sched;
 pub mod serve;
 pub mod stack;
 pub mod ui;

@@ -135,8 +135,11 @@ fn main() -> color_eyre::Result<()> {
 }
 
 fn runtime() -> color_eyre::Result<tokio::runtime::Runtime> {
+    // The broker and the TUI answer requests and keys: short scheduler slices (see `sched`).
+    brokertui::sched::latency_thread();
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .on_thread_start(brokertui::sched::latency_thread)
         .enable_all()
         .build()?)
 }

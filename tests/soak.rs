@@ -130,8 +130,16 @@ async fn soak_mixed_load_with_random_kills() {
                                 if let Ok(info) = broker.info(&name).await
                                     && info.exit.is_none()
                                 {
-                                    signal(info.worker_pid, nix::sys::signal::Signal::SIGKILL);
-                                    tally.lock().unwrap().kills += 1;
+                                    // It may have ended since `info` (a release by another
+                                    // client): ESRCH is fine, anything else is not.
+                                    match nix::sys::signal::kill(
+                                        nix::unistd::Pid::from_raw(info.worker_pid as i32),
+                                        nix::sys::signal::Signal::SIGKILL,
+                                    ) {
+                                        Ok(()) => tally.lock().unwrap().kills += 1,
+                                        Err(nix::errno::Errno::ESRCH) => {}
+                                        Err(e) => panic!("kill {}: {e}", info.worker_pid),
+                                    }
                                 }
                                 Ok(())
                             }

@@ -231,7 +231,7 @@ pub struct BrokerHandle {
 }
 
 impl BrokerHandle {
-    /// Starts the broker on a thread of its own (with its own tokio runtime).
+    /// Starts the broker task on the current tokio runtime.
     pub fn start(config: BrokerConfig) -> BrokerHandle {
         actor::start(config)
     }

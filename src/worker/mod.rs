@@ -15,6 +15,7 @@
 
 pub mod inject_log;
 pub mod pty;
+pub mod pty_reader;
 pub mod reap;
 pub mod screen;
 pub mod session;
@@ -202,6 +203,8 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
     out.flush().await;
 
     let mut screen = SharedScreen::new(rows, cols);
+    // After the child and our throughput threads exist: only this thread gets the short slice.
+    crate::sched::latency_thread();
     let relief = screen.relief.clone();
     let mut session = Session::new(
         pty.writer(),

@@ -1,7 +1,7 @@
 //! The worker's PTY: spawning the child, and the threads that read its output, write its
 //! input and wait for it.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 use color_eyre::eyre::{WrapErr, eyre};
@@ -12,8 +12,6 @@ use super::reap::signal_name;
 use super::session::PtySink;
 use crate::protocol::ExitedPayload;
 
-/// Bytes read from the PTY per read call.
-const READ_CHUNK: usize = 64 * 1024;
 /// Chunks buffered between the reader thread and the loop. Small on purpose: when the
 /// broker cannot keep up, the reader blocks and the child blocks on its writes.
 const OUTPUT_CHANNEL: usize = 4;
@@ -65,23 +63,17 @@ impl Pty {
         // We reap the child ourselves (waitpid gives the raw signal number).
         drop(child);
 
-        let mut reader = pair.master.try_clone_reader().map_err(|e| eyre!("{e}"))?;
+        let fd = pair
+            .master
+            .as_raw_fd()
+            .ok_or_else(|| eyre!("the PTY master has no file descriptor"))?;
+        // SAFETY: `fd` is the master's descriptor and `pair.master` is alive for this
+        // statement; the borrow only lives long enough to dup it (twice).
+        let master_fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let reader = std::fs::File::from(master_fd.try_clone_to_owned()?);
+        let twin = std::fs::File::from(master_fd.try_clone_to_owned()?);
         let (out_tx, output) = mpsc::channel(OUTPUT_CHANNEL);
-        std::thread::Builder::new()
-            .name("pty-reader".into())
-            .spawn(move || {
-                let mut buf = vec![0u8; READ_CHUNK];
-                loop {
-                    match reader.read(&mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if out_tx.blocking_send(buf[..n].to_vec()).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-            })?;
+        super::pty_reader::spawn(reader, twin, out_tx)?;
 
         let mut writer = pair.master.take_writer().map_err(|e| eyre!("{e}"))?;
         let (writer_tx, writer_rx) = std::sync::mpsc::channel::<Vec<u8>>();

@@ -99,6 +99,7 @@ impl SharedScreen {
         std::thread::Builder::new()
             .name("vt-parser".into())
             .spawn(move || {
+                crate::sched::throughput_thread();
                 while let Ok(bytes) = rx.recv() {
                     let (lock, cvar) = &*st;
                     lock.lock().expect("screen lock").process(&bytes);

@@ -72,6 +72,9 @@ enum Scenario {
         flooding: usize,
         #[arg(long, default_value_t = 10)]
         idle_secs: u64,
+        /// Sequential get_mode calls per caller (64 callers), idle and while flooding.
+        #[arg(long, default_value_t = 50)]
+        per_caller: usize,
     },
     /// Everything with default sizes.
     All,
@@ -107,9 +110,12 @@ fn main() {
             b
         }
     }
+    // As in `brokertui` itself: the broker's threads ask for short scheduler slices.
+    .on_thread_start(brokertui::sched::latency_thread)
     .enable_all()
     .build()
     .expect("runtime");
+    brokertui::sched::latency_thread();
     rt.block_on(async {
         println!("# brokertui bench — {} cores, {}", num_cpus(), uname());
         match cli.scenario {
@@ -130,14 +136,15 @@ fn main() {
                 workers,
                 flooding,
                 idle_secs,
-            } => scale::run(workers, flooding, idle_secs).await,
+                per_caller,
+            } => scale::run(workers, flooding, idle_secs, per_caller).await,
             Scenario::All => {
                 requests::run(16, 200).await;
                 requests::timeouts(100).await;
                 echo::run(1000).await;
                 echo::render(200);
                 throughput::run(64, 3, "plain,sgr,tui", "all").await;
-                scale::run(200, 20, 10).await;
+                scale::run(200, 20, 10, 50).await;
             }
             Scenario::Gen { .. } => unreachable!(),
         }

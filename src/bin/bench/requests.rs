@@ -195,7 +195,11 @@ pub async fn run(workers: usize, per_caller: usize) {
         .to_vec();
     for (label, cmd, marker) in [
         ("floor: `cat` echo", &cat, ""),
-        ("worker processes alone, get_mode", &direct, "\"type\":\"response\""),
+        (
+            "worker processes alone, get_mode",
+            &direct,
+            "\"type\":\"response\"",
+        ),
     ] {
         for callers in [1, 64] {
             pipe_floor(cmd, marker, workers, callers, 10).await;

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use brokertui::broker::{BrokerConfig, BrokerHandle, SpawnSpec};
 use brokertui::requests::RequestKind;
+use brokertui::requests::snapshot::SnapshotFormat;
 
 use crate::stats::{header, ms, row, summarize};
 
@@ -58,7 +59,7 @@ fn wakeups_all_threads(pid: u32) -> u64 {
         .unwrap_or_else(|_| wakeups(pid))
 }
 
-pub async fn run(workers: usize, flooding: usize, idle_secs: u64) {
+pub async fn run(workers: usize, flooding: usize, idle_secs: u64, per_caller: usize) {
     let me = std::process::id();
     let rss_before = rss_kib(me).unwrap_or(0);
     let broker = BrokerHandle::start(BrokerConfig::new(crate::brokertui_exe()));
@@ -137,7 +138,8 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64) {
     header(&format!(
         "get_mode with {workers} workers alive (64 concurrent callers)"
     ));
-    let quiet = crate::requests::in_process(&broker, RequestKind::GetMode, workers, 64, 50).await;
+    let quiet =
+        crate::requests::in_process(&broker, RequestKind::GetMode, workers, 64, per_caller).await;
     row("all idle", &summarize(quiet));
     for i in 0..flooding {
         broker
@@ -146,12 +148,40 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64) {
             .expect("flood");
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // PTY bytes the floods have produced so far (a snapshot's offset), to show they really
+    // flood while we measure.
+    let flooded = |broker: BrokerHandle| async move {
+        let mut total = 0u64;
+        for i in 0..flooding {
+            let snap = broker
+                .snapshot(&format!("w{i}"), SnapshotFormat::Plain, None)
+                .await
+                .expect("snapshot");
+            total += snap.offset;
+        }
+        total
+    };
+    let (before, started) = (flooded(broker.clone()).await, Instant::now());
+    if std::env::var_os("XX_DIRECT").is_some() {
+        let exe = crate::brokertui_exe().display().to_string();
+        let direct: Vec<String> = [exe.as_str(), "worker", "--name", "w", "--", "sh"]
+            .map(String::from)
+            .to_vec();
+        let lat = crate::requests::pipe_floor(&["cat".to_string()], "", 16, 64, per_caller).await;
+        row("CAT during floods", &summarize(lat));
+        for _ in 0..1 {
+            let lat =
+                crate::requests::pipe_floor(&direct, "\"type\":\"response\"", 16, 64, per_caller)
+                    .await;
+            row("DIRECT worker processes during floods", &summarize(lat));
+        }
+    }
     // Query only the quiet ones: name them w{flooding}..w{workers}.
     let quiet = broker.clone();
-    let lat = crate::requests::measure(64, 50, move |c, i| {
+    let lat = crate::requests::measure(64, per_caller, move |c, i| {
         let broker = quiet.clone();
         async move {
-            let w = flooding + (c * 50 + i) % (workers - flooding);
+            let w = flooding + (c * per_caller + i) % (workers - flooding);
             broker
                 .get_mode(&format!("w{w}"), None)
                 .await
@@ -159,6 +189,9 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64) {
         }
     })
     .await;
+    let rate = (flooded(broker.clone()).await - before) as f64
+        / (1 << 20) as f64
+        / started.elapsed().as_secs_f64();
     row(
         &format!(
             "{flooding} flooding (`yes`), querying the other {}",
@@ -166,5 +199,6 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64) {
         ),
         &summarize(lat),
     );
+    println!("\nthe {flooding} floods together meanwhile: {rate:.0} MiB/s of output");
     broker.shutdown().await;
 }

@@ -134,22 +134,9 @@ pub(super) fn start(config: BrokerConfig) -> BrokerHandle {
     };
     let mut broker = broker;
     broker.open_journal();
-    // The broker task, its worker readers and writers and its timers run on one thread
-    // with a runtime of their own: every hop inside the broker (worker frame → actor →
-    // caller's reply, command → actor → worker's stdin) is then a same-thread wake-up,
-    // not a futex wake of another runtime thread. Callers on any runtime talk to it
-    // through channels. BENCHMARKS.md has the before/after.
-    let run = broker.run(rx, control_rx, output_rx, internal_rx);
-    std::thread::Builder::new()
-        .name("broker".into())
-        .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("broker runtime");
-            runtime.block_on(run);
-        })
-        .expect("spawn broker thread");
+    // On the caller's runtime: a dedicated thread with a current-thread runtime of its own
+    // was measured too (BENCHMARKS.md) and was no faster.
+    tokio::spawn(broker.run(rx, control_rx, output_rx, internal_rx));
     BrokerHandle { tx, events, config }
 }
 
@@ -183,7 +170,6 @@ impl Broker {
             self.cleanups.retain(|c| !c.is_finished());
             if self.shutdown_waiters.is_some() && self.workers.values().all(|w| w.closed) {
                 // "Shut down" means nothing is left: wait for the last session clean-ups.
-                // (Awaited here, not spawned: the broker's runtime ends when `run` returns.)
                 let waiters = self.shutdown_waiters.take().unwrap_or_default();
                 for c in std::mem::take(&mut self.cleanups) {
                     let _ = c.await;

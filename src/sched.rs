@@ -1,0 +1,71 @@
+//! Keeping a flooding worker from delaying everyone else's requests: scheduler hints for
+//! the threads that move bulk output and for the ones that answer requests.
+//!
+//! A worker's PTY reader and vt100 parser are throughput work: when an agent floods output
+//! they run flat out, and with dozens of such threads on two cores a quiet worker that has
+//! a request to answer waits behind them for a CPU. `SCHED_BATCH` is made for this: the
+//! thread keeps its full CPU share (same weight as nice 0, so a lone flood is as fast as
+//! before) but never preempts another thread when it wakes, so the request-serving threads
+//! (the worker's main loop, the broker) run first. Unprivileged, and per thread.
+
+/// Marks the calling thread `SCHED_BATCH` (best effort: on failure it stays as it was).
+pub fn throughput_thread() {
+    throughput_thread_as(libc::SCHED_BATCH)
+}
+
+/// Marks the calling thread `SCHED_IDLE`: it runs only on CPU nobody else wants. One-way
+/// for an unprivileged thread (leaving needs `CAP_SYS_NICE`), hence the twin reader in
+/// `worker::pty_reader`.
+pub fn idle_thread() {
+    throughput_thread_as(libc::SCHED_IDLE)
+}
+
+fn throughput_thread_as(policy: i32) {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `sched_setscheduler` on the calling thread (pid 0) with a valid, initialised
+    // `sched_param`; it touches no memory of ours after returning.
+    let rc = unsafe { libc::sched_setscheduler(0, policy, &param) };
+    if rc != 0 {
+        tracing::debug!(
+            "SCHED_BATCH unavailable: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// Slice asked for by request-serving threads: the kernel's minimum (0.1 ms).
+const LATENCY_SLICE_NS: u64 = 100_000;
+
+/// Asks for a short scheduler slice for the calling thread, which serves requests (the
+/// worker's main loop, the broker's runtime threads). Under EEVDF (Linux ≥ 6.12) a shorter
+/// slice means an earlier deadline when the thread wakes, so it runs ahead of threads that
+/// have been running flat out; it does not get a larger share of the CPU. Unprivileged;
+/// on older kernels the value is ignored or the call fails, and nothing changes.
+///
+/// `SCHED_FLAG_RESET_ON_FORK`: processes forked from this thread (workers, the agents in
+/// their PTYs) start with the default slice, never ours.
+pub fn latency_thread() {
+    // SAFETY: `getpriority` for the calling thread reads no memory of ours.
+    let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+    let attr = libc::sched_attr {
+        size: std::mem::size_of::<libc::sched_attr>() as u32,
+        sched_policy: libc::SCHED_OTHER as u32,
+        sched_flags: libc::SCHED_FLAG_RESET_ON_FORK as u64,
+        // Keep the thread's niceness (lowering it would need privileges and fail).
+        sched_nice: nice,
+        sched_priority: 0,
+        sched_runtime: LATENCY_SLICE_NS,
+        sched_deadline: 0,
+        sched_period: 0,
+    };
+    // SAFETY: `sched_setattr(0, &attr, 0)` on the calling thread; `attr` is a valid,
+    // initialised `struct sched_attr` whose `size` field is its own size, and the kernel
+    // only reads it during the call.
+    let rc = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const _, 0) };
+    if rc != 0 {
+        tracing::debug!(
+            "short scheduler slice unavailable: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}

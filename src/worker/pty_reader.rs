@@ -1,0 +1,179 @@
+//! Reading the child's output, and stepping aside while it floods.
+//!
+//! Output is read by a thread of ordinary priority, so an echoed key or an agent's next line
+//! is picked up the moment it is there. When the child floods — for 100 ms, every read found
+//! more output already waiting: the child writes faster than we get to read — reading passes
+//! to a twin thread under `SCHED_IDLE`. The twin reads just as fast while the machine has CPU
+//! to spare (a lone flood is not slowed, BENCHMARKS.md) but yields to everything else when it
+//! has not, and the child then blocks on a full PTY as on a slow terminal. Without this,
+//! twenty `yes` floods on two cores starved the broker and every quiet worker (the broker got
+//! ~6% of the CPU, fair-shared among ~80 busy threads) and a request to a quiet worker took
+//! 60 ms at p99. When the twin has drained the PTY and nothing more comes for 50 ms, reading
+//! passes back.
+//!
+//! Judging by "output was waiting" rather than by rate matters: under contention each flood
+//! gets only a few MiB/s, and no rate threshold would tell it from an agent's busy UI.
+//!
+//! Two threads, because an unprivileged thread may enter `SCHED_IDLE` but never leave it.
+//! They pass a baton: only the holder reads, so bytes stay in order.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+/// Bytes read from the PTY per read call.
+const READ_CHUNK: usize = 64 * 1024;
+/// How long output must keep waiting at every read before it counts as a flood.
+const FLOOD_AFTER: Duration = Duration::from_millis(100);
+/// Silence, once drained, that ends a flood.
+const QUIET: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    Normal,
+    Flood,
+    Ended,
+}
+
+#[derive(Default)]
+struct Baton {
+    turn: Mutex<Option<Turn>>,
+    changed: Condvar,
+}
+
+impl Baton {
+    fn pass(&self, to: Turn) {
+        *self.turn.lock().expect("baton") = Some(to);
+        self.changed.notify_all();
+    }
+
+    /// Waits until the turn is neither `None` (not started) nor `not`; returns it.
+    fn wait_while(&self, not: Turn) -> Turn {
+        let guard = self.turn.lock().expect("baton");
+        let guard = self
+            .changed
+            .wait_while(guard, |t| t.is_none_or(|t| t == not))
+            .expect("baton");
+        guard.unwrap_or(Turn::Ended)
+    }
+}
+
+/// Whether output has kept waiting at every read for [`FLOOD_AFTER`].
+#[derive(Default)]
+struct Backlog {
+    since: Option<Instant>,
+}
+
+impl Backlog {
+    /// Records whether output was already waiting before a read; whether that makes a flood.
+    fn flooding(&mut self, waiting: bool, now: Instant) -> bool {
+        if !waiting {
+            self.since = None;
+            return false;
+        }
+        now.duration_since(*self.since.get_or_insert(now)) >= FLOOD_AFTER
+    }
+}
+
+/// Whether `fd` has output to read, waiting at most `timeout`.
+fn readable(fd: &File, timeout: nix::poll::PollTimeout) -> bool {
+    use nix::poll::{PollFd, PollFlags, poll};
+    loop {
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            // Hang-up and errors count as readable: the read then reports them.
+            Ok(n) => return n > 0,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Starts reading: `reader` on an ordinary thread, `twin` (the same PTY, another fd) on the
+/// `SCHED_IDLE` one. Chunks go to `out`; it closes when the PTY does.
+pub fn spawn(mut reader: File, twin: File, out: mpsc::Sender<Vec<u8>>) -> std::io::Result<()> {
+    let baton = Arc::new(Baton::default());
+    baton.pass(Turn::Normal);
+    {
+        let (baton, out) = (baton.clone(), out.clone());
+        std::thread::Builder::new()
+            .name("pty-flood".into())
+            .spawn(move || read_floods(twin, &baton, &out))?;
+    }
+    std::thread::Builder::new()
+        .name("pty-reader".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; READ_CHUNK];
+            let mut backlog = Backlog::default();
+            loop {
+                let waiting = readable(&reader, nix::poll::PollTimeout::ZERO);
+                if backlog.flooding(waiting, Instant::now()) {
+                    baton.pass(Turn::Flood);
+                    if baton.wait_while(Turn::Flood) == Turn::Ended {
+                        return;
+                    }
+                    backlog = Backlog::default();
+                    continue;
+                }
+                let n = match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                if out.blocking_send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+            baton.pass(Turn::Ended);
+        })?;
+    Ok(())
+}
+
+/// The `SCHED_IDLE` twin: reads while the child floods.
+fn read_floods(mut twin: File, baton: &Baton, out: &mpsc::Sender<Vec<u8>>) {
+    crate::sched::idle_thread();
+    let mut buf = vec![0u8; READ_CHUNK];
+    let quiet = nix::poll::PollTimeout::try_from(QUIET).unwrap_or(nix::poll::PollTimeout::NONE);
+    loop {
+        if baton.wait_while(Turn::Normal) == Turn::Ended {
+            return;
+        }
+        let next = loop {
+            if !readable(&twin, quiet) {
+                break Turn::Normal;
+            }
+            let n = match twin.read(&mut buf) {
+                Ok(0) | Err(_) => break Turn::Ended,
+                Ok(n) => n,
+            };
+            if out.blocking_send(buf[..n].to_vec()).is_err() {
+                break Turn::Ended;
+            }
+        };
+        baton.pass(next);
+        if next == Turn::Ended {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_is_output_waiting_at_every_read_for_100ms() {
+        let t0 = Instant::now();
+        let mut b = Backlog::default();
+        assert!(!b.flooding(true, t0));
+        assert!(!b.flooding(true, t0 + FLOOD_AFTER / 2));
+        assert!(b.flooding(true, t0 + FLOOD_AFTER));
+        // One read that had to wait starts the count over.
+        assert!(!b.flooding(false, t0 + FLOOD_AFTER));
+        assert!(!b.flooding(true, t0 + FLOOD_AFTER * 3 / 2));
+        assert!(b.flooding(true, t0 + FLOOD_AFTER * 5 / 2));
+    }
+}
