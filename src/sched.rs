@@ -1,12 +1,16 @@
-//! Keeping a flooding worker from delaying everyone else's requests: scheduler hints for
-//! the threads that move bulk output and for the ones that answer requests.
+//! Keeping a flooding worker from delaying everyone else's requests: scheduler hints, all
+//! unprivileged and per thread.
 //!
-//! A worker's PTY reader and vt100 parser are throughput work: when an agent floods output
-//! they run flat out, and with dozens of such threads on two cores a quiet worker that has
-//! a request to answer waits behind them for a CPU. `SCHED_BATCH` is made for this: the
-//! thread keeps its full CPU share (same weight as nice 0, so a lone flood is as fast as
-//! before) but never preempts another thread when it wakes, so the request-serving threads
-//! (the worker's main loop, the broker) run first. Unprivileged, and per thread.
+//! On two cores, twenty agents flooding output mean ~80 busy threads, and fair sharing gave
+//! the broker ~6% of the CPU and a quiet worker's request 60 ms at p99 (BENCHMARKS.md).
+//! - [`idle_thread`] (`SCHED_IDLE`): the PTY reader that takes over while a child floods
+//!   (`worker::pty_reader`) — it reads only on CPU nobody else wants, and the flooding
+//!   child blocks on its full PTY meanwhile, as on a slow terminal.
+//! - [`throughput_thread`] (`SCHED_BATCH`): the vt100 parser — full CPU share, but it never
+//!   preempts anyone when it wakes.
+//! - [`latency_thread`] (a short EEVDF slice): threads that answer requests and keys — the
+//!   worker's main loop, the broker's and the TUI's runtime threads — run soon after they
+//!   wake.
 
 /// Marks the calling thread `SCHED_BATCH` (best effort: on failure it stays as it was).
 pub fn throughput_thread() {
@@ -27,7 +31,7 @@ fn throughput_thread_as(policy: i32) {
     let rc = unsafe { libc::sched_setscheduler(0, policy, &param) };
     if rc != 0 {
         tracing::debug!(
-            "SCHED_BATCH unavailable: {}",
+            "scheduling policy {policy} unavailable: {}",
             std::io::Error::last_os_error()
         );
     }

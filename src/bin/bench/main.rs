@@ -73,7 +73,7 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         idle_secs: u64,
         /// Sequential get_mode calls per caller (64 callers), idle and while flooding.
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 300)]
         per_caller: usize,
     },
     /// Everything with default sizes.
@@ -144,7 +144,7 @@ fn main() {
                 echo::run(1000).await;
                 echo::render(200);
                 throughput::run(64, 3, "plain,sgr,tui", "all").await;
-                scale::run(200, 20, 10, 50).await;
+                scale::run(200, 20, 10, 300).await;
             }
             Scenario::Gen { .. } => unreachable!(),
         }

@@ -162,20 +162,6 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64, per_caller: us
         total
     };
     let (before, started) = (flooded(broker.clone()).await, Instant::now());
-    if std::env::var_os("XX_DIRECT").is_some() {
-        let exe = crate::brokertui_exe().display().to_string();
-        let direct: Vec<String> = [exe.as_str(), "worker", "--name", "w", "--", "sh"]
-            .map(String::from)
-            .to_vec();
-        let lat = crate::requests::pipe_floor(&["cat".to_string()], "", 16, 64, per_caller).await;
-        row("CAT during floods", &summarize(lat));
-        for _ in 0..1 {
-            let lat =
-                crate::requests::pipe_floor(&direct, "\"type\":\"response\"", 16, 64, per_caller)
-                    .await;
-            row("DIRECT worker processes during floods", &summarize(lat));
-        }
-    }
     // Query only the quiet ones: name them w{flooding}..w{workers}.
     let quiet = broker.clone();
     let lat = crate::requests::measure(64, per_caller, move |c, i| {
@@ -198,6 +184,13 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64, per_caller: us
             workers - flooding
         ),
         &summarize(lat),
+    );
+    // The same load shape with nothing of ours in the request path: `cat` processes echoing
+    // lines over pipes, while the same floods run.
+    let floor = crate::requests::pipe_floor(&["cat".to_string()], "", 16, 64, per_caller).await;
+    row(
+        "floor: `cat` echo during the same floods",
+        &summarize(floor),
     );
     println!("\nthe {flooding} floods together meanwhile: {rate:.0} MiB/s of output");
     broker.shutdown().await;
