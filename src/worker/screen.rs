@@ -147,11 +147,35 @@ impl SharedScreen {
     }
 }
 
-/// Each visible row as text, trailing blanks trimmed.
+/// Each visible row as text, trailing blanks trimmed — what `vt100::Screen::rows` gives,
+/// read off row slices (`row_cells`, our vt100 patch) in one pass instead of an iterator
+/// chain and a UTF-8 check per cell: a plain snapshot is the most common request.
 pub fn plain_lines(screen: &vt100::Screen, cols: u16) -> Vec<String> {
-    screen
-        .rows(0, cols)
-        .map(|line| line.trim_end().to_string())
+    let rows = screen.size().0;
+    (0..rows)
+        .map(|row| {
+            let cells = screen.row_cells(row).unwrap_or_default();
+            let mut line = String::new();
+            let mut blanks = 0;
+            let mut after_wide = false;
+            for cell in cells.iter().take(cols.into()) {
+                // The column a wide character covers is skipped, as vt100 does.
+                if std::mem::replace(&mut after_wide, cell.is_wide()) {
+                    continue;
+                }
+                if !cell.has_contents() {
+                    blanks += 1;
+                    continue;
+                }
+                line.extend(std::iter::repeat_n(' ', std::mem::take(&mut blanks)));
+                match cell.ascii() {
+                    Some(b) => line.push(char::from(b)),
+                    None => line.push_str(cell.contents()),
+                }
+            }
+            line.truncate(line.trim_end().len());
+            line
+        })
         .collect()
 }
 
@@ -246,6 +270,23 @@ mod tests {
             fresh.screen().cursor_position(),
             s.parser.screen().cursor_position()
         );
+    }
+
+    #[test]
+    fn plain_lines_match_vt100_rows() {
+        let mut s = Screen::new(6, 12);
+        s.process(
+            "a  b\x1b[31mred\x1b[0m   \r\n世界 e\u{301}x\r\n\x1b[3;5Hmid\x1b[5;1H  \t→\x1b[6;11H世"
+                .as_bytes(),
+        );
+        let screen = s.parser.screen();
+        let expected: Vec<String> = screen
+            .rows(0, 12)
+            .map(|l| l.trim_end().to_string())
+            .collect();
+        assert_eq!(plain_lines(screen, 12), expected);
+        assert_eq!(expected[1], "世界 e\u{301}x");
+        assert_eq!(expected[5], "          世");
     }
 
     #[test]
