@@ -235,7 +235,9 @@ pub async fn run(workers: usize, per_caller: usize) {
     header(&format!(
         "HTTP round trip (axum + reqwest on loopback), {workers} workers"
     ));
-    let routes: [(&str, PathOf); 3] = [
+    let routes: [(&str, PathOf); 4] = [
+        // The floor: the same server and client, a route that touches nothing else.
+        ("floor: GET /health", |_| "/health".to_string()),
         ("GET mode", |w| format!("/api/spawned/w{w}/mode")),
         ("GET pending", |w| format!("/api/spawned/w{w}/pending")),
         ("GET snapshot", |w| {
