@@ -138,6 +138,66 @@ fn garbage_gets_worker_error_and_the_worker_keeps_serving() {
     assert!(w.child.wait().unwrap().success());
 }
 
+/// Bytes the worker's `pty-flood` thread (the `SCHED_IDLE` twin reader) has read.
+fn flood_thread_bytes(pid: u32) -> u64 {
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        if std::fs::read_to_string(dir.join("comm"))
+            .unwrap_or_default()
+            .trim()
+            == "pty-flood"
+        {
+            let io = std::fs::read_to_string(dir.join("io")).unwrap();
+            let rchar = io.lines().find_map(|l| l.strip_prefix("rchar: ")).unwrap();
+            return rchar.trim().parse().unwrap();
+        }
+    }
+    panic!("worker {pid} has no pty-flood thread");
+}
+
+#[test]
+fn floods_arrive_whole_and_in_order_across_reader_hand_offs() {
+    // Three floods with pauses: each flood keeps output waiting long enough to pass reading
+    // to the SCHED_IDLE twin, each pause long enough to pass it back.
+    const LINES: usize = 200_000;
+    let script = format!(
+        "stty -onlcr; for r in 1 2 3; do seq 1 {LINES} | sed \"s/^/$r:/\"; sleep 0.3; done; \
+         echo flood-done; read x; echo got-$x"
+    );
+    let mut w = Worker::start(&["sh", "-c", &script]);
+    w.next("ready");
+    let mut text = Vec::new();
+    let mut next_offset = 0;
+    while !String::from_utf8_lossy(&text[text.len().saturating_sub(64)..]).contains("flood-done") {
+        let f = w.next("output");
+        assert_eq!(
+            f["payload"]["offset"], next_offset,
+            "output offsets must be contiguous"
+        );
+        let bytes = brokertui::b64::decode(f["payload"]["data_b64"].as_str().unwrap()).unwrap();
+        next_offset += bytes.len() as u64;
+        text.extend(bytes);
+    }
+    let text = String::from_utf8(text).unwrap();
+    let got: Vec<&str> = text.lines().filter(|l| l.contains(':')).collect();
+    let want: Vec<String> = (1..=3)
+        .flat_map(|r| (1..=LINES).map(move |n| format!("{r}:{n}")))
+        .collect();
+    assert_eq!(got.len(), want.len(), "every line, none twice");
+    assert!(got.iter().zip(&want).all(|(g, w)| g == w), "in order");
+    assert!(
+        flood_thread_bytes(w.child.id()) > 0,
+        "the floods never passed reading to the twin"
+    );
+    // After the floods a keystroke's answer still comes back at once.
+    let t = Instant::now();
+    w.send(r#"{"v":1,"type":"input","payload":{"data":"ok\r"}}"#);
+    w.output_until("got-ok");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    drop(w.stdin.take());
+    w.next("exited");
+}
+
 #[test]
 fn stdin_eof_ends_the_whole_session_including_background_jobs() {
     // The shell starts a background job in a group of its own (set -m) and a plain one,
