@@ -143,7 +143,7 @@ fn main() {
                 requests::timeouts(100).await;
                 echo::run(1000).await;
                 echo::render(200);
-                throughput::run(64, 3, "plain,sgr,tui", "all").await;
+                throughput::run(128, 5, "plain,sgr,tui", "all").await;
                 scale::run(200, 20, 10, 300).await;
             }
             Scenario::Gen { .. } => unreachable!(),

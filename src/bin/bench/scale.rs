@@ -31,32 +31,33 @@ fn cpu_ticks(pid: u32) -> u64 {
         + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
 }
 
-/// Voluntary + involuntary context switches: how often a process woke up.
-fn wakeups(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .filter(|l| l.contains("ctxt_switches"))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .sum()
+/// Voluntary + involuntary context switches of each thread of a process, by thread id:
+/// how often each woke up.
+fn wakeups_by_thread(pid: u32) -> std::collections::HashMap<u32, u64> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Default::default();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .map(|tid| {
+            let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status"))
+                .unwrap_or_default();
+            let n = s
+                .lines()
+                .filter(|l| l.contains("ctxt_switches"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>();
+            (tid, n)
+        })
+        .collect()
 }
 
-/// Wake-ups of every thread of a process (the runtime's workers included).
-fn wakeups_all_threads(pid: u32) -> u64 {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-                .map(|tid| {
-                    let s = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status"))
-                        .unwrap_or_default();
-                    s.lines()
-                        .filter(|l| l.contains("ctxt_switches"))
-                        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                        .sum::<u64>()
-                })
-                .sum()
-        })
-        .unwrap_or_else(|_| wakeups(pid))
+/// Wake-ups of all of a process's threads since `before` (threads that ended meanwhile —
+/// an idle runtime retires its blocking threads — count for what they did before).
+fn wakeups_since(pid: u32, before: &std::collections::HashMap<u32, u64>) -> u64 {
+    wakeups_by_thread(pid)
+        .into_iter()
+        .map(|(tid, n)| n.saturating_sub(before.get(&tid).copied().unwrap_or(0)))
+        .sum()
 }
 
 pub async fn run(workers: usize, flooding: usize, idle_secs: u64, per_caller: usize) {
@@ -91,25 +92,31 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64, per_caller: us
     // Idle: nothing happens for idle_secs; how much CPU and how many wake-ups?
     let tick = 100.0; // USER_HZ
     let cpu0 = cpu_ticks(me);
-    let wake0 = wakeups_all_threads(me);
+    let wake0 = wakeups_by_thread(me);
     let wcpu0: Vec<u64> = infos.iter().map(|i| cpu_ticks(i.worker_pid)).collect();
-    let wwake0: Vec<u64> = infos
+    let wwake0: Vec<_> = infos
         .iter()
-        .map(|i| wakeups_all_threads(i.worker_pid))
+        .map(|i| wakeups_by_thread(i.worker_pid))
         .collect();
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
     let secs = idle_secs as f64;
     let broker_cpu = (cpu_ticks(me) - cpu0) as f64 / tick / secs * 100.0;
-    let broker_wake = (wakeups_all_threads(me) - wake0) as f64 / secs;
-    let delta = |f: fn(u32) -> u64, before: &[u64]| -> u64 {
-        infos
-            .iter()
-            .zip(before)
-            .map(|(i, b)| f(i.worker_pid).saturating_sub(*b))
-            .sum()
-    };
-    let workers_cpu = delta(cpu_ticks, &wcpu0) as f64 / tick / secs * 100.0;
-    let workers_wake = delta(wakeups_all_threads, &wwake0) as f64 / secs / workers as f64;
+    let broker_wake = wakeups_since(me, &wake0) as f64 / secs;
+    let workers_cpu = infos
+        .iter()
+        .zip(&wcpu0)
+        .map(|(i, b)| cpu_ticks(i.worker_pid).saturating_sub(*b))
+        .sum::<u64>() as f64
+        / tick
+        / secs
+        * 100.0;
+    let workers_wake = infos
+        .iter()
+        .zip(&wwake0)
+        .map(|(i, b)| wakeups_since(i.worker_pid, b))
+        .sum::<u64>() as f64
+        / secs
+        / workers as f64;
 
     println!("\n### Scale: {workers} workers running sh\n");
     println!("| measure | value |\n|---|---|");
