@@ -188,8 +188,10 @@ fn floods_arrive_whole_and_in_order_across_reader_hand_offs() {
     // its reader starved, which passes reading to the SCHED_IDLE twin; each pause passes it
     // back.
     const LINES: usize = 100_000;
+    // Enough hogs that the reader waits for a CPU far longer than it runs (it counts as
+    // starved past 4x); they go as soon as the twin has taken over.
     let mut hogs = Some(Hogs::start(
-        3 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+        6 * std::thread::available_parallelism().map_or(2, |n| n.get()),
     ));
     let script = format!(
         "stty -onlcr; for r in 1 2 3; do seq 1 {LINES} | sed \"s/^/$r:/\"; sleep 0.3; done; \
