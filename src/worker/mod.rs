@@ -435,9 +435,14 @@ fn handle_request(
     let ok = |v: serde_json::Value| vec![response_ok(rid, kind.as_str(), v)];
     match kind {
         RequestKind::Snapshot => match decode_payload::<SnapshotRequest>(env) {
-            Ok(req) => ok(
-                serde_json::to_value(screen.caught_up().snapshot(req.format)).expect("serializes"),
-            ),
+            Ok(req) => {
+                let mut snap = screen.caught_up().snapshot(req.format);
+                // The screen moves into the payload: `to_value` would deep-copy it.
+                let body = std::mem::take(&mut snap.screen);
+                let mut value = serde_json::to_value(&snap).expect("serializes");
+                value["screen"] = body;
+                ok(value)
+            }
             Err(e) => bad(e),
         },
         RequestKind::GetMode => ok(json!({ "mode": session.mode() })),

@@ -155,10 +155,16 @@ pub fn plain_lines(screen: &vt100::Screen, cols: u16) -> Vec<String> {
     (0..rows)
         .map(|row| {
             let cells = screen.row_cells(row).unwrap_or_default();
+            let cells = &cells[..cells.len().min(cols.into())];
+            // Trailing blanks are trimmed anyway: stop at the last cell with contents (a
+            // tight backwards scan; most rows of most screens are empty).
+            let Some(last) = cells.iter().rposition(vt100::Cell::has_contents) else {
+                return String::new();
+            };
             let mut line = String::new();
             let mut blanks = 0;
             let mut after_wide = false;
-            for cell in cells.iter().take(cols.into()) {
+            for cell in &cells[..=last] {
                 // The column a wide character covers is skipped, as vt100 does.
                 if std::mem::replace(&mut after_wide, cell.is_wide()) {
                     continue;
