@@ -49,6 +49,12 @@ const LATENCY_SLICE_NS: u64 = 100_000;
 /// `SCHED_FLAG_RESET_ON_FORK`: processes forked from this thread (workers, the agents in
 /// their PTYs) start with the default slice, never ours.
 pub fn latency_thread() {
+    // Only for the default policy: a user's `chrt -b`, or a privileged real-time policy,
+    // stays as it is.
+    // SAFETY: `sched_getscheduler(0)` asks about the calling thread; no memory involved.
+    if unsafe { libc::sched_getscheduler(0) } != libc::SCHED_OTHER {
+        return;
+    }
     // SAFETY: `getpriority` for the calling thread reads no memory of ours.
     let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
     let attr = libc::sched_attr {

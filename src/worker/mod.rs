@@ -76,8 +76,13 @@ pub struct WorkerArgs {
 
 /// How long the child's leftovers get after the child itself exits on its own.
 const LEFTOVER_GRACE: Duration = Duration::from_millis(200);
-/// How long to keep reading the PTY after the child exits, for its last output.
+/// How long to keep reading the PTY after the child exits, for its last output: until it
+/// has been quiet this long (longer while an idle-priority reader drains a starved flood,
+/// which may wait that long for a CPU), and never more than `DRAIN_LIMIT` in all (a
+/// background job can keep the PTY open and busy).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(300);
+const DRAIN_AFTER_FLOOD: Duration = Duration::from_secs(2);
+const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// Output chunks read back to back are merged into frames of at most this many bytes.
 const MAX_OUTPUT_FRAME: usize = 256 * 1024;
 
@@ -151,6 +156,15 @@ impl Out {
         if !self.broken && self.w.flush().await.is_err() {
             self.broken = true;
         }
+    }
+}
+
+/// How long the PTY may stay quiet after the child exited before we stop reading it.
+fn drain_quiet(pty: &Pty) -> Duration {
+    if pty.readers.flooding() {
+        DRAIN_AFTER_FLOOD
+    } else {
+        DRAIN_AFTER_EXIT
     }
 }
 
@@ -229,6 +243,7 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
     let mut pty_open = true;
     let mut exit_status: Option<ExitedPayload> = None;
     let mut drain_until: Option<tokio::time::Instant> = None;
+    let mut drain_limit: Option<tokio::time::Instant> = None;
     let mut shutdown: Option<Duration> = None;
 
     loop {
@@ -281,6 +296,9 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
                         }
                         out.output(screen.sent(), &buf).await;
                         screen.feed(buf);
+                        if let (Some(until), Some(limit)) = (drain_until.as_mut(), drain_limit) {
+                            *until = limit.min(tokio::time::Instant::now() + drain_quiet(&pty));
+                        }
                     }
                     None => pty_open = false,
                 }
@@ -289,7 +307,9 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
                 let status = status.unwrap_or_default();
                 tracing::info!(name = %args.name, %status, "child exited");
                 exit_status = Some(status);
-                drain_until = Some(tokio::time::Instant::now() + DRAIN_AFTER_EXIT);
+                let now = tokio::time::Instant::now();
+                drain_limit = Some(now + DRAIN_LIMIT);
+                drain_until = Some(now + drain_quiet(&pty));
             }
             _ = sleep_until_opt(drain_until), if drain_until.is_some() => {
                 pty_open = false;

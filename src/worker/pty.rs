@@ -22,6 +22,8 @@ pub struct Pty {
     writer_tx: std::sync::mpsc::Sender<Vec<u8>>,
     pub output: mpsc::Receiver<Vec<u8>>,
     pub exit: oneshot::Receiver<ExitedPayload>,
+    /// Who is reading the output (a starved flood is read by an idle-priority thread).
+    pub readers: super::pty_reader::Readers,
 }
 
 impl Pty {
@@ -73,7 +75,7 @@ impl Pty {
         let reader = std::fs::File::from(master_fd.try_clone_to_owned()?);
         let twin = std::fs::File::from(master_fd.try_clone_to_owned()?);
         let (out_tx, output) = mpsc::channel(OUTPUT_CHANNEL);
-        super::pty_reader::spawn(reader, twin, out_tx)?;
+        let readers = super::pty_reader::spawn(reader, twin, out_tx)?;
 
         let mut writer = pair.master.take_writer().map_err(|e| eyre!("{e}"))?;
         let (writer_tx, writer_rx) = std::sync::mpsc::channel::<Vec<u8>>();
@@ -121,6 +123,7 @@ impl Pty {
             writer_tx,
             output,
             exit,
+            readers,
         })
     }
 

@@ -8,8 +8,10 @@
 //! has not, and the child then blocks on a full PTY as on a slow terminal. Without this,
 //! twenty `yes` floods on two cores starved the broker and every quiet worker (the broker got
 //! ~6% of the CPU, fair-shared among ~80 busy threads) and a request to a quiet worker took
-//! 60 ms at p99. When the twin has drained the PTY and nothing more comes for 50 ms, reading
-//! passes back.
+//! 60 ms at p99. Once the twin has drained the PTY and nothing more comes for 20 ms,
+//! reading passes back: a child that goes on printing a little (a spinner after a flood)
+//! does not stay on the idle thread, while a flood that merely paused for the child to be
+//! scheduled does.
 //!
 //! Judging by "output was waiting" rather than by rate matters: under contention each flood
 //! gets only a few MiB/s, and no rate threshold would tell it from an agent's busy UI.
@@ -37,7 +39,7 @@ const FLOOD_AFTER: Duration = Duration::from_millis(100);
 /// Run-queue wait per unit of run time beyond which the reader counts as starved.
 const STARVED_RATIO: u64 = 4;
 /// Silence, once drained, that ends a flood.
-const QUIET: Duration = Duration::from_millis(50);
+const QUIET: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Turn {
@@ -94,13 +96,24 @@ fn sched_times() -> Option<(u64, u64)> {
 }
 
 /// Whether a thread that went from `before` to `after` (run, wait) was starved for CPU.
-/// Without schedstat the answer is yes: stepping aside is the safe side.
+/// Without schedstat (absent, or all zeros when the kernel keeps no scheduler statistics)
+/// the answer is yes: stepping aside is the safe side.
 fn starved(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> bool {
     match (before, after) {
-        (Some((run0, wait0)), Some((run1, wait1))) => {
-            wait1.saturating_sub(wait0) > STARVED_RATIO * run1.saturating_sub(run0)
+        (Some((run0, wait0)), Some((run1, wait1))) if run1 > run0 => {
+            wait1.saturating_sub(wait0) > STARVED_RATIO * (run1 - run0)
         }
         _ => true,
+    }
+}
+
+/// A read that retries when interrupted by a signal.
+fn read_chunk(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match file.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
     }
 }
 
@@ -118,9 +131,22 @@ fn readable(fd: &File, timeout: nix::poll::PollTimeout) -> bool {
     }
 }
 
+/// Who is reading, for the worker's main loop.
+#[derive(Clone)]
+pub struct Readers {
+    baton: Arc<Baton>,
+}
+
+impl Readers {
+    /// Whether the `SCHED_IDLE` twin holds the baton (a starved flood is being read).
+    pub fn flooding(&self) -> bool {
+        *self.baton.turn.lock().expect("baton") == Some(Turn::Flood)
+    }
+}
+
 /// Starts reading: `reader` on an ordinary thread, `twin` (the same PTY, another fd) on the
 /// `SCHED_IDLE` one. Chunks go to `out`; it closes when the PTY does.
-pub fn spawn(mut reader: File, twin: File, out: mpsc::Sender<Vec<u8>>) -> std::io::Result<()> {
+pub fn spawn(mut reader: File, twin: File, out: mpsc::Sender<Vec<u8>>) -> std::io::Result<Readers> {
     let baton = Arc::new(Baton::default());
     baton.pass(Turn::Normal);
     {
@@ -129,27 +155,32 @@ pub fn spawn(mut reader: File, twin: File, out: mpsc::Sender<Vec<u8>>) -> std::i
             .name("pty-flood".into())
             .spawn(move || read_floods(twin, &baton, &out))?;
     }
-    std::thread::Builder::new()
+    let readers = Readers {
+        baton: baton.clone(),
+    };
+    let spawned = std::thread::Builder::new()
         .name("pty-reader".into())
         .spawn(move || {
             let mut buf = vec![0u8; READ_CHUNK];
             let mut backlog = Backlog::default();
-            let mut times = sched_times();
+            let mut times = None;
             loop {
                 let waiting = readable(&reader, nix::poll::PollTimeout::ZERO);
+                if waiting && backlog.since.is_none() {
+                    // A window of waiting output starts: judge starvation over it alone.
+                    times = sched_times();
+                }
                 if backlog.flooding(waiting, Instant::now()) {
                     backlog = Backlog::default();
-                    let now = sched_times();
-                    if starved(std::mem::replace(&mut times, now), now) {
+                    if starved(times, sched_times()) {
                         baton.pass(Turn::Flood);
                         if baton.wait_while(Turn::Flood) == Turn::Ended {
                             return;
                         }
-                        times = sched_times();
                         continue;
                     }
                 }
-                let n = match reader.read(&mut buf) {
+                let n = match read_chunk(&mut reader, &mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(n) => n,
                 };
@@ -158,11 +189,16 @@ pub fn spawn(mut reader: File, twin: File, out: mpsc::Sender<Vec<u8>>) -> std::i
                 }
             }
             baton.pass(Turn::Ended);
-        })?;
-    Ok(())
+        });
+    if let Err(e) = spawned {
+        // The twin would wait for the baton forever, holding the output channel open.
+        readers.baton.pass(Turn::Ended);
+        return Err(e);
+    }
+    Ok(readers)
 }
 
-/// The `SCHED_IDLE` twin: reads while the child floods.
+/// The `SCHED_IDLE` twin: reads while the child floods, until the PTY stays drained.
 fn read_floods(mut twin: File, baton: &Baton, out: &mpsc::Sender<Vec<u8>>) {
     crate::sched::idle_thread();
     let mut buf = vec![0u8; READ_CHUNK];
@@ -175,7 +211,7 @@ fn read_floods(mut twin: File, baton: &Baton, out: &mpsc::Sender<Vec<u8>>) {
             if !readable(&twin, quiet) {
                 break Turn::Normal;
             }
-            let n = match twin.read(&mut buf) {
+            let n = match read_chunk(&mut twin, &mut buf) {
                 Ok(0) | Err(_) => break Turn::Ended,
                 Ok(n) => n,
             };
@@ -215,6 +251,10 @@ mod tests {
         // One of twenty floods on two cores.
         assert!(starved(ms(0, 0), ms(10, 510)));
         assert!(starved(None, ms(1, 1)), "no schedstat: step aside");
+        assert!(
+            starved(ms(0, 0), ms(0, 0)),
+            "schedstat all zeros: step aside"
+        );
         assert!(
             sched_times().is_some(),
             "Linux exposes /proc/thread-self/schedstat"

@@ -166,9 +166,11 @@ pub fn plain_lines(screen: &vt100::Screen, cols: u16) -> Vec<String> {
             let mut after_wide = false;
             for cell in &cells[..=last] {
                 // The column a wide character covers is skipped, as vt100 does.
-                if std::mem::replace(&mut after_wide, cell.is_wide()) {
+                if after_wide {
+                    after_wide = false;
                     continue;
                 }
+                after_wide = cell.is_wide();
                 if !cell.has_contents() {
                     blanks += 1;
                     continue;

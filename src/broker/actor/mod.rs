@@ -171,12 +171,15 @@ impl Broker {
             if self.shutdown_waiters.is_some() && self.workers.values().all(|w| w.closed) {
                 // "Shut down" means nothing is left: wait for the last session clean-ups.
                 let waiters = self.shutdown_waiters.take().unwrap_or_default();
-                for c in std::mem::take(&mut self.cleanups) {
-                    let _ = c.await;
-                }
-                for waiter in waiters {
-                    let _ = waiter.send(());
-                }
+                let cleanups = std::mem::take(&mut self.cleanups);
+                tokio::spawn(async move {
+                    for c in cleanups {
+                        let _ = c.await;
+                    }
+                    for waiter in waiters {
+                        let _ = waiter.send(());
+                    }
+                });
                 // Anything still queued gets ChannelClosed when the receivers drop.
                 return;
             }

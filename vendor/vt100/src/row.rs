@@ -99,8 +99,19 @@ impl Row {
     }
 
     pub fn resize(&mut self, len: u16, cell: crate::Cell) {
+        let shrinking = usize::from(len) < self.cells.len();
         self.cells.resize(usize::from(len), cell);
         self.wrapped = false;
+        // brokertui patch: as `truncate` does, a wide character cut in half by the new
+        // width becomes blank (upstream left it wide, and writing over it then indexed
+        // past the row and panicked).
+        if shrinking {
+            if let Some(last) = self.cells.last_mut() {
+                if last.is_wide() {
+                    last.clear(*last.attrs());
+                }
+            }
+        }
     }
 
     pub fn wrap(&mut self, wrap: bool) {

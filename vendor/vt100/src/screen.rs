@@ -724,9 +724,10 @@ impl Screen {
     }
 
     pub(crate) fn text(&mut self, c: char) {
-        // brokertui patch: printable ASCII over a plain (not wide) cell before the last
-        // column needs none of the wrapping or wide-character bookkeeping below; this
-        // takes it in one row lookup instead of five (the parser's hottest path).
+        // brokertui patch: printable ASCII over a plain (not wide) cell, with no wrap
+        // pending (the cursor is on the screen, the last column included), needs none of
+        // the wrapping or wide-character bookkeeping below; this takes it in one row
+        // lookup instead of five (the parser's hottest path).
         if !self.upstream_paths && (c.is_ascii_graphic() || c == ' ') {
             let attrs = self.attrs;
             let grid = self.grid_mut();
