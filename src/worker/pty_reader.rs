@@ -8,10 +8,10 @@
 //! has not, and the child then blocks on a full PTY as on a slow terminal. Without this,
 //! twenty `yes` floods on two cores starved the broker and every quiet worker (the broker got
 //! ~6% of the CPU, fair-shared among ~80 busy threads) and a request to a quiet worker took
-//! 60 ms at p99. Once the twin has drained the PTY and nothing more comes for 20 ms,
-//! reading passes back: a child that goes on printing a little (a spinner after a flood)
-//! does not stay on the idle thread, while a flood that merely paused for the child to be
-//! scheduled does.
+//! 60 ms at p99. Once the twin has drained the PTY and nothing more comes for 50 ms,
+//! reading passes back: a child that goes on printing a little (a spinner after a flood,
+//! ~10 frames a second) does not stay on the idle thread, while a flood that merely paused
+//! for the child to be scheduled does (20 ms measured worse: 20 floods' p99 up to 21 ms).
 //!
 //! Judging by "output was waiting" rather than by rate matters: under contention each flood
 //! gets only a few MiB/s, and no rate threshold would tell it from an agent's busy UI.
@@ -39,7 +39,7 @@ const FLOOD_AFTER: Duration = Duration::from_millis(100);
 /// Run-queue wait per unit of run time beyond which the reader counts as starved.
 const STARVED_RATIO: u64 = 4;
 /// Silence, once drained, that ends a flood.
-const QUIET: Duration = Duration::from_millis(20);
+const QUIET: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Turn {
