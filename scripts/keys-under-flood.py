@@ -53,7 +53,9 @@ def measure(flood_cmd, keys):
             time.sleep(0.05)
         return samples
     finally:
+        # Leave drive mode (prefix, Esc), then quit.
         tmux("send-keys", "-t", session, "C-b")
+        tmux("send-keys", "-t", session, "Escape")
         tmux("send-keys", "-t", session, "q")
         time.sleep(0.5)
         tmux("kill-session", "-t", session)
