@@ -14,17 +14,18 @@
 
 /// Marks the calling thread `SCHED_BATCH` (best effort: on failure it stays as it was).
 pub fn throughput_thread() {
-    throughput_thread_as(libc::SCHED_BATCH)
+    set_policy(libc::SCHED_BATCH)
 }
 
 /// Marks the calling thread `SCHED_IDLE`: it runs only on CPU nobody else wants. One-way
 /// for an unprivileged thread (leaving needs `CAP_SYS_NICE`), hence the twin reader in
 /// `worker::pty_reader`.
 pub fn idle_thread() {
-    throughput_thread_as(libc::SCHED_IDLE)
+    set_policy(libc::SCHED_IDLE)
 }
 
-fn throughput_thread_as(policy: i32) {
+/// Sets the calling thread's scheduling policy (best effort: on failure it stays as it was).
+fn set_policy(policy: i32) {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: `sched_setscheduler` on the calling thread (pid 0) with a valid, initialised
     // `sched_param`; it touches no memory of ours after returning.

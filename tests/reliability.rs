@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use brokertui::broker::{BrokerConfig, BrokerHandle, EventKind, Received, SpawnSpec};
+use brokertui::broker::{EventKind, Received};
 use common::serve::Serve;
 use common::*;
 use nix::sys::signal::Signal;
@@ -231,31 +231,12 @@ done
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_64_mib_line_is_refused_and_the_worker_keeps_serving() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = BrokerHandle::start(BrokerConfig::new(fake_worker(&dir, HUGE_LINE_WORKER)));
+    let fx = Fixture::with_fake_worker(HUGE_LINE_WORKER);
+    let broker = &fx.broker;
     let mut events = broker.subscribe();
-    broker
-        .spawn(SpawnSpec {
-            name: "huge".into(),
-            cmd: vec!["x".into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(30), events.recv())
-            .await
-            .unwrap()
-        {
-            Received::Item(e) => {
-                if let EventKind::Alert { code, .. } = &e.kind {
-                    assert_eq!(code, "frame_too_large");
-                    break;
-                }
-            }
-            other => panic!("{other:?}"),
-        }
-    }
+    fx.spawn("huge", &["x"]).await;
+    let (code, _) = next_alert(&mut events, Duration::from_secs(30)).await;
+    assert_eq!(code, "frame_too_large");
     let mode = broker
         .get_mode("huge", Some(Duration::from_secs(10)))
         .await

@@ -8,7 +8,6 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use brokertui::broker::{BrokerConfig, BrokerHandle, EventKind, Received, SpawnSpec};
 use brokertui::protocol::SessionMode;
 use common::*;
 use serde_json::{Value, json};
@@ -302,31 +301,15 @@ exec cat > /dev/null
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_survives_a_worker_that_speaks_garbage() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = BrokerHandle::start(BrokerConfig::new(fake_worker(&dir, FAKE_WORKER)));
+    let fx = Fixture::with_fake_worker(FAKE_WORKER);
+    let broker = &fx.broker;
     let mut events = broker.subscribe();
-    broker
-        .spawn(SpawnSpec {
-            name: "liar".into(),
-            cmd: vec!["x".into()],
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    fx.spawn("liar", &["x"]).await;
     let mut codes = Vec::new();
     while codes.len() < 3 {
-        match tokio::time::timeout(Duration::from_secs(5), events.recv())
-            .await
-            .unwrap()
-        {
-            Received::Item(e) => {
-                if let EventKind::Alert { code, worker, .. } = &e.kind {
-                    assert_eq!(worker.as_deref(), Some("liar"));
-                    codes.push(code.clone());
-                }
-            }
-            other => panic!("{other:?}"),
-        }
+        let (code, worker) = next_alert(&mut events, Duration::from_secs(5)).await;
+        assert_eq!(worker.as_deref(), Some("liar"));
+        codes.push(code);
     }
     assert_eq!(codes, ["invalid_json", "unknown_type", "bad_payload"]);
     // The broker still answers, and a request to the mute worker times out cleanly.

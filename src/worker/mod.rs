@@ -242,8 +242,8 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
     let mut stdin = FramedRead::new(stdio::input(), LineCodec::new(MAX_FRAME_BYTES));
     let mut pty_open = true;
     let mut exit_status: Option<ExitedPayload> = None;
-    let mut drain_until: Option<tokio::time::Instant> = None;
-    let mut drain_limit: Option<tokio::time::Instant> = None;
+    // After the child exits: (stop reading the PTY at, never later than).
+    let mut drain: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
     let mut shutdown: Option<Duration> = None;
 
     loop {
@@ -296,8 +296,8 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
                         }
                         out.output(screen.sent(), &buf).await;
                         screen.feed(buf);
-                        if let (Some(until), Some(limit)) = (drain_until.as_mut(), drain_limit) {
-                            *until = limit.min(tokio::time::Instant::now() + drain_quiet(&pty));
+                        if let Some((until, limit)) = drain.as_mut() {
+                            *until = (*limit).min(tokio::time::Instant::now() + drain_quiet(&pty));
                         }
                     }
                     None => pty_open = false,
@@ -308,10 +308,9 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
                 tracing::info!(name = %args.name, %status, "child exited");
                 exit_status = Some(status);
                 let now = tokio::time::Instant::now();
-                drain_limit = Some(now + DRAIN_LIMIT);
-                drain_until = Some(now + drain_quiet(&pty));
+                drain = Some((now + drain_quiet(&pty), now + DRAIN_LIMIT));
             }
-            _ = sleep_until_opt(drain_until), if drain_until.is_some() => {
+            _ = sleep_until_opt(drain.map(|(until, _)| until)), if drain.is_some() => {
                 pty_open = false;
             }
             _ = sleep_until_opt(inject_due.map(tokio::time::Instant::from_std)), if inject_due.is_some() => {}

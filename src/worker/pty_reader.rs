@@ -107,14 +107,17 @@ fn starved(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> bool {
     }
 }
 
-/// A read that retries when interrupted by a signal.
-fn read_chunk(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    loop {
+/// Reads one chunk (retrying when a signal interrupts) and hands it on; `false` once the PTY
+/// is closed or nobody takes the output any more. Both readers use it, so they stop alike.
+fn forward_chunk(file: &mut File, buf: &mut [u8], out: &mpsc::Sender<Vec<u8>>) -> bool {
+    let n = loop {
         match file.read(buf) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            other => return other,
+            Ok(0) | Err(_) => return false,
+            Ok(n) => break n,
         }
-    }
+    };
+    out.blocking_send(buf[..n].to_vec()).is_ok()
 }
 
 /// Whether `fd` has output to read, waiting at most `timeout`.
@@ -180,11 +183,7 @@ pub fn spawn(mut reader: File, twin: File, out: mpsc::Sender<Vec<u8>>) -> std::i
                         continue;
                     }
                 }
-                let n = match read_chunk(&mut reader, &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                if out.blocking_send(buf[..n].to_vec()).is_err() {
+                if !forward_chunk(&mut reader, &mut buf, &out) {
                     break;
                 }
             }
@@ -211,11 +210,7 @@ fn read_floods(mut twin: File, baton: &Baton, out: &mpsc::Sender<Vec<u8>>) {
             if !readable(&twin, quiet) {
                 break Turn::Normal;
             }
-            let n = match read_chunk(&mut twin, &mut buf) {
-                Ok(0) | Err(_) => break Turn::Ended,
-                Ok(n) => n,
-            };
-            if out.blocking_send(buf[..n].to_vec()).is_err() {
+            if !forward_chunk(&mut twin, &mut buf, out) {
                 break Turn::Ended;
             }
         };

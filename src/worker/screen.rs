@@ -147,6 +147,13 @@ impl SharedScreen {
     }
 }
 
+/// The cells of visible row `row`, at most `cols` of them (a row kept from before a resize
+/// can be shorter).
+fn visible_row(screen: &vt100::Screen, row: u16, cols: u16) -> &[vt100::Cell] {
+    let cells = screen.row_cells(row).unwrap_or_default();
+    &cells[..cells.len().min(cols.into())]
+}
+
 /// Each visible row as text, trailing blanks trimmed — what `vt100::Screen::rows` gives,
 /// read off row slices (`row_cells`, our vt100 patch) in one pass instead of an iterator
 /// chain and a UTF-8 check per cell: a plain snapshot is the most common request.
@@ -154,8 +161,7 @@ pub fn plain_lines(screen: &vt100::Screen, cols: u16) -> Vec<String> {
     let rows = screen.size().0;
     (0..rows)
         .map(|row| {
-            let cells = screen.row_cells(row).unwrap_or_default();
-            let cells = &cells[..cells.len().min(cols.into())];
+            let cells = visible_row(screen, row, cols);
             // Trailing blanks are trimmed anyway: stop at the last cell with contents (a
             // tight backwards scan; most rows of most screens are empty).
             let Some(last) = cells.iter().rposition(vt100::Cell::has_contents) else {
@@ -213,12 +219,7 @@ fn cells(screen: &vt100::Screen, rows: u16, cols: u16) -> Value {
     let mut out = Vec::with_capacity(rows as usize);
     for row in 0..rows {
         let mut runs: Vec<CellRun> = Vec::new();
-        for cell in screen
-            .row_cells(row)
-            .unwrap_or_default()
-            .iter()
-            .take(cols.into())
-        {
+        for cell in visible_row(screen, row, cols) {
             if cell.is_wide_continuation() {
                 continue;
             }

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use brokertui::broker::{
-    BrokerConfig, BrokerHandle, OutputSubscription, Received, SpawnSpec, WorkerInfo,
+    BrokerConfig, BrokerHandle, EventKind, EventSubscription, OutputSubscription, Received,
+    SpawnSpec, WorkerInfo,
 };
 
 pub fn exe() -> PathBuf {
@@ -26,8 +27,22 @@ impl Fixture {
     }
 
     pub fn with(tweak: impl FnOnce(&mut BrokerConfig)) -> Self {
+        Self::start(tempfile::tempdir().unwrap(), exe(), tweak)
+    }
+
+    /// A broker whose workers are `script` instead of `brokertui worker` (see `fake_worker`).
+    pub fn with_fake_worker(script: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = BrokerConfig::new(exe());
+        let worker = fake_worker(&dir, script);
+        Self::start(dir, worker, |_| {})
+    }
+
+    fn start(
+        dir: tempfile::TempDir,
+        worker_exe: PathBuf,
+        tweak: impl FnOnce(&mut BrokerConfig),
+    ) -> Self {
+        let mut config = BrokerConfig::new(worker_exe);
         config.log_dir = Some(dir.path().join("logs"));
         tweak(&mut config);
         Fixture {
@@ -72,6 +87,27 @@ pub async fn wait_output(
             Ok(Received::Item(chunk)) => seen.extend_from_slice(&chunk.data),
             Ok(Received::Lagged(n)) => panic!("lagged by {n}"),
             Ok(Received::Closed) | Err(_) => panic!("output never matched; got {text:?}"),
+        }
+    }
+}
+
+/// The next alert among `events`: (code, worker). Panics after `timeout` or if the
+/// subscription lags or closes.
+pub async fn next_alert(
+    events: &mut EventSubscription,
+    timeout: Duration,
+) -> (String, Option<String>) {
+    loop {
+        match tokio::time::timeout(timeout, events.recv())
+            .await
+            .expect("no alert in time")
+        {
+            Received::Item(e) => {
+                if let EventKind::Alert { code, worker, .. } = &e.kind {
+                    return (code.clone(), worker.clone());
+                }
+            }
+            other => panic!("{other:?}"),
         }
     }
 }
