@@ -53,11 +53,11 @@ def measure(flood_cmd, keys):
             time.sleep(0.05)
         return samples
     finally:
-        # Leave drive mode (prefix, Esc), then quit.
-        tmux("send-keys", "-t", session, "C-b")
-        tmux("send-keys", "-t", session, "Escape")
-        tmux("send-keys", "-t", session, "q")
-        time.sleep(0.5)
+        # Leave drive mode (prefix, d), quit, confirm. Pauses between keys: tmux would merge
+        # a quick Esc + q into Alt-q.
+        for key in ["C-b", "d", "q", "y"]:
+            tmux("send-keys", "-t", session, key)
+            time.sleep(0.3)
         tmux("kill-session", "-t", session)
 
 
