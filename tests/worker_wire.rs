@@ -20,9 +20,14 @@ struct Worker {
 
 impl Worker {
     fn start(cmd: &[&str]) -> Worker {
+        Worker::start_with_env(cmd, &[])
+    }
+
+    fn start_with_env(cmd: &[&str], env: &[(&str, &str)]) -> Worker {
         let mut child = Command::new(exe())
             .args(["worker", "--name", "t", "--"])
             .args(cmd)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -137,66 +142,39 @@ fn garbage_gets_worker_error_and_the_worker_keeps_serving() {
     assert!(w.child.wait().unwrap().success());
 }
 
-/// Bytes the worker's `pty-flood` thread (the `SCHED_IDLE` twin reader) has read.
-fn flood_thread_bytes(pid: u32) -> u64 {
+/// Bytes the worker's thread `name` has read: `pty-reader` (the ordinary PTY reader) or
+/// `pty-flood` (its `SCHED_IDLE` twin).
+fn thread_bytes(pid: u32, name: &str) -> u64 {
+    let mut names = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
         let dir = task.unwrap().path();
-        if std::fs::read_to_string(dir.join("comm"))
-            .unwrap_or_default()
-            .trim()
-            == "pty-flood"
-        {
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim() == name {
             let io = std::fs::read_to_string(dir.join("io")).unwrap();
             let rchar = io.lines().find_map(|l| l.strip_prefix("rchar: ")).unwrap();
             return rchar.trim().parse().unwrap();
         }
+        names.push(comm);
     }
-    panic!("worker {pid} has no pty-flood thread");
-}
-
-/// Busy loops competing for the CPU; killed when dropped.
-struct Hogs(Vec<Child>);
-
-impl Hogs {
-    fn start(n: usize) -> Hogs {
-        Hogs(
-            (0..n)
-                .map(|_| {
-                    Command::new("sh")
-                        .args(["-c", "while :; do :; done"])
-                        .spawn()
-                        .unwrap()
-                })
-                .collect(),
-        )
-    }
-}
-
-impl Drop for Hogs {
-    fn drop(&mut self) {
-        for hog in &mut self.0 {
-            let _ = hog.kill();
-            let _ = hog.wait();
-        }
-    }
+    panic!("worker {pid} has no {name} thread, only {names:?}");
 }
 
 #[test]
 fn floods_arrive_whole_and_in_order_across_reader_hand_offs() {
-    // Three floods with pauses, on a machine kept busy: each flood keeps output waiting with
-    // its reader starved, which passes reading to the SCHED_IDLE twin; each pause passes it
-    // back.
-    const LINES: usize = 100_000;
-    // Enough hogs that the reader waits for a CPU far longer than it runs (it counts as
-    // starved past 4x); they go as soon as the twin has taken over.
-    let mut hogs = Some(Hogs::start(
-        6 * std::thread::available_parallelism().map_or(2, |n| n.get()),
-    ));
+    // Three floods with pauses: output waiting at a read passes reading to the SCHED_IDLE
+    // twin; a pause passes it back. Whether a flood lasts and starves its reader depends on
+    // how busy the machine is, so the hook makes any waiting output a flood (those judgements
+    // have their own unit tests in pty_reader.rs). Each flood is a file `cat` writes as fast
+    // as the PTY takes it, so output waits at some read.
+    const LINES: usize = 300_000;
     let script = format!(
-        "stty -onlcr; for r in 1 2 3; do seq 1 {LINES} | sed \"s/^/$r:/\"; sleep 0.3; done; \
-         echo flood-done; read x; echo got-$x"
+        "stty -onlcr; f=$(mktemp); for r in 1 2 3; do seq 1 {LINES} | sed \"s/^/$r:/\" > $f; \
+         cat $f; sleep 0.3; done; rm $f; echo flood-done; read x; echo got-$x; read x"
     );
-    let mut w = Worker::start(&["sh", "-c", &script]);
+    let mut w = Worker::start_with_env(
+        &["sh", "-c", &script],
+        &[("BROKERTUI_TEST_EAGER_FLOOD", "1")],
+    );
     w.next("ready");
     let mut text = Vec::new();
     let mut next_offset = 0;
@@ -209,10 +187,6 @@ fn floods_arrive_whole_and_in_order_across_reader_hand_offs() {
         let bytes = brokertui::b64::decode(f["payload"]["data_b64"].as_str().unwrap()).unwrap();
         next_offset += bytes.len() as u64;
         text.extend(bytes);
-        // Once the twin has taken over, the rest may flow at full speed.
-        if hogs.is_some() && flood_thread_bytes(w.child.id()) > 0 {
-            hogs = None;
-        }
     }
     let text = String::from_utf8(text).unwrap();
     let got: Vec<&str> = text.lines().filter(|l| l.contains(':')).collect();
@@ -221,15 +195,25 @@ fn floods_arrive_whole_and_in_order_across_reader_hand_offs() {
         .collect();
     assert_eq!(got.len(), want.len(), "every line, none twice");
     assert!(got.iter().zip(&want).all(|(g, w)| g == w), "in order");
+    let pid = w.child.id();
+    let twin_read = thread_bytes(pid, "pty-flood");
+    assert!(twin_read > 0, "the floods never passed reading to the twin");
     assert!(
-        hogs.is_none(),
-        "the starved floods never passed reading to the twin"
+        twin_read < text.len() as u64,
+        "the ordinary reader read nothing ({twin_read} of {} bytes by the twin)",
+        text.len()
     );
-    // After the floods a keystroke's answer still comes back at once.
+    // After the floods a keystroke's answer comes back at once, read by the ordinary reader:
+    // the quiet after the last flood passed reading back.
+    let read_before = thread_bytes(pid, "pty-reader");
     let t = Instant::now();
     w.send(r#"{"v":1,"type":"input","payload":{"data":"ok\r"}}"#);
     w.output_until("got-ok");
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(
+        thread_bytes(pid, "pty-reader") > read_before,
+        "the ordinary reader did not read the echo: reading never passed back"
+    );
     drop(w.stdin.take());
     w.next("exited");
 }

@@ -40,6 +40,11 @@ const FLOOD_AFTER: Duration = Duration::from_millis(100);
 const STARVED_RATIO: u64 = 4;
 /// Silence, once drained, that ends a flood.
 const QUIET: Duration = Duration::from_millis(50);
+/// Test hook: when set, any output found waiting at a read passes reading to the twin at once,
+/// starved or not. Whether a flood lasts 100 ms and starves its reader depends on how busy the
+/// machine is, so a test of the hand-off itself cannot rely on it; those judgements are
+/// tested on their own ([`Backlog::flooding`], [`starved`]).
+const EAGER_ENV: &str = "BROKERTUI_TEST_EAGER_FLOOD";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Turn {
@@ -71,20 +76,24 @@ impl Baton {
     }
 }
 
-/// Whether output has kept waiting at every read for [`FLOOD_AFTER`].
-#[derive(Default)]
+/// Whether output has kept waiting at every read for `after` ([`FLOOD_AFTER`]).
 struct Backlog {
+    after: Duration,
     since: Option<Instant>,
 }
 
 impl Backlog {
+    fn new(after: Duration) -> Backlog {
+        Backlog { after, since: None }
+    }
+
     /// Records whether output was already waiting before a read; whether that makes a flood.
     fn flooding(&mut self, waiting: bool, now: Instant) -> bool {
         if !waiting {
             self.since = None;
             return false;
         }
-        now.duration_since(*self.since.get_or_insert(now)) >= FLOOD_AFTER
+        now.duration_since(*self.since.get_or_insert(now)) >= self.after
     }
 }
 
@@ -161,11 +170,13 @@ pub fn spawn(mut reader: File, twin: File, out: mpsc::Sender<Vec<u8>>) -> std::i
     let readers = Readers {
         baton: baton.clone(),
     };
+    let eager = std::env::var_os(EAGER_ENV).is_some();
+    let flood_after = if eager { Duration::ZERO } else { FLOOD_AFTER };
     let spawned = std::thread::Builder::new()
         .name("pty-reader".into())
         .spawn(move || {
             let mut buf = vec![0u8; READ_CHUNK];
-            let mut backlog = Backlog::default();
+            let mut backlog = Backlog::new(flood_after);
             let mut times = None;
             loop {
                 let waiting = readable(&reader, nix::poll::PollTimeout::ZERO);
@@ -174,8 +185,8 @@ pub fn spawn(mut reader: File, twin: File, out: mpsc::Sender<Vec<u8>>) -> std::i
                     times = sched_times();
                 }
                 if backlog.flooding(waiting, Instant::now()) {
-                    backlog = Backlog::default();
-                    if starved(times, sched_times()) {
+                    backlog.since = None;
+                    if eager || starved(times, sched_times()) {
                         baton.pass(Turn::Flood);
                         if baton.wait_while(Turn::Flood) == Turn::Ended {
                             return;
@@ -228,7 +239,7 @@ mod tests {
     #[test]
     fn a_flood_is_output_waiting_at_every_read_for_100ms() {
         let t0 = Instant::now();
-        let mut b = Backlog::default();
+        let mut b = Backlog::new(FLOOD_AFTER);
         assert!(!b.flooding(true, t0));
         assert!(!b.flooding(true, t0 + FLOOD_AFTER / 2));
         assert!(b.flooding(true, t0 + FLOOD_AFTER));
