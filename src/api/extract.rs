@@ -38,6 +38,26 @@ pub async fn authenticate(State(state): State<ApiState>, mut req: Request, next:
     }
 }
 
+/// Tells keep-alive clients the connection ends after an error answered to a request that
+/// came with a body. The body may not have been read (a 413, a 401 from [`authenticate`], a
+/// bad path), and hyper then closes the connection; without `Connection: close` a client's
+/// pool would send its *next* request on that closing socket and see it fail.
+pub async fn close_after_refused_body(req: Request, next: Next) -> Response {
+    use axum::http::header::{CONNECTION, CONTENT_LENGTH, HeaderValue, TRANSFER_ENCODING};
+    let has_body = req.headers().contains_key(TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .is_some_and(|len| len.as_bytes() != b"0");
+    let mut resp = next.run(req).await;
+    let status = resp.status();
+    if has_body && (status.is_client_error() || status.is_server_error()) {
+        resp.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
 /// A JSON body decoded strictly: unknown fields, wrong types and bad syntax are 400s that
 /// say what is wrong; bodies over the limit are 413.
 pub struct StrictJson<T>(pub T);

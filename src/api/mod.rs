@@ -58,6 +58,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(api)
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(extract::close_after_refused_body))
         .with_state(state)
 }
 
