@@ -355,7 +355,7 @@ async fn every_error_status_for_real() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_file_is_private_and_removed_on_exit() {
+async fn connection_file_and_flood_markers_are_private_and_removed_on_exit() {
     use std::os::unix::fs::PermissionsExt;
     let mut s = Serve::start(&[]);
     let path = s.state.join("connection.json");
@@ -363,10 +363,17 @@ async fn connection_file_is_private_and_removed_on_exit() {
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    // The directory where flooding workers mark themselves (worker::flood_peers).
+    let floods = std::env::temp_dir().join(format!("brokertui-{}-floods", s.child.id()));
+    assert_eq!(
+        std::fs::metadata(&floods).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
     signal(s.child.id(), Signal::SIGTERM);
     let status = s.child.wait().unwrap();
     assert!(status.success());
     assert!(!path.exists(), "connection.json left behind");
+    assert!(!floods.exists(), "flood markers' directory left behind");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

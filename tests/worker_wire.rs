@@ -20,12 +20,15 @@ struct Worker {
 
 impl Worker {
     fn start(cmd: &[&str]) -> Worker {
-        Worker::start_with_env(cmd, &[])
+        Worker::start_with(&[], &[], cmd)
     }
 
-    fn start_with_env(cmd: &[&str], env: &[(&str, &str)]) -> Worker {
+    /// With extra worker options (before `--`) and environment.
+    fn start_with(opts: &[&str], env: &[(&str, &str)], cmd: &[&str]) -> Worker {
         let mut child = Command::new(exe())
-            .args(["worker", "--name", "t", "--"])
+            .args(["worker", "--name", "t"])
+            .args(opts)
+            .arg("--")
             .args(cmd)
             .envs(env.iter().copied())
             .stdin(Stdio::piped())
@@ -171,10 +174,15 @@ fn floods_arrive_whole_and_in_order_across_reader_hand_offs() {
         "stty -onlcr; f=$(mktemp); for r in 1 2 3; do seq 1 {LINES} | sed \"s/^/$r:/\" > $f; \
          cat $f; sleep 0.3; done; rm $f; echo flood-done; read x; echo got-$x; read x"
     );
-    let mut w = Worker::start_with_env(
-        &["sh", "-c", &script],
+    // The flooding worker marks itself in the broker's directory (worker::flood_peers).
+    let floods = tempfile::tempdir().unwrap();
+    let mut w = Worker::start_with(
+        &["--floods-dir", floods.path().to_str().unwrap()],
         &[("BROKERTUI_TEST_EAGER_FLOOD", "1")],
+        &["sh", "-c", &script],
     );
+    let marker = floods.path().join(w.child.id().to_string());
+    let mut marked = false;
     w.next("ready");
     let mut text = Vec::new();
     let mut next_offset = 0;
@@ -187,7 +195,9 @@ fn floods_arrive_whole_and_in_order_across_reader_hand_offs() {
         let bytes = brokertui::b64::decode(f["payload"]["data_b64"].as_str().unwrap()).unwrap();
         next_offset += bytes.len() as u64;
         text.extend(bytes);
+        marked |= marker.exists();
     }
+    assert!(marked, "the flooding worker never marked itself");
     let text = String::from_utf8(text).unwrap();
     let got: Vec<&str> = text.lines().filter(|l| l.contains(':')).collect();
     let want: Vec<String> = (1..=3)
@@ -213,6 +223,15 @@ fn floods_arrive_whole_and_in_order_across_reader_hand_offs() {
     assert!(
         thread_bytes(pid, "pty-reader") > read_before,
         "the ordinary reader did not read the echo: reading never passed back"
+    );
+    // (Eagerly, "got-ok" waiting behind the echo is a flood too: wait out its quiet.)
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while marker.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        !marker.exists(),
+        "still marked as flooding after the floods"
     );
     drop(w.stdin.take());
     w.next("exited");

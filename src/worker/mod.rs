@@ -13,6 +13,7 @@
 //! ([`reap::terminate_session`]); the same happens to what a child leaves behind when it
 //! exits on its own. `exited` is always the last frame.
 
+pub mod flood_peers;
 pub mod inject_log;
 pub mod pty;
 pub mod pty_reader;
@@ -69,6 +70,11 @@ pub struct WorkerArgs {
     /// File that gets each message id before its injection (at-most-once across restarts).
     #[arg(long)]
     pub inject_log: Option<PathBuf>,
+    /// The broker's directory of flood markers (`flood_peers`): a starved flood steps aside
+    /// only when as many of the broker's workers flood as there are CPUs. Without it, a
+    /// starved flood always does.
+    #[arg(long, hide = true)]
+    pub floods_dir: Option<PathBuf>,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     pub cmd: Vec<String>,
@@ -181,7 +187,13 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
     };
     let rows = args.rows.max(1);
     let cols = args.cols.max(1);
-    let mut pty = match Pty::spawn(&args.cmd, args.cwd.as_deref(), rows, cols) {
+    let mut pty = match Pty::spawn(
+        &args.cmd,
+        args.cwd.as_deref(),
+        rows,
+        cols,
+        args.floods_dir.clone(),
+    ) {
         Ok(pty) => pty,
         Err(e) => {
             tracing::error!(name = %args.name, "spawn failed: {e:#}");

@@ -32,6 +32,7 @@ impl Pty {
         cwd: Option<&Path>,
         rows: u16,
         cols: u16,
+        floods_dir: Option<std::path::PathBuf>,
     ) -> color_eyre::Result<Pty> {
         let (program, args) = cmd.split_first().ok_or_else(|| eyre!("empty command"))?;
         let pair = native_pty_system()
@@ -75,7 +76,12 @@ impl Pty {
         let reader = std::fs::File::from(master_fd.try_clone_to_owned()?);
         let twin = std::fs::File::from(master_fd.try_clone_to_owned()?);
         let (out_tx, output) = mpsc::channel(OUTPUT_CHANNEL);
-        let readers = super::pty_reader::spawn(reader, twin, out_tx)?;
+        let readers = super::pty_reader::spawn(
+            reader,
+            twin,
+            out_tx,
+            floods_dir.map(super::flood_peers::Marker::new),
+        )?;
 
         let mut writer = pair.master.take_writer().map_err(|e| eyre!("{e}"))?;
         let (writer_tx, writer_rx) = std::sync::mpsc::channel::<Vec<u8>>();

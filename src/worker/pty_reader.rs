@@ -21,6 +21,12 @@
 //! waits ~1.4x its run time, one of twenty floods' ~50x; handing over anyway cost a lone
 //! flood 5–10 % of its throughput).
 //!
+//! And only when the broker's own floods crowd the CPU — at least as many of its workers
+//! flood as there are CPUs ([`flood_peers`](super::flood_peers)): when the CPU goes to
+//! something else, say a build, an idle-priority reader barely runs, and a lone flood under
+//! two busy loops took 25–70 s instead of 5 (tmux: 4.5 s) while stepping aside helped none of
+//! ours.
+//!
 //! Two threads, because an unprivileged thread may enter `SCHED_IDLE` but never leave it.
 //! They pass a baton: only the holder reads, so bytes stay in order.
 
@@ -31,6 +37,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+
+use super::flood_peers::Marker;
 
 /// Bytes read from the PTY per read call.
 const READ_CHUNK: usize = 64 * 1024;
@@ -157,8 +165,15 @@ impl Readers {
 }
 
 /// Starts reading: `reader` on an ordinary thread, `twin` (the same PTY, another fd) on the
-/// `SCHED_IDLE` one. Chunks go to `out`; it closes when the PTY does.
-pub fn spawn(mut reader: File, twin: File, out: mpsc::Sender<Vec<u8>>) -> std::io::Result<Readers> {
+/// `SCHED_IDLE` one. Chunks go to `out`; it closes when the PTY does. With a `marker`, a
+/// starved flood steps aside only when the broker's floods crowd the CPU
+/// ([`flood_peers`](super::flood_peers)); without one, whenever it is starved.
+pub fn spawn(
+    mut reader: File,
+    twin: File,
+    out: mpsc::Sender<Vec<u8>>,
+    mut marker: Option<Marker>,
+) -> std::io::Result<Readers> {
     let baton = Arc::new(Baton::default());
     baton.pass(Turn::Normal);
     {
@@ -180,13 +195,20 @@ pub fn spawn(mut reader: File, twin: File, out: mpsc::Sender<Vec<u8>>) -> std::i
             let mut times = None;
             loop {
                 let waiting = readable(&reader, nix::poll::PollTimeout::ZERO);
+                if !waiting && let Some(m) = marker.as_mut() {
+                    m.calm();
+                }
                 if waiting && backlog.since.is_none() {
                     // A window of waiting output starts: judge starvation over it alone.
                     times = sched_times();
                 }
                 if backlog.flooding(waiting, Instant::now()) {
                     backlog.since = None;
-                    if eager || starved(times, sched_times()) {
+                    if let Some(m) = marker.as_mut() {
+                        m.flooding();
+                    }
+                    let crowded = marker.as_ref().is_none_or(Marker::crowded);
+                    if eager || (starved(times, sched_times()) && crowded) {
                         baton.pass(Turn::Flood);
                         if baton.wait_while(Turn::Flood) == Turn::Ended {
                             return;

@@ -219,6 +219,10 @@ impl Broker {
                     .to_string(),
             );
         }
+        if let Some(floods) = &self.floods {
+            args.push("--floods-dir".into());
+            args.push(floods.path().display().to_string());
+        }
         args.push("--".into());
         args.extend(spec.cmd.iter().cloned());
         let mut env: Vec<(String, String)> = spec.env.clone().into_iter().collect();

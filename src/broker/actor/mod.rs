@@ -102,6 +102,9 @@ struct Broker {
     journal: Option<crate::broker::journal::Journal>,
     /// Session clean-ups of dead workers still running; shutdown completes after them.
     cleanups: Vec<Cleanup>,
+    /// Where flooding workers mark themselves (`worker::flood_peers`); `None` if it could
+    /// not be made (a starved flood then always steps aside, as without peers).
+    floods: Option<crate::worker::flood_peers::FloodsDir>,
 }
 
 pub(super) fn start(config: BrokerConfig) -> BrokerHandle {
@@ -131,6 +134,9 @@ pub(super) fn start(config: BrokerConfig) -> BrokerHandle {
         shutdown_waiters: None,
         journal: None,
         cleanups: Vec::new(),
+        floods: crate::worker::flood_peers::FloodsDir::create()
+            .inspect_err(|e| tracing::warn!("no directory for flood markers: {e}"))
+            .ok(),
     };
     let mut broker = broker;
     broker.open_journal();

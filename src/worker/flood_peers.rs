@@ -1,0 +1,162 @@
+//! Which of a broker's workers are flooding right now, so a flood steps aside only when the
+//! floods themselves crowd the CPU.
+//!
+//! A starved flood passes its reading to an idle-priority thread (`pty_reader`). That keeps
+//! twenty floods on two cores from starving the broker and every quiet worker — but when the
+//! CPU is taken by something else (a build in another window), an idle-priority reader barely
+//! runs at all, and a lone flood crawled 4–10x slower than with an ordinary reader
+//! (BENCHMARKS.md), while stepping aside helped nobody of ours. So a flood steps aside only
+//! when at least as many of the broker's workers flood as there are CPUs.
+//!
+//! The broker makes a private directory ([`FloodsDir`]) and names it to every worker
+//! (`--floods-dir`); a flooding worker keeps a file named by its pid there ([`Marker`]).
+//! Files of processes that no longer exist (a killed worker) are not counted, and are removed.
+
+use std::path::{Path, PathBuf};
+
+/// The broker's directory of flood markers; removed when dropped.
+#[derive(Debug)]
+pub struct FloodsDir {
+    path: PathBuf,
+}
+
+impl FloodsDir {
+    /// Creates a directory only we may use, under the temporary directory.
+    pub fn create() -> std::io::Result<FloodsDir> {
+        use std::os::unix::fs::DirBuilderExt;
+        let path = std::env::temp_dir().join(format!("brokertui-{}-floods", std::process::id()));
+        // Left over by an earlier broker with our pid that could not clean up: start afresh.
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::DirBuilder::new().mode(0o700).create(&path)?;
+        Ok(FloodsDir { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for FloodsDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// This worker's marker in the broker's directory: present while it floods.
+pub struct Marker {
+    dir: PathBuf,
+    file: PathBuf,
+    present: bool,
+    /// Floods at once that crowd the machine: its CPU count.
+    crowd: usize,
+}
+
+impl Marker {
+    pub fn new(dir: PathBuf) -> Marker {
+        let crowd = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Marker::with_crowd(dir, crowd)
+    }
+
+    fn with_crowd(dir: PathBuf, crowd: usize) -> Marker {
+        let file = dir.join(std::process::id().to_string());
+        Marker {
+            dir,
+            file,
+            present: false,
+            crowd,
+        }
+    }
+
+    /// This worker floods: its marker is there (one file creation when that starts).
+    pub fn flooding(&mut self) {
+        if !self.present {
+            // Best effort: without a marker this flood is merely not counted.
+            self.present = std::fs::File::create(&self.file).is_ok();
+        }
+    }
+
+    /// This worker does not flood (any more): its marker goes.
+    pub fn calm(&mut self) {
+        if self.present {
+            let _ = std::fs::remove_file(&self.file);
+            self.present = false;
+        }
+    }
+
+    /// Whether at least as many workers flood (this one included) as there are CPUs.
+    pub fn crowded(&self) -> bool {
+        self.floods() >= self.crowd
+    }
+
+    /// Workers flooding now: markers of processes that exist.
+    fn floods(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter(|entry| {
+                let alive = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|name| name.parse::<i32>().ok())
+                    .is_some_and(|pid| {
+                        // Signal 0 checks that the process exists (EPERM: it does, not ours).
+                        let r = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None);
+                        !matches!(r, Err(nix::errno::Errno::ESRCH))
+                    });
+                if !alive {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+                alive
+            })
+            .count()
+    }
+}
+
+impl Drop for Marker {
+    fn drop(&mut self) {
+        self.calm();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floods_are_counted_while_marked_and_dead_ones_are_not() {
+        let dir = FloodsDir::create().unwrap();
+        let mut me = Marker::with_crowd(dir.path().to_path_buf(), 2);
+        assert_eq!(me.floods(), 0);
+        me.flooding();
+        me.flooding();
+        assert_eq!(me.floods(), 1);
+        assert!(!me.crowded(), "one flood on two CPUs");
+        // Another live process flooding (our parent stands in for a second worker).
+        let other = dir
+            .path()
+            .join(std::os::unix::process::parent_id().to_string());
+        std::fs::write(&other, "").unwrap();
+        assert!(me.crowded(), "two floods on two CPUs");
+        // A killed worker's marker: not counted, and cleaned up.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        std::fs::write(dir.path().join(dead.to_string()), "").unwrap();
+        assert_eq!(me.floods(), 2);
+        assert!(!dir.path().join(dead.to_string()).exists());
+        me.calm();
+        assert_eq!(me.floods(), 1);
+        me.flooding();
+        drop(me);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "marker removed on drop"
+        );
+        let path = dir.path().to_path_buf();
+        drop(dir);
+        assert!(!path.exists(), "the broker's directory goes with it");
+    }
+}
