@@ -35,7 +35,7 @@ enum Scenario {
         mib: usize,
         #[arg(long, default_value_t = 3)]
         reps: usize,
-        /// plain, sgr, tui (comma-separated)
+        /// plain, lines (plain, one write per line), sgr, tui (comma-separated)
         #[arg(long, default_value = "plain,sgr,tui")]
         kinds: String,
         /// raw, headless, tui, tmux (comma-separated) or all

@@ -30,7 +30,7 @@ fn pattern(kind: &str) -> Vec<u8> {
     let mut i = 0usize;
     while out.len() < 64 * 1024 {
         match kind {
-            "plain" => out.extend(format!("line {i:06} the quick brown fox jumps over the lazy dog 0123456789\n").as_bytes()),
+            "plain" | "lines" => out.extend(format!("line {i:06} the quick brown fox jumps over the lazy dog 0123456789\n").as_bytes()),
             "sgr" => out.extend(
                 format!(
                     "\x1b[31m{i:06}\x1b[0m \x1b[1;32mgreen bold\x1b[0m \x1b[38;5;{}m256-colour\x1b[0m \x1b[38;2;{};20;30mtrue colour\x1b[0m \x1b[4munderlined\x1b[24m text\n",
@@ -54,18 +54,32 @@ fn pattern(kind: &str) -> Vec<u8> {
                 }
                 out.extend(b"\x1b[?25h");
             }
-            other => panic!("unknown kind {other} (plain, sgr, tui)"),
+            other => panic!("unknown kind {other} (plain, lines, sgr, tui)"),
         }
         i += 1;
     }
     out
 }
 
-/// `bench gen KIND BYTES`: writes exactly BYTES of KIND output to stdout.
+/// `bench gen KIND BYTES`: writes exactly BYTES of KIND output to stdout. `lines` is `plain`
+/// written one line per `write`, the way a line-buffered program (a build, a log) writes to
+/// a terminal; the others go out in 64 KiB writes.
 pub fn generate(kind: &str, bytes: usize) {
     let pat = pattern(kind);
     let mut out = std::io::stdout().lock();
     let mut left = bytes;
+    if kind == "lines" {
+        // Stdout is line-buffered: each line is its own write.
+        for line in pat.split_inclusive(|&b| b == b'\n').cycle() {
+            let n = left.min(line.len());
+            if n == 0 || out.write_all(&line[..n]).is_err() {
+                break;
+            }
+            left -= n;
+        }
+        let _ = out.flush();
+        return;
+    }
     while left > 0 {
         let n = left.min(pat.len());
         if out.write_all(&pat[..n]).is_err() {
