@@ -41,6 +41,9 @@ enum Scenario {
         /// raw, headless, tui, tmux (comma-separated) or all
         #[arg(long, default_value = "all")]
         paths: String,
+        /// Busy loops kept running meanwhile: the CPU taken by other work (a build).
+        #[arg(long, default_value_t = 0)]
+        hogs: usize,
     },
     /// Request latency through request_worker, in-process and over HTTP.
     Requests {
@@ -124,7 +127,8 @@ fn main() {
                 reps,
                 kinds,
                 paths,
-            } => throughput::run(mib, reps, &kinds, &paths).await,
+                hogs,
+            } => throughput::run(mib, reps, &kinds, &paths, hogs).await,
             Scenario::Requests {
                 workers,
                 per_caller,
@@ -143,7 +147,8 @@ fn main() {
                 requests::timeouts(100).await;
                 echo::run(1000).await;
                 echo::render(200);
-                throughput::run(128, 5, "plain,sgr,tui", "all").await;
+                throughput::run(128, 5, "plain,sgr,tui", "all", 0).await;
+                throughput::run(32, 5, "plain,lines", "all", 2).await;
                 scale::run(200, 20, 10, 300).await;
             }
             Scenario::Gen { .. } => unreachable!(),

@@ -276,16 +276,49 @@ fn tmux(kind: &str, bytes: usize) -> Duration {
     elapsed
 }
 
-pub async fn run(mib: usize, reps: usize, kinds: &str, paths: &str) {
+/// Busy loops competing for the CPU; killed when dropped.
+struct Hogs(Vec<std::process::Child>);
+
+impl Hogs {
+    fn start(n: usize) -> Hogs {
+        Hogs(
+            (0..n)
+                .map(|_| {
+                    std::process::Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .spawn()
+                        .expect("spawn a busy loop")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Hogs {
+    fn drop(&mut self) {
+        for hog in &mut self.0 {
+            let _ = hog.kill();
+            let _ = hog.wait();
+        }
+    }
+}
+
+pub async fn run(mib: usize, reps: usize, kinds: &str, paths: &str, hogs: usize) {
     let want = |p: &str| paths == "all" || paths.split(',').any(|x| x == p);
     let bytes = mib * 1024 * 1024;
     let have_tmux = std::process::Command::new("tmux")
         .arg("-V")
         .output()
         .is_ok();
+    let busy = if hogs > 0 {
+        format!(", with {hogs} busy loops taking the CPU meanwhile")
+    } else {
+        String::new()
+    };
     println!(
-        "\n### Output throughput: {mib} MiB per run, {reps} alternating runs, medians (MiB/s)\n"
+        "\n### Output throughput: {mib} MiB per run, {reps} alternating runs{busy}, medians (MiB/s)\n"
     );
+    let _hogs = Hogs::start(hogs);
     println!(
         "| kind | (a) raw PTY | (b) brokertui headless | (c) brokertui + TUI | (d) tmux | b/a | b/d | c/d |"
     );
