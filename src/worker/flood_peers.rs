@@ -5,8 +5,9 @@
 //! twenty floods on two cores from starving the broker and every quiet worker — but when the
 //! CPU is taken by something else (a build in another window), an idle-priority reader barely
 //! runs at all, and a lone flood crawled 4–10x slower than with an ordinary reader
-//! (BENCHMARKS.md), while stepping aside helped nobody of ours. So a flood steps aside only
-//! when at least as many of the broker's workers flood as there are CPUs.
+//! (BENCHMARKS.md), while stepping aside helped nobody of ours. Both look alike from inside
+//! one worker (its twin barely runs); what tells them apart is whether at least as many of
+//! the broker's workers flood as there are CPUs.
 //!
 //! The broker makes a private directory ([`FloodsDir`]) and names it to every worker
 //! (`--floods-dir`); a flooding worker keeps a file named by its pid there ([`Marker`]).
@@ -42,45 +43,18 @@ impl Drop for FloodsDir {
     }
 }
 
-/// This worker's marker in the broker's directory: present while it floods.
-pub struct Marker {
+/// How many of the broker's workers flood now.
+#[derive(Clone)]
+pub struct Peers {
     dir: PathBuf,
-    file: PathBuf,
-    present: bool,
     /// Floods at once that crowd the machine: its CPU count.
     crowd: usize,
 }
 
-impl Marker {
-    pub fn new(dir: PathBuf) -> Marker {
+impl Peers {
+    pub fn new(dir: PathBuf) -> Peers {
         let crowd = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Marker::with_crowd(dir, crowd)
-    }
-
-    fn with_crowd(dir: PathBuf, crowd: usize) -> Marker {
-        let file = dir.join(std::process::id().to_string());
-        Marker {
-            dir,
-            file,
-            present: false,
-            crowd,
-        }
-    }
-
-    /// This worker floods: its marker is there (one file creation when that starts).
-    pub fn flooding(&mut self) {
-        if !self.present {
-            // Best effort: without a marker this flood is merely not counted.
-            self.present = std::fs::File::create(&self.file).is_ok();
-        }
-    }
-
-    /// This worker does not flood (any more): its marker goes.
-    pub fn calm(&mut self) {
-        if self.present {
-            let _ = std::fs::remove_file(&self.file);
-            self.present = false;
-        }
+        Peers { dir, crowd }
     }
 
     /// Whether at least as many workers flood (this one included) as there are CPUs.
@@ -114,6 +88,44 @@ impl Marker {
     }
 }
 
+/// This worker's marker among its [`Peers`]: present while it floods.
+pub struct Marker {
+    peers: Peers,
+    file: PathBuf,
+    present: bool,
+}
+
+impl Marker {
+    pub fn new(peers: Peers) -> Marker {
+        let file = peers.dir.join(std::process::id().to_string());
+        Marker {
+            peers,
+            file,
+            present: false,
+        }
+    }
+
+    pub fn peers(&self) -> &Peers {
+        &self.peers
+    }
+
+    /// This worker floods: its marker is there (one file creation when that starts).
+    pub fn flooding(&mut self) {
+        if !self.present {
+            // Best effort: without a marker this flood is merely not counted.
+            self.present = std::fs::File::create(&self.file).is_ok();
+        }
+    }
+
+    /// This worker does not flood (any more): its marker goes.
+    pub fn calm(&mut self) {
+        if self.present {
+            let _ = std::fs::remove_file(&self.file);
+            self.present = false;
+        }
+    }
+}
+
 impl Drop for Marker {
     fn drop(&mut self) {
         self.calm();
@@ -127,27 +139,31 @@ mod tests {
     #[test]
     fn floods_are_counted_while_marked_and_dead_ones_are_not() {
         let dir = FloodsDir::create().unwrap();
-        let mut me = Marker::with_crowd(dir.path().to_path_buf(), 2);
-        assert_eq!(me.floods(), 0);
+        let peers = Peers {
+            dir: dir.path().to_path_buf(),
+            crowd: 2,
+        };
+        let mut me = Marker::new(peers.clone());
+        assert_eq!(peers.floods(), 0);
         me.flooding();
         me.flooding();
-        assert_eq!(me.floods(), 1);
-        assert!(!me.crowded(), "one flood on two CPUs");
+        assert_eq!(peers.floods(), 1);
+        assert!(!peers.crowded(), "one flood on two CPUs");
         // Another live process flooding (our parent stands in for a second worker).
         let other = dir
             .path()
             .join(std::os::unix::process::parent_id().to_string());
         std::fs::write(&other, "").unwrap();
-        assert!(me.crowded(), "two floods on two CPUs");
+        assert!(me.peers().crowded(), "two floods on two CPUs");
         // A killed worker's marker: not counted, and cleaned up.
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let dead = child.id();
         child.wait().unwrap();
         std::fs::write(dir.path().join(dead.to_string()), "").unwrap();
-        assert_eq!(me.floods(), 2);
+        assert_eq!(peers.floods(), 2);
         assert!(!dir.path().join(dead.to_string()).exists());
         me.calm();
-        assert_eq!(me.floods(), 1);
+        assert_eq!(peers.floods(), 1);
         me.flooding();
         drop(me);
         assert_eq!(

@@ -80,7 +80,8 @@ impl Pty {
             reader,
             twin,
             out_tx,
-            floods_dir.map(super::flood_peers::Marker::new),
+            floods_dir
+                .map(|dir| super::flood_peers::Marker::new(super::flood_peers::Peers::new(dir))),
         )?;
 
         let mut writer = pair.master.take_writer().map_err(|e| eyre!("{e}"))?;

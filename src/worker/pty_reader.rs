@@ -21,11 +21,14 @@
 //! waits ~1.4x its run time, one of twenty floods' ~50x; handing over anyway cost a lone
 //! flood 5–10 % of its throughput).
 //!
-//! And only when the broker's own floods crowd the CPU — at least as many of its workers
-//! flood as there are CPUs ([`flood_peers`](super::flood_peers)): when the CPU goes to
-//! something else, say a build, an idle-priority reader barely runs, and a lone flood under
-//! two busy loops took 25–70 s instead of 5 (tmux: 4.5 s) while stepping aside helped none of
-//! ours.
+//! Stepping aside can be futile: when the CPU goes to work that never leaves any — a build
+//! in another window — an idle-priority reader barely runs (it waited ~400x its run time
+//! under two busy loops), and a lone flood took 25–70 s instead of 5 (tmux: 4.5 s) while no
+//! thread of ours gained. So the twin judges itself every [`TWIN_WINDOW`]: past
+//! [`FUTILE_RATIO`], unless the broker's own floods crowd the CPU (as many flooding workers
+//! as CPUs, [`flood_peers`](super::flood_peers) — twenty floods' twins wait ~300x too, and
+//! there stepping aside is the point), it hands reading back and floods stay on the ordinary
+//! reader for [`HOLD_OFF`]. While the TUI parses a flood its twin waits ~20x: it stays.
 //!
 //! Two threads, because an unprivileged thread may enter `SCHED_IDLE` but never leave it.
 //! They pass a baton: only the holder reads, so bytes stay in order.
@@ -38,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
-use super::flood_peers::Marker;
+use super::flood_peers::{Marker, Peers};
 
 /// Bytes read from the PTY per read call.
 const READ_CHUNK: usize = 64 * 1024;
@@ -48,6 +51,15 @@ const FLOOD_AFTER: Duration = Duration::from_millis(100);
 const STARVED_RATIO: u64 = 4;
 /// Silence, once drained, that ends a flood.
 const QUIET: Duration = Duration::from_millis(50);
+/// How often the twin judges whether stepping aside is futile.
+const TWIN_WINDOW: Duration = Duration::from_millis(250);
+/// Run-queue wait per unit of run time beyond which the twin barely runs at all: the CPU is
+/// taken by work that never leaves it any (measured: ~400 under two busy loops; ~20 while
+/// the TUI parses the flood, ~300 among twenty floods, which `Peers::crowded` tells apart).
+const FUTILE_RATIO: u64 = 100;
+/// How long floods stay on the ordinary reader once stepping aside proved futile (unless the
+/// broker's floods come to crowd the CPU meanwhile).
+const HOLD_OFF: Duration = Duration::from_secs(30);
 /// Test hook: when set, any output found waiting at a read passes reading to the twin at once,
 /// starved or not. Whether a flood lasts 100 ms and starves its reader depends on how busy the
 /// machine is, so a test of the hand-off itself cannot rely on it; those judgements are
@@ -65,9 +77,22 @@ enum Turn {
 struct Baton {
     turn: Mutex<Option<Turn>>,
     changed: Condvar,
+    /// Until when floods stay on the ordinary reader (the twin found stepping aside futile).
+    held_until: Mutex<Option<Instant>>,
 }
 
 impl Baton {
+    fn hold_off(&self, until: Instant) {
+        *self.held_until.lock().expect("baton") = Some(until);
+    }
+
+    fn held_off(&self, now: Instant) -> bool {
+        self.held_until
+            .lock()
+            .expect("baton")
+            .is_some_and(|until| now < until)
+    }
+
     fn pass(&self, to: Turn) {
         *self.turn.lock().expect("baton") = Some(to);
         self.changed.notify_all();
@@ -112,16 +137,28 @@ fn sched_times() -> Option<(u64, u64)> {
     Some((fields.next()??, fields.next()??))
 }
 
-/// Whether a thread that went from `before` to `after` (run, wait) was starved for CPU.
-/// Without schedstat (absent, or all zeros when the kernel keeps no scheduler statistics)
-/// the answer is yes: stepping aside is the safe side.
-fn starved(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> bool {
+/// Whether a thread that went from `before` to `after` (run, wait) waited for a CPU more
+/// than `ratio` times as long as it ran; `None` without schedstat (absent, or all zeros when
+/// the kernel keeps no scheduler statistics).
+fn waited_over(before: Option<(u64, u64)>, after: Option<(u64, u64)>, ratio: u64) -> Option<bool> {
     match (before, after) {
         (Some((run0, wait0)), Some((run1, wait1))) if run1 > run0 => {
-            wait1.saturating_sub(wait0) > STARVED_RATIO * (run1 - run0)
+            Some(wait1.saturating_sub(wait0) > ratio * (run1 - run0))
         }
-        _ => true,
+        _ => None,
     }
+}
+
+/// Whether the ordinary reader was starved for CPU. Without schedstat: yes, stepping aside
+/// is the safe side.
+fn starved(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> bool {
+    waited_over(before, after, STARVED_RATIO).unwrap_or(true)
+}
+
+/// Whether the twin barely ran while others took the CPU ([`FUTILE_RATIO`]). Without
+/// schedstat: no, the twin keeps reading as it would have.
+fn futile(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> bool {
+    waited_over(before, after, FUTILE_RATIO).unwrap_or(false)
 }
 
 /// Reads one chunk (retrying when a signal interrupts) and hands it on; `false` once the PTY
@@ -178,9 +215,10 @@ pub fn spawn(
     baton.pass(Turn::Normal);
     {
         let (baton, out) = (baton.clone(), out.clone());
+        let peers = marker.as_ref().map(|m| m.peers().clone());
         std::thread::Builder::new()
             .name("pty-flood".into())
-            .spawn(move || read_floods(twin, &baton, &out))?;
+            .spawn(move || read_floods(twin, &baton, &out, peers))?;
     }
     let readers = Readers {
         baton: baton.clone(),
@@ -207,8 +245,10 @@ pub fn spawn(
                     if let Some(m) = marker.as_mut() {
                         m.flooding();
                     }
-                    let crowded = marker.as_ref().is_none_or(Marker::crowded);
-                    if eager || (starved(times, sched_times()) && crowded) {
+                    // Held off after a futile try, unless the broker's floods crowd the CPU now.
+                    let held = baton.held_off(Instant::now())
+                        && !marker.as_ref().is_some_and(|m| m.peers().crowded());
+                    if eager || (!held && starved(times, sched_times())) {
                         baton.pass(Turn::Flood);
                         if baton.wait_while(Turn::Flood) == Turn::Ended {
                             return;
@@ -230,8 +270,10 @@ pub fn spawn(
     Ok(readers)
 }
 
-/// The `SCHED_IDLE` twin: reads while the child floods, until the PTY stays drained.
-fn read_floods(mut twin: File, baton: &Baton, out: &mpsc::Sender<Vec<u8>>) {
+/// The `SCHED_IDLE` twin: reads while the child floods, until the PTY stays drained — or,
+/// with `peers`, until stepping aside proves futile: the twin barely runs because the CPU
+/// is taken by work that is not the broker's floods (those are `crowded`).
+fn read_floods(mut twin: File, baton: &Baton, out: &mpsc::Sender<Vec<u8>>, peers: Option<Peers>) {
     crate::sched::idle_thread();
     let mut buf = vec![0u8; READ_CHUNK];
     let quiet = nix::poll::PollTimeout::try_from(QUIET).unwrap_or(nix::poll::PollTimeout::NONE);
@@ -239,12 +281,23 @@ fn read_floods(mut twin: File, baton: &Baton, out: &mpsc::Sender<Vec<u8>>) {
         if baton.wait_while(Turn::Normal) == Turn::Ended {
             return;
         }
+        let mut window = (Instant::now(), sched_times());
         let next = loop {
             if !readable(&twin, quiet) {
                 break Turn::Normal;
             }
             if !forward_chunk(&mut twin, &mut buf, out) {
                 break Turn::Ended;
+            }
+            if let Some(peers) = &peers
+                && window.0.elapsed() >= TWIN_WINDOW
+            {
+                let times = sched_times();
+                if futile(window.1, times) && !peers.crowded() {
+                    baton.hold_off(Instant::now() + HOLD_OFF);
+                    break Turn::Normal;
+                }
+                window = (Instant::now(), times);
             }
         };
         baton.pass(next);
@@ -279,6 +332,10 @@ mod tests {
         // One of twenty floods on two cores.
         assert!(starved(ms(0, 0), ms(10, 510)));
         assert!(starved(None, ms(1, 1)), "no schedstat: step aside");
+        // The twin under two busy loops, ~400; while the TUI parses the flood, ~20.
+        assert!(futile(ms(0, 0), ms(1, 400)));
+        assert!(!futile(ms(0, 0), ms(80, 1_600)));
+        assert!(!futile(None, ms(1, 400)), "no schedstat: keep reading");
         assert!(
             starved(ms(0, 0), ms(0, 0)),
             "schedstat all zeros: step aside"
