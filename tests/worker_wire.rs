@@ -238,6 +238,28 @@ fn floods_arrive_whole_and_in_order_across_reader_hand_offs() {
 }
 
 #[test]
+fn a_worker_ended_mid_flood_leaves_no_flood_marker() {
+    let floods = tempfile::tempdir().unwrap();
+    let mut w = Worker::start_with(
+        &["--floods-dir", floods.path().to_str().unwrap()],
+        &[("BROKERTUI_TEST_EAGER_FLOOD", "1")],
+        &["yes", "flood"],
+    );
+    let marker = floods.path().join(w.child.id().to_string());
+    w.next("ready");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !marker.exists() {
+        assert!(Instant::now() < deadline, "the flood never marked itself");
+        let _ = w.frames.recv_timeout(Duration::from_millis(10));
+    }
+    // The broker goes away while the child floods (a reader may be parked mid-hand-off).
+    drop(w.stdin.take());
+    w.next("exited");
+    assert!(w.child.wait().unwrap().success());
+    assert!(!marker.exists(), "the flood marker outlived its worker");
+}
+
+#[test]
 fn stdin_eof_ends_the_whole_session_including_background_jobs() {
     // The shell starts a background job in a group of its own (set -m) and a plain one,
     // prints their pids, then waits in the foreground.

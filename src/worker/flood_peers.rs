@@ -97,7 +97,7 @@ pub struct Marker {
 
 impl Marker {
     pub fn new(peers: Peers) -> Marker {
-        let file = peers.dir.join(std::process::id().to_string());
+        let file = marker_path(&peers.dir);
         Marker {
             peers,
             file,
@@ -130,6 +130,17 @@ impl Drop for Marker {
     fn drop(&mut self) {
         self.calm();
     }
+}
+
+/// This process's marker file in `dir`.
+fn marker_path(dir: &Path) -> PathBuf {
+    dir.join(std::process::id().to_string())
+}
+
+/// Removes this process's marker from `dir`, if any: for the worker's last moments, when a
+/// reader thread parked mid-flood will never drop its [`Marker`].
+pub fn remove_own_marker(dir: &Path) {
+    let _ = std::fs::remove_file(marker_path(dir));
 }
 
 #[cfg(test)]

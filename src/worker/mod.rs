@@ -355,6 +355,9 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
             .and_then(Result::ok)
             .unwrap_or_default(),
     };
+    if let Some(dir) = &args.floods_dir {
+        flood_peers::remove_own_marker(dir);
+    }
     out.send(&frame(from_worker::EXITED, &status)).await;
     out.flush().await;
     Ok(())

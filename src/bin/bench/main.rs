@@ -148,7 +148,7 @@ fn main() {
                 echo::run(1000).await;
                 echo::render(200);
                 throughput::run(128, 5, "plain,sgr,tui", "all", 0).await;
-                throughput::run(32, 5, "plain,lines", "all", 2).await;
+                throughput::run(64, 5, "plain,lines", "all", 2).await;
                 scale::run(200, 20, 10, 300).await;
             }
             Scenario::Gen { .. } => unreachable!(),
