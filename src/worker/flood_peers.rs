@@ -22,10 +22,13 @@ pub struct FloodsDir {
 }
 
 impl FloodsDir {
-    /// Creates a directory only we may use, under the temporary directory.
+    /// Creates a directory only we may use, under the temporary directory, and removes those
+    /// of brokers that are gone (killed, they could not clean up).
     pub fn create() -> std::io::Result<FloodsDir> {
         use std::os::unix::fs::DirBuilderExt;
-        let path = std::env::temp_dir().join(format!("brokertui-{}-floods", std::process::id()));
+        let tmp = std::env::temp_dir();
+        remove_abandoned(&tmp);
+        let path = tmp.join(dir_name(std::process::id()));
         // Left over by an earlier broker with our pid that could not clean up: start afresh.
         let _ = std::fs::remove_dir_all(&path);
         std::fs::DirBuilder::new().mode(0o700).create(&path)?;
@@ -34,6 +37,42 @@ impl FloodsDir {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+fn dir_name(pid: u32) -> String {
+    format!("brokertui-{pid}-floods")
+}
+
+/// Whether process `pid` exists (signal 0; EPERM means it does, and is not ours).
+fn alive(pid: i32) -> bool {
+    let r = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None);
+    !matches!(r, Err(nix::errno::Errno::ESRCH))
+}
+
+/// Removes the flood directories in `tmp` of brokers that no longer run (best effort; other
+/// users' cannot be removed in a sticky `/tmp`, and are not tried).
+fn remove_abandoned(tmp: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("brokertui-"))
+            .and_then(|n| n.strip_suffix("-floods"))
+            .and_then(|n| n.parse::<i32>().ok());
+        let ours = entry.metadata().is_ok_and(|m| m.is_dir() && m.uid() == uid);
+        if let Some(pid) = pid
+            && ours
+            && !alive(pid)
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -70,19 +109,15 @@ impl Peers {
         entries
             .filter_map(Result::ok)
             .filter(|entry| {
-                let alive = entry
+                let live = entry
                     .file_name()
                     .to_str()
                     .and_then(|name| name.parse::<i32>().ok())
-                    .is_some_and(|pid| {
-                        // Signal 0 checks that the process exists (EPERM: it does, not ours).
-                        let r = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None);
-                        !matches!(r, Err(nix::errno::Errno::ESRCH))
-                    });
-                if !alive {
+                    .is_some_and(alive);
+                if !live {
                     let _ = std::fs::remove_file(entry.path());
                 }
-                alive
+                live
             })
             .count()
     }
@@ -146,6 +181,24 @@ pub fn remove_own_marker(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn directories_of_brokers_that_are_gone_are_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let gone = tmp.path().join(dir_name(dead));
+        let running = tmp.path().join(dir_name(std::process::id()));
+        let unrelated = tmp.path().join("brokertui-state");
+        for dir in [&gone, &running, &unrelated] {
+            std::fs::create_dir(dir).unwrap();
+        }
+        std::fs::write(gone.join("123"), "").unwrap();
+        remove_abandoned(tmp.path());
+        assert!(!gone.exists(), "a dead broker's directory stays");
+        assert!(running.exists() && unrelated.exists());
+    }
 
     #[test]
     fn floods_are_counted_while_marked_and_dead_ones_are_not() {
