@@ -202,9 +202,9 @@ impl Readers {
 }
 
 /// Starts reading: `reader` on an ordinary thread, `twin` (the same PTY, another fd) on the
-/// `SCHED_IDLE` one. Chunks go to `out`; it closes when the PTY does. With a `marker`, a
-/// starved flood steps aside only when the broker's floods crowd the CPU
-/// ([`flood_peers`](super::flood_peers)); without one, whenever it is starved.
+/// `SCHED_IDLE` one. Chunks go to `out`; it closes when the PTY does. With a `marker` (the
+/// broker's [`flood_peers`](super::flood_peers)) the twin hands back when stepping aside is
+/// futile and the broker's floods do not crowd the CPU; without one it never judges that.
 pub fn spawn(
     mut reader: File,
     twin: File,
