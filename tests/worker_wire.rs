@@ -145,6 +145,10 @@ fn garbage_gets_worker_error_and_the_worker_keeps_serving() {
     assert!(w.child.wait().unwrap().success());
 }
 
+/// Bytes a reader thread that really read PTY output has read at least (schedstat reads
+/// alone come to a few dozen bytes).
+const READ_CHUNK_MIN: u64 = 64 * 1024;
+
 /// Bytes the worker's thread `name` has read: `pty-reader` (the ordinary PTY reader) or
 /// `pty-flood` (its `SCHED_IDLE` twin).
 fn thread_bytes(pid: u32, name: &str) -> u64 {
@@ -206,12 +210,12 @@ fn floods_arrive_whole_and_in_order_across_reader_hand_offs() {
     assert_eq!(got.len(), want.len(), "every line, none twice");
     assert!(got.iter().zip(&want).all(|(g, w)| g == w), "in order");
     let pid = w.child.id();
+    // (The readers also read their own /proc schedstat, a few dozen bytes at a time, so
+    // these counts are PTY bytes plus a little.)
     let twin_read = thread_bytes(pid, "pty-flood");
-    assert!(twin_read > 0, "the floods never passed reading to the twin");
     assert!(
-        twin_read < text.len() as u64,
-        "the ordinary reader read nothing ({twin_read} of {} bytes by the twin)",
-        text.len()
+        twin_read >= READ_CHUNK_MIN,
+        "the floods never passed reading to the twin ({twin_read} bytes)"
     );
     // After the floods a keystroke's answer comes back at once, read by the ordinary reader:
     // the quiet after the last flood passed reading back.
@@ -222,7 +226,7 @@ fn floods_arrive_whole_and_in_order_across_reader_hand_offs() {
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     assert!(
         thread_bytes(pid, "pty-reader") > read_before,
-        "the ordinary reader did not read the echo: reading never passed back"
+        "the ordinary reader never ran after the floods: reading never passed back"
     );
     // (Eagerly, "got-ok" waiting behind the echo is a flood too: wait out its quiet.)
     let deadline = Instant::now() + Duration::from_secs(2);
