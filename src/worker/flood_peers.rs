@@ -1,5 +1,5 @@
-//! Which of a broker's workers are flooding right now, so a flood steps aside only when the
-//! floods themselves crowd the CPU.
+//! Which of a broker's workers are flooding right now, so a flood whose idle-priority reader
+//! barely runs can tell the broker's own floods (stay aside) from other work (hand back).
 //!
 //! A starved flood passes its reading to an idle-priority thread (`pty_reader`). That keeps
 //! twenty floods on two cores from starving the broker and every quiet worker — but when the

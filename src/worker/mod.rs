@@ -70,9 +70,9 @@ pub struct WorkerArgs {
     /// File that gets each message id before its injection (at-most-once across restarts).
     #[arg(long)]
     pub inject_log: Option<PathBuf>,
-    /// The broker's directory of flood markers (`flood_peers`): a starved flood steps aside
-    /// only when as many of the broker's workers flood as there are CPUs. Without it, a
-    /// starved flood always does.
+    /// The broker's directory of flood markers (`flood_peers`): with it, the idle-priority
+    /// reader of a starved flood hands back when it barely runs and fewer of the broker's
+    /// workers flood than there are CPUs. Without it, a starved flood always stays aside.
     #[arg(long, hide = true)]
     pub floods_dir: Option<PathBuf>,
     /// The command and its arguments.
