@@ -22,16 +22,14 @@ use crate::broker::{
 };
 use crate::client::backend::{Backend, RemoteBroker};
 use crate::config::{self, Config};
-use crate::mirror::Applied;
 use crate::protocol::SessionMode;
 use crate::requests::pending::PendingEntry;
 use crate::requests::snapshot::{Snapshot, SnapshotFormat};
 use crate::ui::draw::{areas, draw};
+use crate::ui::feed::{Fed, Generation, Synced};
 use crate::ui::input::{handle_key, handle_mouse, handle_paste};
 use crate::ui::layout::inner;
-use crate::ui::state::{
-    Action, Alert, App, ClientMode, FLOOD_BYTES_PER_FRAME, MAX_HELD_BYTES, Overlay,
-};
+use crate::ui::state::{Action, Alert, App, ClientMode, Overlay};
 
 /// Minimum time between two frames (~60 frames/s).
 pub const FRAME: Duration = Duration::from_millis(16);
@@ -39,6 +37,8 @@ pub const FRAME: Duration = Duration::from_millis(16);
 const RESIZE_DEBOUNCE: Duration = Duration::from_millis(100);
 /// Most time spent applying output before input gets another look.
 const OUTPUT_SLICE: Duration = Duration::from_millis(8);
+/// How long a pane whose snapshot failed waits before asking again.
+const RESYNC_RETRY: Duration = Duration::from_millis(200);
 /// Who relay messages typed in the TUI are from.
 pub const HUMAN: &str = "human";
 
@@ -47,7 +47,8 @@ enum Msg {
     Output(OutputChunk),
     /// (Re)build a pane's screen from a snapshot: at start, after a lag, after a resize.
     Resync(String),
-    Synced(String, Result<Snapshot, RequestWorkerError>),
+    /// The answer to one resync's snapshot request (its generation, see [`PaneFeed`]).
+    Synced(String, Generation, Result<Snapshot, RequestWorkerError>),
     SnapshotReady(String, Result<Snapshot, RequestWorkerError>),
     PendingReady(String, Result<Vec<PendingEntry>, RequestWorkerError>),
     Done(String),
@@ -378,7 +379,7 @@ async fn run_loop<B: Backend>(
             last_draw = Instant::now();
             dirty = false;
             for pane in &mut app.panes {
-                pane.frame_bytes = 0;
+                pane.feed.frame_drawn();
             }
             // For the terminal-restore test: a panic in the middle of a live TUI.
             if std::env::var_os("BROKERTUI_TEST_PANIC").is_some() {
@@ -537,69 +538,50 @@ impl<B: Backend> Runner<B> {
                 let Some(pane) = app.pane_mut(&chunk.worker) else {
                     return false;
                 };
-                if pane.dropping {
-                    return false;
-                }
-                if !pane.mirror.synced() {
-                    pane.held_bytes += chunk.data.len();
-                    pane.held.push((chunk.offset, chunk.data));
-                    if pane.held_bytes > MAX_HELD_BYTES {
-                        pane.held.clear();
-                        pane.held_bytes = 0;
-                    }
-                    return false;
-                }
-                pane.frame_bytes += chunk.data.len();
-                if pane.frame_bytes > FLOOD_BYTES_PER_FRAME {
-                    // A flood: stop parsing it; a snapshot one frame from now shows where it is.
-                    pane.dropping = true;
-                    pane.mirror.unsync();
-                    pane.held.clear();
-                    pane.held_bytes = 0;
-                    let (tx, name) = (self.tx.clone(), pane.name.clone());
-                    tokio::spawn(async move {
-                        tokio::time::sleep(FRAME).await;
-                        let _ = tx.send(Msg::Resync(name)).await;
-                    });
-                    return false;
-                }
-                match pane.mirror.apply(chunk.offset, &chunk.data) {
-                    Applied::Ok(changed) => changed,
-                    Applied::Gap { .. } => {
-                        let name = pane.name.clone();
-                        self.resync(name);
+                match pane.feed.output(chunk.offset, chunk.data) {
+                    Fed::Applied(changed) => changed,
+                    Fed::ResyncNow => {
+                        self.resync(app, &chunk.worker);
                         false
                     }
-                    Applied::Unsynced => false,
+                    Fed::ResyncNextFrame => {
+                        let (tx, name) = (self.tx.clone(), chunk.worker.to_string());
+                        tokio::spawn(async move {
+                            tokio::time::sleep(FRAME).await;
+                            let _ = tx.send(Msg::Resync(name)).await;
+                        });
+                        false
+                    }
                 }
             }
             Msg::Resync(name) => {
-                if let Some(p) = app.pane_mut(&name) {
-                    p.mirror.unsync();
-                    // From here on output is held and applied after the snapshot.
-                    p.dropping = false;
-                    p.frame_bytes = 0;
-                }
-                self.resync(name);
+                self.resync(app, &name);
                 false
             }
-            Msg::Synced(name, result) => {
+            Msg::Synced(name, generation, result) => {
                 let Some(pane) = app.pane_mut(&name) else {
                     return false;
                 };
-                match result {
-                    Ok(snap) => {
-                        pane.mirror.reset(&snap);
-                        for (offset, data) in std::mem::take(&mut pane.held) {
-                            pane.mirror.apply(offset, &data);
-                        }
-                        pane.held_bytes = 0;
+                match pane.feed.snapshot(generation, result.as_ref()) {
+                    Synced::Applied => {
                         pane.scroll = 0;
+                        true
                     }
-                    // Alerted by the broker; the pane keeps its last picture.
-                    Err(e) => tracing::warn!(%name, "resync failed: {e}"),
+                    Synced::Stale => false,
+                    Synced::Retry => {
+                        if let Err(e) = &result {
+                            tracing::warn!(%name, "resync failed, asking again: {e}");
+                        }
+                        if pane.exit.is_none() || result.is_ok() {
+                            let (tx, name) = (self.tx.clone(), name);
+                            tokio::spawn(async move {
+                                tokio::time::sleep(RESYNC_RETRY).await;
+                                let _ = tx.send(Msg::Resync(name)).await;
+                            });
+                        }
+                        false
+                    }
                 }
-                true
             }
             Msg::SnapshotReady(name, Ok(snap)) => {
                 app.overlay = Some(Overlay::Snapshot {
@@ -641,11 +623,16 @@ impl<B: Backend> Runner<B> {
         }
     }
 
-    fn resync(&self, name: String) {
-        let broker = self.broker.clone();
+    /// Asks for a fresh snapshot of `name`'s screen; output is held until it arrives.
+    fn resync(&self, app: &mut App, name: &str) {
+        let Some(pane) = app.pane_mut(name) else {
+            return;
+        };
+        let generation = pane.feed.begin_resync();
+        let (broker, name) = (self.broker.clone(), name.to_string());
         self.spawn_task(async move {
             let snap = broker.snapshot(&name, SnapshotFormat::Ansi).await;
-            Some(Msg::Synced(name, snap))
+            Some(Msg::Synced(name, generation, snap))
         });
     }
 
@@ -673,7 +660,7 @@ impl<B: Backend> Runner<B> {
                 continue;
             }
             pane.pty_size = Some((rows, cols));
-            pane.mirror.set_size(rows, cols);
+            pane.feed.set_size(rows, cols);
             let broker = self.broker.clone();
             self.spawn_task(async move {
                 match broker.resize(&name, rows, cols).await {

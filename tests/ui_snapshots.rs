@@ -19,7 +19,8 @@ fn app(names: &[&str], w: u16, h: u16) -> App {
     for (i, name) in names.iter().enumerate() {
         app.add_pane(name);
         let pane = app.pane_mut(name).unwrap();
-        pane.mirror
+        pane.feed
+            .mirror
             .parser
             .process(format!("$ echo {name}\r\n{name} #{i}\r\n$ ").as_bytes());
     }

@@ -124,7 +124,7 @@ fn draw_pane(frame: &mut Frame, app: &App, index: usize, area: Rect) {
     let show_cursor = focused && app.mode != ClientMode::View && pane.scroll == 0;
     frame.render_widget(
         PaneWidget {
-            screen: pane.mirror.parser.screen(),
+            screen: pane.feed.mirror.parser.screen(),
             show_cursor,
         },
         inner(area),

@@ -42,7 +42,7 @@ pub fn handle_paste(app: &mut App, text: &str) -> Vec<Action> {
     let Some(pane) = app.focused() else {
         return Vec::new();
     };
-    let bracketed = pane.mirror.parser.screen().bracketed_paste();
+    let bracketed = pane.feed.mirror.parser.screen().bracketed_paste();
     vec![Action::Input {
         name: pane.name.clone(),
         bytes: paste_to_bytes(text, bracketed),
@@ -90,7 +90,7 @@ fn scroll(app: &mut App, i: usize, rows: isize) {
         return;
     };
     let want = (pane.scroll as isize + rows).max(0) as usize;
-    let screen = pane.mirror.parser.screen_mut();
+    let screen = pane.feed.mirror.parser.screen_mut();
     screen.set_scrollback(want);
     pane.scroll = screen.scrollback();
 }
@@ -314,7 +314,7 @@ fn attached_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
         app.prefix_armed = true;
         return Vec::new();
     }
-    let app_cursor = pane.mirror.parser.screen().application_cursor();
+    let app_cursor = pane.feed.mirror.parser.screen().application_cursor();
     match key_to_bytes(&key, app_cursor) {
         Some(bytes) => vec![Action::Input { name, bytes }],
         None => Vec::new(),

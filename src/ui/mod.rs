@@ -3,6 +3,7 @@
 //! [`layout`] tiles panes. The loop that wires them to the broker is `crate::app`.
 
 pub mod draw;
+pub mod feed;
 pub mod input;
 pub mod keys;
 pub mod layout;

@@ -3,12 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use ratatui::layout::Rect;
 
+use super::feed::PaneFeed;
 use crate::broker::{Severity, WorkerInfo};
 use crate::config::PrefixKey;
-use crate::mirror::ScreenMirror;
 use crate::protocol::{ExitedPayload, SessionMode};
 use crate::requests::pending::PendingEntry;
 
@@ -33,47 +32,29 @@ impl ClientMode {
     }
 }
 
-/// Most bytes held for a pane while it waits for its resync snapshot.
-pub const MAX_HELD_BYTES: usize = 8 * 1024 * 1024;
-
 pub struct Pane {
     pub name: String,
-    pub mirror: ScreenMirror,
+    /// The pane's screen and everything that keeps it in step with the worker.
+    pub feed: PaneFeed,
     pub mode: SessionMode,
     pub exit: Option<ExitedPayload>,
     pub undelivered: usize,
     /// Rows scrolled back from the live screen.
     pub scroll: usize,
-    /// Output that arrived while waiting for a snapshot; applied after it.
-    pub held: Vec<(u64, Bytes)>,
-    pub held_bytes: usize,
     /// The PTY size last asked of the worker.
     pub pty_size: Option<(u16, u16)>,
-    /// Output bytes applied since the last frame (flood detection).
-    pub frame_bytes: usize,
-    /// Flooding: output is dropped until the next resync from a snapshot.
-    pub dropping: bool,
 }
-
-/// More output than this in one frame and a pane stops parsing it and shows snapshots
-/// instead (one per frame): nobody reads 512 KiB in 16 ms, and parsing it all would take the
-/// CPU the rest of the UI needs.
-pub const FLOOD_BYTES_PER_FRAME: usize = 512 * 1024;
 
 impl Pane {
     pub fn new(name: &str, rows: u16, cols: u16, scrollback: usize) -> Self {
         Pane {
             name: name.to_string(),
-            mirror: ScreenMirror::new(rows, cols, scrollback),
+            feed: PaneFeed::new(rows, cols, scrollback),
             mode: SessionMode::Relay,
             exit: None,
             undelivered: 0,
             scroll: 0,
-            held: Vec::new(),
-            held_bytes: 0,
             pty_size: None,
-            frame_bytes: 0,
-            dropping: false,
         }
     }
 
