@@ -22,7 +22,7 @@ use crate::broker::{
 };
 use crate::client::backend::{Backend, RemoteBroker};
 use crate::config::{self, Config};
-use crate::protocol::SessionMode;
+use crate::protocol::{AgentState, SessionMode};
 use crate::requests::pending::PendingEntry;
 use crate::requests::snapshot::{Snapshot, SnapshotFormat};
 use crate::ui::draw::{areas, draw};
@@ -221,6 +221,7 @@ struct Runner<B: Backend> {
     resize_due: HashMap<String, Instant>,
     snapshots_dir: PathBuf,
     mode_changes: tokio::task::JoinSet<()>,
+    attention: config::Attention,
 }
 
 async fn run_loop<B: Backend>(
@@ -262,6 +263,7 @@ async fn run_loop<B: Backend>(
         resize_due: HashMap::new(),
         snapshots_dir: state_dir.join("snapshots"),
         mode_changes: tokio::task::JoinSet::new(),
+        attention: config.attention.clone(),
     };
     let mut app = App::new(config.prefix_key, config.scrollback);
     app.owns_workers = !opts.remote;
@@ -430,6 +432,47 @@ impl<B: Backend> Runner<B> {
         });
     }
 
+    /// Tells the human that `name` needs them: the outer terminal's bell, a desktop
+    /// notification (OSC 9, and OSC 777 for terminals that read that one), a command.
+    fn attention(&self, name: &str, state: &str, reason: &str) {
+        use std::io::Write;
+        let text: String = format!("brokertui: {name} is {state}: {reason}")
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
+        let mut out = Vec::new();
+        if self.attention.bell {
+            out.push(0x07);
+        }
+        if self.attention.notify {
+            out.extend_from_slice(format!("\x1b]9;{text}\x07").as_bytes());
+            out.extend_from_slice(format!("\x1b]777;notify;brokertui;{text}\x07").as_bytes());
+        }
+        if !out.is_empty() {
+            let mut stdout = std::io::stdout();
+            let _ = stdout.write_all(&out).and_then(|_| stdout.flush());
+        }
+        if let Some((program, args)) = self
+            .attention
+            .command
+            .as_ref()
+            .and_then(|c| c.split_first())
+        {
+            let spawned = std::process::Command::new(program)
+                .args(args)
+                .arg(&text)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn();
+            match spawned {
+                // Reaped in the background so it never becomes a zombie.
+                Ok(mut child) => drop(std::thread::spawn(move || child.wait())),
+                Err(e) => tracing::warn!("attention command {program:?} failed: {e}"),
+            }
+        }
+    }
+
     /// Forwards a worker's output to the loop; a lag becomes a resync.
     fn start_forwarder(&mut self, name: &str) {
         if self.forwarders.contains_key(name) {
@@ -527,6 +570,29 @@ impl<B: Backend> Runner<B> {
             EventKind::WorkerReady { .. }
             | EventKind::Delivery { .. }
             | EventKind::MessageAccepted { .. } => self.refresh_workers(),
+            EventKind::AgentState {
+                name,
+                state,
+                previous,
+                reason,
+                ..
+            } => {
+                let focused = app.focused_name().as_deref() == Some(name.as_str());
+                if let Some(p) = app.pane_mut(name) {
+                    p.agent.state = *state;
+                    p.agent.reason = reason.clone();
+                    let needs = *state == AgentState::Blocked
+                        || (*previous == Some(AgentState::Working)
+                            && *state == AgentState::Idle
+                            && !focused);
+                    if needs {
+                        p.attention = true;
+                        self.attention(name, state.as_str(), reason);
+                    } else if matches!(state, AgentState::Working) {
+                        p.attention = false;
+                    }
+                }
+            }
             EventKind::Resized { .. } => {}
         }
     }

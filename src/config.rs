@@ -19,10 +19,19 @@
 //! cwd = "."                      # optional; a relative path is relative to this file's directory
 //! env = { FOO = "bar" }          # optional, added to the worker's environment
 //! mode = "relay"                 # optional: relay (inject messages) or human (hold them)
+//! agent = "claude"               # optional: the agent kind (default: from the command's name)
 //!
 //! [[worker]]
 //! name = "bob"
 //! cmd = ["sh", "-c", "echo hi; exec sh"]   # ... or an array, taken as is
+//!
+//! [attention]                    # when an agent needs you (blocked, or done while unfocused)
+//! bell = true                    # ring the outer terminal's bell
+//! notify = true                  # desktop notification through the terminal (OSC 9 / OSC 777)
+//! command = ["notify-send"]      # optional: also run this with the message as last argument
+//!
+//! [agents.claude]                # override a kind's rules (see docs/agents.md)
+//! screen = [{ state = "idle", pattern = "^> $", bottom = 2 }]
 //! ```
 //!
 //! Errors name the file, the line and column, and the field, e.g.
@@ -60,6 +69,28 @@ pub struct Config {
     pub scrollback: usize,
     pub inject_template: String,
     pub settle: Duration,
+    /// Agent kinds' rules: the built-ins with `[agents.<kind>]` on top.
+    pub agents: crate::agent::Catalog,
+    pub attention: Attention,
+}
+
+/// What brokertui does when an agent needs the human.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Attention {
+    pub bell: bool,
+    pub notify: bool,
+    pub command: Option<Vec<String>>,
+}
+
+impl Default for Attention {
+    fn default() -> Self {
+        Attention {
+            bell: true,
+            notify: true,
+            command: None,
+        }
+    }
 }
 
 impl Default for Config {
@@ -71,6 +102,8 @@ impl Default for Config {
             scrollback: DEFAULT_SCROLLBACK,
             inject_template: DEFAULT_TEMPLATE.to_string(),
             settle: DEFAULT_SETTLE,
+            agents: crate::agent::Catalog::default(),
+            attention: Attention::default(),
         }
     }
 }
@@ -84,6 +117,7 @@ pub struct WorkerConfig {
     pub cwd: Option<PathBuf>,
     pub env: BTreeMap<String, String>,
     pub mode: Option<SessionMode>,
+    pub agent: Option<String>,
 }
 
 impl WorkerConfig {
@@ -97,6 +131,7 @@ impl WorkerConfig {
             rows: None,
             cols: None,
             mode: self.mode,
+            agent: self.agent.clone(),
         }
     }
 }
@@ -114,6 +149,7 @@ pub fn parse_worker_arg(s: &str) -> Result<WorkerConfig, String> {
         cwd: None,
         env: BTreeMap::new(),
         mode: None,
+        agent: None,
     })
 }
 
@@ -129,6 +165,7 @@ pub fn default_worker() -> WorkerConfig {
         cwd: None,
         env: BTreeMap::new(),
         mode: None,
+        agent: None,
     }
 }
 
@@ -371,6 +408,9 @@ struct RawConfig {
     settle_ms: Option<Spanned<i64>>,
     #[serde(default)]
     worker: Vec<RawWorker>,
+    #[serde(default)]
+    agents: BTreeMap<String, crate::agent::KindOverride>,
+    attention: Option<Attention>,
 }
 
 #[derive(Deserialize)]
@@ -382,6 +422,7 @@ struct RawWorker {
     #[serde(default)]
     env: BTreeMap<Spanned<String>, Spanned<String>>,
     mode: Option<Spanned<String>>,
+    agent: Option<Spanned<String>>,
 }
 
 /// Builds located errors for one file.
@@ -482,6 +523,18 @@ impl Config {
             config.settle = Duration::from_millis(ms as u64);
         }
 
+        config.agents = crate::agent::Catalog::with_overrides(&raw.agents).map_err(|message| {
+            ConfigError::Invalid {
+                file: origin.to_path_buf(),
+                line: 1,
+                column: 1,
+                field: Some("agents".into()),
+                message,
+            }
+        })?;
+        if let Some(a) = raw.attention {
+            config.attention = a;
+        }
         let base = origin.parent().unwrap_or(Path::new(""));
         let mut seen: HashMap<String, usize> = HashMap::new();
         for (i, w) in raw.worker.iter().enumerate() {
@@ -609,12 +662,28 @@ fn parse_worker(
         }),
     };
 
+    let agent = match &w.agent {
+        None => None,
+        Some(a) if crate::agent::Catalog::default().knows(a.get_ref()) => Some(a.get_ref().clone()),
+        Some(a) => {
+            return Err(src.at(
+                a,
+                field("agent"),
+                format!(
+                    "unknown agent kind {:?} (expected claude, codex, gemini, aider, opencode, shell or generic)",
+                    a.get_ref()
+                ),
+            ));
+        }
+    };
+
     Ok(WorkerConfig {
         name: name.clone(),
         cmd,
         cwd,
         env,
         mode,
+        agent,
     })
 }
 

@@ -1,6 +1,7 @@
 //! brokertui: a broker that runs interactive programs in PTYs and relays messages between
 //! them, with a TUI and an HTTP API in front. See `docs/architecture.md` for the picture.
 
+pub mod agent;
 pub mod api;
 pub mod app;
 pub mod b64;

@@ -55,7 +55,22 @@ enum Command {
     /// Talk to a running broker (`--serve`) from scripts: JSON out.
     Ctl(CtlArgs),
     /// Send a relay message from inside a worker: `brokertui send TO BODY` (`-` reads stdin).
-    Send { to: String, body: String },
+    Send {
+        to: String,
+        body: String,
+        /// When it may be typed: `idle` (the default for agents) or `now`.
+        #[arg(long, value_parser = ["idle", "now"])]
+        when: Option<String>,
+        /// Block until it is submitted (exit 0), unconfirmed (9) or this long passed (8).
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits, in milliseconds.
+        #[arg(long, default_value_t = 60_000)]
+        wait_ms: u64,
+    },
+    /// What an agent's hook runs (brokertui installs the hooks): posts stdin to the broker.
+    #[command(hide = true)]
+    Hook { event: String },
     /// Internal: the PTY worker process the broker spawns.
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -73,8 +88,19 @@ fn main() -> color_eyre::Result<()> {
             let code = runtime()?.block_on(client::ctl::run(args))?;
             std::process::exit(code)
         }
-        Some(Command::Send { to, body }) => {
-            let code = runtime()?.block_on(client::send(&to, &body))?;
+        Some(Command::Send {
+            to,
+            body,
+            when,
+            wait,
+            wait_ms,
+        }) => {
+            let wait = wait.then(|| std::time::Duration::from_millis(wait_ms));
+            let code = runtime()?.block_on(client::send(&to, &body, when.as_deref(), wait))?;
+            std::process::exit(code)
+        }
+        Some(Command::Hook { event }) => {
+            let code = runtime()?.block_on(client::wait::hook(&event));
             std::process::exit(code)
         }
         None => {

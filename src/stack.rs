@@ -56,6 +56,8 @@ pub async fn start(
     bc.inject_template = config.inject_template.clone();
     bc.settle = config.settle;
     bc.replay_events = opts.replay_events;
+    bc.agents = Arc::new(config.agents.clone());
+    bc.hooks_dir = Some(state_dir.join("agents"));
     if opts.journal {
         bc.journal = Some(state_dir.join("messages.jsonl"));
     }

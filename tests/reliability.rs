@@ -19,7 +19,7 @@ const T: Duration = Duration::from_secs(10);
 const QUIET_CAT: &[&str] = &["sh", "-c", "stty -echo; exec cat"];
 
 async fn messages(s: &Serve) -> Vec<Value> {
-    let (st, v) = s.call(Method::GET, "/api/messages", None).await;
+    let (st, v) = s.call(Method::GET, "/api/messages?owed=true", None).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     v["messages"].as_array().unwrap().clone()
 }
@@ -48,7 +48,7 @@ async fn accepted_messages_survive_a_broker_crash_and_arrive_once() {
     }
     eventually(T, "both queued in the worker", || async {
         let m = messages(&a).await;
-        (m.len() == 2 && m.iter().all(|x| x["state"] == "in_worker")).then_some(())
+        (m.len() == 2 && m.iter().all(|x| x["where"] == "in_worker")).then_some(())
     })
     .await;
     let worker = a.worker_pid("bob").await;
@@ -64,7 +64,7 @@ async fn accepted_messages_survive_a_broker_crash_and_arrive_once() {
     let owed = messages(&b).await;
     assert_eq!(owed.len(), 2, "{owed:?}");
     assert_eq!(owed[0]["body"], "first-msg");
-    assert_eq!(owed[1]["state"], "waiting");
+    assert_eq!(owed[1]["where"], "waiting");
     // What the program reads, recorded exactly (the terminal's echo would show lines twice).
     let record = dir.path().join("bob-received");
     let cmd = format!("exec cat >> {}", record.display());

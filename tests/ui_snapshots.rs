@@ -111,6 +111,7 @@ fn pending_popup_lists_messages_oldest_first() {
                 body: "first".into(),
                 sent_at_ms: 1,
                 queued_at_ms: 2,
+                reason: None,
             },
             PendingEntry {
                 id: "2".into(),
@@ -118,6 +119,7 @@ fn pending_popup_lists_messages_oldest_first() {
                 body: "second\nline".into(),
                 sent_at_ms: 3,
                 queued_at_ms: 4,
+                reason: Some("it is blocked: screen shows a permission dialog".into()),
             },
         ],
     });

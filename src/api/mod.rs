@@ -47,6 +47,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/spawned/{name}/flush", post(routes::flush))
         .route("/api/send", post(routes::send))
         .route("/api/messages", get(routes::messages))
+        .route("/api/spawned/{name}/agent", get(routes::agent))
+        .route("/api/hook", post(routes::hook))
         .route("/api/messages/{id}", delete(routes::drop_message))
         .route("/api/events", get(events::events))
         .route_layer(axum::middleware::from_fn_with_state(

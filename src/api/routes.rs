@@ -191,6 +191,9 @@ pub struct SendBody {
     body: String,
     #[serde(default)]
     from: Option<String>,
+    /// `idle` or `now`; absent: the recipient's default for its agent kind.
+    #[serde(default)]
+    when: Option<crate::requests::deliver::When>,
 }
 
 /// Who a message is from when the admin token does not say.
@@ -213,14 +216,131 @@ pub async fn send(
     if msg.to != "*" {
         checked_name(&msg.to)?;
     }
-    let accepted = st.broker.send_message(&from, &msg.to, &msg.body).await?;
+    let accepted = st
+        .broker
+        .send_message_when(&from, &msg.to, &msg.body, msg.when)
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
 
-pub async fn messages(State(st): State<ApiState>, Extension(scope): Extension<Scope>) -> ApiResult {
-    require_admin(&scope)?;
-    let list = st.broker.undelivered().await?;
-    Ok(Json(json!({ "messages": list })).into_response())
+/// Messages still owed (each with `where` it is: `sending`, `in_worker`, `waiting`), then
+/// recent settled ones, each with its delivery `state`. `?state=S`, `?to=NAME` filter;
+/// `?owed=true` lists only the owed ones.
+pub async fn messages(
+    State(st): State<ApiState>,
+    Extension(scope): Extension<Scope>,
+    Query(q): Q,
+) -> ApiResult {
+    only_params(&q, &["state", "to", "owed"])?;
+    let state = q
+        .get("state")
+        .map(|s| {
+            serde_json::from_value::<crate::protocol::DeliveryState>(json!(s)).map_err(|_| {
+                ApiError::bad_request(format!(
+                    "unknown state {s:?} (expected queued, injected, submitted, unconfirmed, failed or dropped)"
+                ))
+            })
+        })
+        .transpose()?;
+    let owed_only = match q.get("owed").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "owed={other:?}: expected true or false"
+            )));
+        }
+    };
+    let to = q.get("to").map(String::as_str);
+    // A worker token sees only the messages to and from itself.
+    let visible = |m_to: &str, m_from: &str| match &scope {
+        Scope::Admin => true,
+        Scope::Worker(own) => own == m_to || own == m_from,
+    };
+    let history = st.broker.messages().await?;
+    let owed = st.broker.undelivered().await?;
+    let mut out = Vec::new();
+    for u in &owed {
+        let record = history
+            .iter()
+            .find(|r| r.id == u.message.id && r.to == u.to);
+        let s = record.map_or(crate::protocol::DeliveryState::Queued, |r| r.state);
+        if state.is_some_and(|want| want != s)
+            || to.is_some_and(|t| t != u.to)
+            || !visible(&u.to, &u.message.from)
+        {
+            continue;
+        }
+        let mut v = serde_json::to_value(&u.message).expect("serializes");
+        v["to"] = json!(u.to);
+        v["state"] = json!(s);
+        v["where"] = json!(u.state);
+        v["reason"] = json!(record.and_then(|r| r.reason.clone()));
+        out.push(v);
+    }
+    if !owed_only {
+        for r in &history {
+            let is_owed = owed.iter().any(|u| u.message.id == r.id && u.to == r.to);
+            if is_owed
+                || state.is_some_and(|want| want != r.state)
+                || to.is_some_and(|t| t != r.to)
+                || !visible(&r.to, &r.from)
+            {
+                continue;
+            }
+            out.push(serde_json::to_value(r).expect("serializes"));
+        }
+    }
+    Ok(Json(json!({ "messages": out })).into_response())
+}
+
+/// `GET /api/spawned/{name}/agent`: what its agent is doing.
+pub async fn agent(State(st): State<ApiState>, Path(name): Path<String>) -> ApiResult {
+    let info = st.broker.info(checked_name(&name)?).await?;
+    Ok(Json(json!(info.agent)).into_response())
+}
+
+/// `POST /api/hook`: an event from the agent's own hook, with the worker's own token.
+pub async fn hook(
+    State(st): State<ApiState>,
+    Extension(scope): Extension<Scope>,
+    StrictJson(hook): StrictJson<HookBody>,
+) -> ApiResult {
+    let name = match (&scope, &hook.worker) {
+        (Scope::Worker(own), None) => own.clone(),
+        (Scope::Worker(own), Some(w)) if w == own => own.clone(),
+        (Scope::Worker(own), Some(w)) => {
+            return Err(ApiError::forbidden(format!(
+                "worker {own:?} may only report its own hooks, not {w:?}'s"
+            )));
+        }
+        (Scope::Admin, Some(w)) => checked_name(w)?.to_string(),
+        (Scope::Admin, None) => {
+            return Err(ApiError::bad_request(
+                "the admin token must name the worker",
+            ));
+        }
+    };
+    st.broker
+        .hook(
+            &name,
+            crate::protocol::HookPayload {
+                event: hook.event,
+                data: hook.data,
+            },
+        )
+        .await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookBody {
+    event: String,
+    #[serde(default)]
+    data: serde_json::Value,
+    #[serde(default)]
+    worker: Option<String>,
 }
 
 pub async fn drop_message(

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use crate::protocol::{DeliveryState, SessionMode};
+use crate::protocol::{AgentSource, AgentState, DeliveryState, SessionMode};
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
@@ -69,6 +69,16 @@ pub enum EventKind {
         to: String,
         recipients: Vec<String>,
     },
+    /// A worker's agent changed state.
+    AgentState {
+        name: String,
+        kind: String,
+        state: AgentState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<AgentState>,
+        source: AgentSource,
+        reason: String,
+    },
     Delivery {
         name: String,
         id: String,
@@ -98,6 +108,7 @@ impl EventKind {
             | EventKind::WorkerReleased { name }
             | EventKind::Resized { name, .. }
             | EventKind::ModeChanged { name, .. }
+            | EventKind::AgentState { name, .. }
             | EventKind::Delivery { name, .. } => Some(name),
             EventKind::Alert { worker, .. } => worker.as_deref(),
             EventKind::MessageAccepted { .. } => None,

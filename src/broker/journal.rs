@@ -179,6 +179,7 @@ mod tests {
             to: "b".into(),
             body: format!("body {id}"),
             sent_at_ms: 1,
+            when: None,
         }
     }
 

@@ -14,6 +14,7 @@
 
 mod actor;
 pub mod events;
+pub mod history;
 pub mod journal;
 pub mod process;
 mod relay;
@@ -33,8 +34,9 @@ pub use events::{
 };
 pub use request::{DEFAULT_TIMEOUT, RequestWorkerError};
 
-use crate::protocol::{ExitedPayload, SessionMode};
+use crate::protocol::{AgentReport, ExitedPayload, HookPayload, SessionMode};
 use crate::requests::RequestKind;
+use crate::requests::deliver::When;
 
 /// Identity of one worker process; a name can be reused by later workers, an id never.
 pub type WorkerId = u64;
@@ -61,6 +63,10 @@ pub struct BrokerConfig {
     /// Where accepted relay messages are journalled until injected (`--serve`); `None`
     /// keeps them in memory only.
     pub journal: Option<PathBuf>,
+    /// Agent kinds' rules (built-ins plus the config's overrides).
+    pub agents: Arc<crate::agent::Catalog>,
+    /// Where per-worker agent settings (hooks) are written; `None` installs no hooks.
+    pub hooks_dir: Option<PathBuf>,
 }
 
 impl BrokerConfig {
@@ -75,6 +81,8 @@ impl BrokerConfig {
             worker_env: None,
             replay_events: 10_000,
             journal: None,
+            agents: Arc::new(crate::agent::Catalog::default()),
+            hooks_dir: None,
         }
     }
 }
@@ -95,6 +103,9 @@ pub struct SpawnSpec {
     pub cols: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<SessionMode>,
+    /// The agent kind (default: from the command's basename).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -126,6 +137,8 @@ pub struct WorkerInfo {
     pub undelivered: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit: Option<ExitedPayload>,
+    /// What its agent is doing.
+    pub agent: AgentReport,
 }
 
 /// Errors of the non-request operations.
@@ -178,8 +191,11 @@ pub(crate) enum Command {
         from: String,
         to: String,
         body: String,
+        when: Option<When>,
         reply: Reply<Result<Accepted, BrokerError>>,
     },
+    Hook(String, HookPayload, Reply<Result<(), BrokerError>>),
+    Messages(Reply<Vec<history::MessageRecord>>),
     Request {
         worker: String,
         kind: RequestKind,
@@ -295,13 +311,36 @@ impl BrokerHandle {
         to: &str,
         body: &str,
     ) -> Result<Accepted, BrokerError> {
+        self.send_message_when(from, to, body, None).await
+    }
+
+    /// [`send_message`](Self::send_message) with an explicit `when` (see `docs/agents.md`).
+    pub async fn send_message_when(
+        &self,
+        from: &str,
+        to: &str,
+        body: &str,
+        when: Option<When>,
+    ) -> Result<Accepted, BrokerError> {
         self.ask(|reply| Command::Send {
             from: from.to_string(),
             to: to.to_string(),
             body: body.to_string(),
+            when,
             reply,
         })
         .await?
+    }
+
+    /// Passes an event from the agent's own hook to worker `name`.
+    pub async fn hook(&self, name: &str, hook: HookPayload) -> Result<(), BrokerError> {
+        self.ask(|r| Command::Hook(name.to_string(), hook, r))
+            .await?
+    }
+
+    /// Recent messages with their delivery state, owed ones first.
+    pub async fn messages(&self) -> Result<Vec<history::MessageRecord>, BrokerError> {
+        self.ask(Command::Messages).await
     }
 
     /// Lifecycle, mode, delivery and alert events from now on.
@@ -345,6 +384,11 @@ impl BrokerHandle {
 
 /// Worker names: what `[A-Za-z0-9][A-Za-z0-9_.-]{0,63}` allows.
 pub fn validate_name(name: &str) -> Result<(), BrokerError> {
+    if crate::agent::RESERVED_NAMES.contains(&name) {
+        return Err(BrokerError::InvalidRequest(format!(
+            "{name:?} is reserved (it names the human or the broker in messages); pick another worker name"
+        )));
+    }
     let ok = !name.is_empty()
         && name.len() <= 64
         && name

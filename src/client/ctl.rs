@@ -96,6 +96,14 @@ pub enum CtlCommand {
     },
     /// Broker health.
     Health,
+    /// Wait until a worker's agent is in STATE: exit 0, or 8 after --timeout-ms.
+    Wait {
+        name: String,
+        #[arg(long, value_parser = ["starting", "working", "idle", "blocked", "exited", "unknown"])]
+        state: String,
+        #[arg(long = "timeout-ms", default_value_t = 30_000)]
+        wait_timeout_ms: u64,
+    },
     /// A full-terminal client of one worker (restores the terminal on exit; the worker keeps
     /// running). In drive/relay, Ctrl-b d goes back to view; q in view quits.
     Attach {
@@ -208,6 +216,14 @@ pub async fn run(args: CtlArgs) -> color_eyre::Result<i32> {
         }
         CtlCommand::Release { name } => (Method::DELETE, format!("/api/spawned/{name}"), None),
         CtlCommand::Health => (Method::GET, "/health".into(), None),
+        CtlCommand::Wait {
+            name,
+            state,
+            wait_timeout_ms,
+        } => {
+            let timeout = std::time::Duration::from_millis(wait_timeout_ms);
+            return Ok(super::wait::agent_state(&client, &name, &state, timeout).await);
+        }
         CtlCommand::Events { since, output } => return events(&client, since, &output).await,
         CtlCommand::Attach { name, mode } => {
             use crate::ui::state::ClientMode;

@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod ctl;
+pub mod wait;
 
 use std::path::{Path, PathBuf};
 
@@ -178,8 +179,14 @@ impl CallError {
     }
 }
 
-/// `brokertui send TO BODY`: what an agent inside a worker runs.
-pub async fn send(to: &str, body: &str) -> color_eyre::Result<i32> {
+/// `brokertui send TO BODY`: what an agent inside a worker runs. With `wait`, blocks until
+/// the message is submitted (see [`wait::message_settled`]).
+pub async fn send(
+    to: &str,
+    body: &str,
+    when: Option<&str>,
+    wait: Option<std::time::Duration>,
+) -> color_eyre::Result<i32> {
     let client = Client::discover(None, None, None)?;
     let body = if body == "-" {
         let mut text = String::new();
@@ -195,14 +202,28 @@ pub async fn send(to: &str, body: &str) -> color_eyre::Result<i32> {
         .call(
             reqwest::Method::POST,
             "/api/send",
-            Some(serde_json::json!({"to": to, "body": body})),
+            Some(serde_json::json!({"to": to, "body": body, "when": when})),
         )
         .await
     {
-        Ok(v) => {
-            println!("{v}");
-            Ok(0)
-        }
+        Ok(v) => match wait {
+            Some(timeout) => {
+                let id = v["id"].as_str().unwrap_or_default().to_string();
+                let recipients: Vec<String> = v["recipients"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|r| r.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok(wait::message_settled(&client, &id, &recipients, timeout).await)
+            }
+            None => {
+                println!("{v}");
+                Ok(0)
+            }
+        },
         Err(e) => {
             eprintln!("brokertui send: {e}");
             Ok(e.exit_code())

@@ -11,6 +11,8 @@ pub mod to_worker {
     pub const INPUT: &str = "input";
     pub const RESIZE: &str = "resize";
     pub const SHUTDOWN: &str = "shutdown";
+    /// An agent's own hook reported an event (forwarded by the broker from the API).
+    pub const HOOK: &str = "hook";
 }
 
 /// Frame type names, worker → broker.
@@ -22,6 +24,8 @@ pub mod from_worker {
     pub const MODE_CHANGED: &str = "mode_changed";
     pub const EXITED: &str = "exited";
     pub const WORKER_ERROR: &str = "worker_error";
+    /// The worker's agent changed state.
+    pub const AGENT_STATE: &str = "agent_state";
 }
 
 /// `input`: bytes for the PTY, as UTF-8 text or base64.
@@ -106,9 +110,39 @@ pub struct ResponsePayload {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {
-    Injected,
+    /// Held: in the pending queue, or waiting for a safe moment (the reason says which).
     Queued,
+    /// Text and Enter typed.
+    Injected,
+    /// Evidence that the program took it: its hook saw the prompt, or its screen did.
+    Submitted,
+    /// Typed, but no evidence arrived in time (Enter re-sent at most once; never retyped).
+    Unconfirmed,
+    /// Could not be typed (PTY gone, line too long); the broker keeps it.
     Failed,
+    /// Given up on by a user.
+    Dropped,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Queued => "queued",
+            DeliveryState::Injected => "injected",
+            DeliveryState::Submitted => "submitted",
+            DeliveryState::Unconfirmed => "unconfirmed",
+            DeliveryState::Failed => "failed",
+            DeliveryState::Dropped => "dropped",
+        }
+    }
+
+    /// Whether the message is settled: nothing more will happen to it.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            DeliveryState::Submitted | DeliveryState::Unconfirmed | DeliveryState::Dropped
+        )
+    }
 }
 
 /// `delivery`: a relay message changed state after its `deliver` response.
@@ -180,4 +214,90 @@ impl std::fmt::Display for ExitedPayload {
             (None, None) => write!(f, "exited"),
         }
     }
+}
+
+/// What an agent is doing, as far as the worker can tell.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    /// Spawned; has not yet shown that it takes input.
+    #[default]
+    Starting,
+    /// Busy: generating, running a tool, a shell running a foreground job.
+    Working,
+    /// Waiting for the next prompt, its input empty.
+    Idle,
+    /// Waiting on the human: a permission or choice dialog, a question.
+    Blocked,
+    /// The program ended.
+    Exited,
+    /// No evidence either way.
+    Unknown,
+}
+
+impl AgentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Starting => "starting",
+            AgentState::Working => "working",
+            AgentState::Idle => "idle",
+            AgentState::Blocked => "blocked",
+            AgentState::Exited => "exited",
+            AgentState::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::str::FromStr for AgentState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "starting" => AgentState::Starting,
+            "working" => AgentState::Working,
+            "idle" => AgentState::Idle,
+            "blocked" => AgentState::Blocked,
+            "exited" => AgentState::Exited,
+            "unknown" => AgentState::Unknown,
+            other => {
+                return Err(format!(
+                    "unknown agent state {other:?} (expected starting, working, idle, blocked, exited or unknown)"
+                ));
+            }
+        })
+    }
+}
+
+/// Where a state came from, best evidence first.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentSource {
+    Hook,
+    #[default]
+    Screen,
+    Pty,
+    Silence,
+}
+
+/// `agent_state` (worker → broker) and the `agent` object of the API: what the agent is doing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct AgentReport {
+    pub kind: String,
+    pub state: AgentState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<AgentState>,
+    /// When the agent entered this state (ms since the Unix epoch).
+    pub since_ms: u64,
+    pub source: AgentSource,
+    /// One sentence a person can check.
+    pub reason: String,
+}
+
+/// `hook` (broker → worker): an event the agent's own hook reported.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HookPayload {
+    /// The hook's event name (`UserPromptSubmit`, `Stop`, `Notification`, …).
+    pub event: String,
+    /// What the agent passed to the hook on stdin.
+    #[serde(default)]
+    pub data: Value,
 }

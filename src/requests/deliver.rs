@@ -22,6 +22,19 @@ pub struct RelayMessage {
     pub to: String,
     pub body: String,
     pub sent_at_ms: u64,
+    /// When it may be typed; absent means the worker's default for its agent kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<When>,
+}
+
+/// When a message may be typed (see `docs/agents.md`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum When {
+    /// Only when the agent is idle (the default for agent kinds).
+    Idle,
+    /// As soon as it is safe (the default for shells and generic programs).
+    Now,
 }
 
 impl WorkerRequest for RelayMessage {

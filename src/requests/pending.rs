@@ -2,7 +2,9 @@
 //!
 //! # Format
 //!
-//! `{}` → `{"pending":[{"id","from","body","sent_at_ms","queued_at_ms"}]}`.
+//! `{}` → `{"pending":[{"id","from","body","sent_at_ms","queued_at_ms","reason"}]}`: the
+//! human-mode queue, then messages waiting for a safe moment to be typed; `reason` says why
+//! each one waits.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +17,8 @@ pub struct PendingEntry {
     pub body: String,
     pub sent_at_ms: u64,
     pub queued_at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]

@@ -12,7 +12,7 @@ use super::layout::inner;
 use super::pane::PaneWidget;
 use super::state::{App, ClientMode, Overlay, Pane};
 use crate::broker::Severity;
-use crate::protocol::SessionMode;
+use crate::protocol::{AgentState, SessionMode};
 
 /// Splits the terminal into the pane area and the one-line status bar.
 pub fn areas(size: Rect) -> (Rect, Rect) {
@@ -78,6 +78,22 @@ pub fn pane_title(app: &App, index: usize, pane: &Pane) -> Line<'static> {
             spans.push(Span::styled(format!("{label} "), Style::new().fg(color)));
         }
     }
+    if !pane.agent.kind.is_empty() && pane.exit.is_none() {
+        let state = pane.agent.state;
+        spans.push(Span::styled(
+            format!("│ ● {} ", state.as_str()),
+            Style::new().fg(agent_color(state)),
+        ));
+    }
+    if pane.attention {
+        spans.push(Span::styled(
+            "│ ⚑ needs you ",
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD),
+        ));
+    }
     if pane.undelivered > 0 {
         spans.push(Span::styled(
             format!("│ ✉ {} ", pane.undelivered),
@@ -109,6 +125,8 @@ fn draw_pane(frame: &mut Frame, app: &App, index: usize, area: Rect) {
         Style::new()
             .fg(mode_color(app.mode))
             .add_modifier(Modifier::BOLD)
+    } else if pane.attention {
+        Style::new().fg(Color::Red)
     } else {
         Style::new().fg(Color::DarkGray)
     };
@@ -131,6 +149,17 @@ fn draw_pane(frame: &mut Frame, app: &App, index: usize, area: Rect) {
     );
 }
 
+/// The colour of an agent state's badge.
+pub fn agent_color(state: AgentState) -> Color {
+    match state {
+        AgentState::Working => Color::Blue,
+        AgentState::Idle => Color::Green,
+        AgentState::Blocked => Color::Red,
+        AgentState::Starting | AgentState::Exited => Color::DarkGray,
+        AgentState::Unknown => Color::Gray,
+    }
+}
+
 fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     let mut spans = vec![Span::styled(
         format!(" {} ", app.mode.label()),
@@ -141,6 +170,16 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     )];
     if let Some(name) = app.focused_name() {
         spans.push(Span::raw(format!(" {name} ")));
+    }
+    let needs = app.panes.iter().filter(|p| p.attention).count();
+    if needs > 0 {
+        spans.push(Span::styled(
+            format!(" needs you: {needs} (!) "),
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD),
+        ));
     }
     let now = Instant::now();
     if let Some((alert, until)) = &app.status
@@ -245,6 +284,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("n", "new worker (NAME=CMD or CMD)"),
     ("x", "release the worker"),
     ("z", "zoom the focused pane"),
+    ("!", "jump to the next pane that needs you"),
     ("a", "alerts log"),
     ("PgUp PgDn wheel", "scroll back"),
     ("q", "quit"),
@@ -346,10 +386,17 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay) {
                     .iter()
                     .enumerate()
                     .map(|(i, e)| {
-                        Line::from(vec![
+                        let mut spans = vec![
                             Span::styled(format!("{:>2}. {} ", i + 1, e.from), key),
                             Span::raw(e.body.replace('\n', "⏎ ")),
-                        ])
+                        ];
+                        if let Some(reason) = &e.reason {
+                            spans.push(Span::styled(
+                                format!("  (waits: {reason})"),
+                                Style::new().fg(Color::DarkGray),
+                            ));
+                        }
+                        Line::from(spans)
                     })
                     .collect()
             };

@@ -141,6 +141,18 @@ fn view_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
             app.zoom = !app.zoom;
             Vec::new()
         }
+        KeyCode::Char('!') => {
+            // The next pane (after the focused one) whose agent needs the human.
+            let n = app.panes.len();
+            if let Some(i) = (1..=n)
+                .map(|k| (app.focus + k) % n)
+                .find(|&i| app.panes[i].attention)
+            {
+                app.focus = i;
+                app.panes[i].attention = false;
+            }
+            Vec::new()
+        }
         KeyCode::Char('?') => {
             app.overlay = Some(Overlay::Help);
             Vec::new()

@@ -41,6 +41,10 @@ pub struct Pane {
     pub undelivered: usize,
     /// Rows scrolled back from the live screen.
     pub scroll: usize,
+    /// What its agent is doing.
+    pub agent: crate::protocol::AgentReport,
+    /// It went blocked, or finished while unfocused: flagged until the human looks.
+    pub attention: bool,
     /// The PTY size last asked of the worker.
     pub pty_size: Option<(u16, u16)>,
 }
@@ -55,6 +59,8 @@ impl Pane {
             undelivered: 0,
             scroll: 0,
             pty_size: None,
+            agent: Default::default(),
+            attention: false,
         }
     }
 
@@ -62,6 +68,7 @@ impl Pane {
         self.mode = info.mode;
         self.exit = info.exit.clone();
         self.undelivered = info.undelivered;
+        self.agent = info.agent.clone();
     }
 }
 

@@ -13,6 +13,7 @@
 //! ([`reap::terminate_session`]); the same happens to what a child leaves behind when it
 //! exits on its own. `exited` is always the last frame.
 
+pub mod agent;
 pub mod flood_peers;
 pub mod inject_log;
 pub mod pty;
@@ -75,6 +76,12 @@ pub struct WorkerArgs {
     /// workers flood than there are CPUs. Without it, a starved flood always stays aside.
     #[arg(long, hide = true)]
     pub floods_dir: Option<PathBuf>,
+    /// The agent kind (`claude`, `shell`, `generic`…): decides how its state is read.
+    #[arg(long, default_value = "generic")]
+    pub agent: String,
+    /// The kind's rules as JSON (`crate::agent::KindRules`); the broker passes them.
+    #[arg(long, default_value = "{}")]
+    pub agent_rules: String,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     pub cmd: Vec<String>,
@@ -91,6 +98,8 @@ const DRAIN_AFTER_FLOOD: Duration = Duration::from_secs(2);
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// Output chunks read back to back are merged into frames of at most this many bytes.
 const MAX_OUTPUT_FRAME: usize = 256 * 1024;
+/// The agent's state is re-read from the screen at most this often while output flows.
+const AGENT_EVAL_EVERY: Duration = Duration::from_millis(50);
 
 pub fn run(args: WorkerArgs) -> color_eyre::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -232,12 +241,26 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
     // After the child and our throughput threads exist: only this thread gets the short slice.
     crate::sched::latency_thread();
     let relief = screen.relief.clone();
+    let rules: crate::agent::KindRules =
+        serde_json::from_str(&args.agent_rules).unwrap_or_else(|e| {
+            tracing::warn!("bad --agent-rules ({e}); using none");
+            Default::default()
+        });
+    let mut tracker = agent::AgentTracker::new(&args.agent, &rules);
+    let default_when = if tracker.is_agent() {
+        crate::requests::deliver::When::Idle
+    } else {
+        crate::requests::deliver::When::Now
+    };
     let mut session = Session::new(
         pty.writer(),
         args.mode,
         args.template.clone(),
         Duration::from_millis(args.settle_ms),
-    );
+    )
+    .with_default_when(default_when);
+    // When the agent's state should be read again (after output, a hook, a timer).
+    let mut agent_eval: Option<tokio::time::Instant> = Some(tokio::time::Instant::now());
     if let Some(path) = &args.inject_log {
         match std::fs::OpenOptions::new()
             .create(true)
@@ -260,6 +283,10 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
 
     loop {
         let inject_due = session.next_deadline();
+        let agent_due = match (agent_eval, tracker.next_check(Instant::now())) {
+            (Some(a), Some(b)) => Some(a.min(tokio::time::Instant::from_std(b))),
+            (a, b) => a.or(b.map(tokio::time::Instant::from_std)),
+        };
         tokio::select! {
             line = stdin.next(), if shutdown.is_none() => {
                 match line {
@@ -271,7 +298,7 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
                             match item {
                                 Line::Frame(l) => {
                                     if let Control::Shutdown(grace) =
-                                        handle_line(&l, &mut pty, &mut screen, &mut session, &mut out).await
+                                        handle_line(&l, &mut pty, &mut screen, &mut session, &mut tracker, &mut out).await
                                     {
                                         shutdown = Some(grace);
                                         break;
@@ -308,6 +335,11 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
                         }
                         out.output(screen.sent(), &buf).await;
                         screen.feed(buf);
+                        let now = Instant::now();
+                        tracker.output_seen(now);
+                        if agent_eval.is_none() {
+                            agent_eval = Some(tokio::time::Instant::now() + AGENT_EVAL_EVERY);
+                        }
                         if let Some((until, limit)) = drain.as_mut() {
                             *until = (*limit).min(tokio::time::Instant::now() + drain_quiet(&pty));
                         }
@@ -319,6 +351,8 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
                 let status = status.unwrap_or_default();
                 tracing::info!(name = %args.name, %status, "child exited");
                 exit_status = Some(status);
+                tracker.child_exited();
+                agent_eval = Some(tokio::time::Instant::now());
                 let now = tokio::time::Instant::now();
                 drain = Some((now + drain_quiet(&pty), now + DRAIN_LIMIT));
             }
@@ -326,6 +360,53 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
                 pty_open = false;
             }
             _ = sleep_until_opt(inject_due.map(tokio::time::Instant::from_std)), if inject_due.is_some() => {}
+            _ = sleep_until_opt(agent_due), if agent_due.is_some() => {}
+        }
+        let now = Instant::now();
+        if tracker.take_dirty() {
+            agent_eval = Some(tokio::time::Instant::now());
+        }
+        if agent_due.is_some_and(|due| due.into_std() <= now)
+            || agent_eval.is_some_and(|d| d.into_std() <= now)
+        {
+            agent_eval = None;
+            let (lines, fg) = (screen.caught_up().lines(), pty.foreground());
+            if let Some(report) = tracker.evaluate(now, &lines, &fg) {
+                tracing::info!(state = report.state.as_str(), reason = %report.reason, "agent state");
+                out.send(&frame(from_worker::AGENT_STATE, &report)).await;
+            }
+            session.set_gate(session::Gate {
+                state: tracker.state(),
+                reason: tracker.report().reason.clone(),
+                shell_job: match (&fg, tracker.kind()) {
+                    (agent::Foreground::Job(name), "shell") => Some(name.clone()),
+                    _ => None,
+                },
+            });
+            if session.awaiting_receipt() {
+                let bottom = lines
+                    .iter()
+                    .rev()
+                    .filter(|l| !l.trim().is_empty())
+                    .take(6)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                let all = lines.join("\n");
+                let view = session::ReceiptView {
+                    is_agent: tracker.is_agent(),
+                    state: tracker.state(),
+                    state_entered: tracker.entered(),
+                    last_output: tracker.last_output(),
+                    on_screen: &|probe: &str| all.contains(probe),
+                    in_input: &|probe: &str| bottom.contains(probe),
+                };
+                let frames = session.check_receipts(now, &view);
+                out.send_all(frames).await;
+            }
+        } else if session.awaiting_receipt() && inject_due.is_some_and(|d| d <= now) {
+            // A receipt deadline: judge it on a fresh reading.
+            agent_eval = Some(tokio::time::Instant::now());
         }
         // Only an injection about to start needs the screen (for DECSET 2004).
         let bracketed = session.starting_injection() && screen.caught_up().bracketed_paste();
@@ -379,6 +460,7 @@ async fn handle_line(
     pty: &mut Pty,
     screen: &mut SharedScreen,
     session: &mut Session<PtyWriter>,
+    tracker: &mut agent::AgentTracker,
     out: &mut Out,
 ) -> Control {
     let env = match decode_envelope(line) {
@@ -416,6 +498,16 @@ async fn handle_line(
                 if let Err(e) = pty.resize(rows, cols) {
                     out.send(&worker_error("resize_failed", e.to_string()))
                         .await;
+                }
+            }
+            Err(e) => out.send(&worker_error(e.code(), e.to_string())).await,
+        },
+        to_worker::HOOK => match decode_payload::<crate::protocol::HookPayload>(&env) {
+            Ok(hook) => {
+                tracing::info!(event = %hook.event, "agent hook");
+                if let Some(prompt) = tracker.hook(&hook, Instant::now()) {
+                    let frames = session.prompt_submitted(&prompt);
+                    out.send_all(frames).await;
                 }
             }
             Err(e) => out.send(&worker_error(e.code(), e.to_string())).await,

@@ -145,6 +145,28 @@ impl Pty {
             .map_err(|e| eyre!("{e}"))
     }
 
+    /// Who has the terminal: the program we started, or another process group (a shell's
+    /// foreground job, named by its `comm`).
+    pub fn foreground(&self) -> super::agent::Foreground {
+        use super::agent::Foreground;
+        let Some(fd) = self.master.as_raw_fd() else {
+            return Foreground::Unknown;
+        };
+        // SAFETY: tcgetpgrp only reads the terminal's foreground process group of a
+        // descriptor we own for as long as `self.master` lives.
+        let pgrp = unsafe { libc::tcgetpgrp(fd) };
+        if pgrp <= 0 {
+            Foreground::Unknown
+        } else if pgrp == self.pid {
+            Foreground::Child
+        } else {
+            let name = std::fs::read_to_string(format!("/proc/{pgrp}/comm"))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| format!("process group {pgrp}"));
+            Foreground::Job(name)
+        }
+    }
+
     /// The sink the session writes through (input and injections share one writer thread,
     /// so their bytes reach the PTY in the order they were written).
     pub fn writer(&self) -> PtyWriter {

@@ -41,6 +41,12 @@ impl Screen {
         self.parser.screen_mut().set_size(nz(rows), nz(cols));
     }
 
+    /// Each visible row as text, trailing blanks trimmed.
+    pub fn lines(&self) -> Vec<String> {
+        let screen = self.parser.screen();
+        plain_lines(screen, screen.size().1)
+    }
+
     /// Whether the program asked for bracketed paste (DECSET 2004).
     pub fn bracketed_paste(&self) -> bool {
         self.parser.screen().bracketed_paste()

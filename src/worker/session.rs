@@ -13,17 +13,64 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::protocol::{
-    DeliveryPayload, DeliveryState, Envelope, ErrorBody, ModeChangedPayload, SessionMode, frame,
-    from_worker, response_err, response_ok,
+    AgentState, DeliveryPayload, DeliveryState, Envelope, ErrorBody, ModeChangedPayload,
+    SessionMode, frame, from_worker, response_err, response_ok,
 };
 use crate::requests::RequestKind;
-use crate::requests::deliver::{Delivered, RelayMessage};
+use crate::requests::deliver::{Delivered, RelayMessage, When};
 use crate::requests::pending::{PendingEntry, PendingList};
 
 /// Most messages a worker holds (pending plus waiting to be injected).
 pub const QUEUE_LIMIT: usize = 1024;
 pub const DEFAULT_TEMPLATE: &str = "Relay message from {from} [{id}]: {body}";
 pub const DEFAULT_SETTLE: Duration = Duration::from_millis(30);
+/// How long a typed message waits for evidence that the program took it (twice at most:
+/// once more after a re-sent Enter).
+pub const RECEIPT_WAIT: Duration = Duration::from_secs(4);
+
+/// What the worker knows about its program when deciding whether typing is safe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gate {
+    pub state: AgentState,
+    /// Why the program is in that state (the agent tracker's reason).
+    pub reason: String,
+    /// A shell's foreground job, when the shell itself is not in the foreground.
+    pub shell_job: Option<String>,
+}
+
+impl Default for Gate {
+    /// Nothing known: typing is allowed (for a session used without an agent tracker).
+    fn default() -> Self {
+        Gate {
+            state: AgentState::Idle,
+            reason: String::new(),
+            shell_job: None,
+        }
+    }
+}
+
+/// What the screen and the agent tracker say, for receipts.
+pub struct ReceiptView<'a> {
+    pub is_agent: bool,
+    pub state: AgentState,
+    /// When `state` was entered.
+    pub state_entered: Instant,
+    pub last_output: Option<Instant>,
+    /// Whether `probe` is visible anywhere on the screen.
+    pub on_screen: &'a dyn Fn(&str) -> bool,
+    /// Whether `probe` still sits in the program's input (the last rows of the screen).
+    pub in_input: &'a dyn Fn(&str) -> bool,
+}
+
+/// A typed message waiting for evidence that the program took it.
+#[derive(Debug)]
+struct Awaiting {
+    id: String,
+    probe: String,
+    entered_at: Instant,
+    deadline: Instant,
+    enter_resent: bool,
+}
 
 const PASTE_START: &[u8] = b"\x1b[200~";
 const PASTE_END: &[u8] = b"\x1b[201~";
@@ -85,6 +132,16 @@ pub struct Session<S: PtySink> {
     /// Where the id of every message is written (and fsynced) *before* it is typed, so a
     /// worker that dies mid-injection leaves a record its successor's broker can check.
     inject_log: Option<std::fs::File>,
+    gate: Gate,
+    /// `when` for messages that do not say.
+    default_when: When,
+    /// Characters of a line the human has typed and not yet submitted or cleared.
+    typing: usize,
+    follow_typing: bool,
+    /// The reason the next injection is held, as last reported (a change is reported again).
+    hold_reported: Option<String>,
+    awaiting: VecDeque<Awaiting>,
+    receipt_wait: Duration,
 }
 
 /// How many message ids a worker remembers for de-duplication.
@@ -106,6 +163,106 @@ impl<S: PtySink> Session<S> {
             seen: HashMap::new(),
             seen_order: VecDeque::new(),
             inject_log: None,
+            gate: Gate::default(),
+            default_when: When::Now,
+            typing: 0,
+            follow_typing: true,
+            hold_reported: None,
+            awaiting: VecDeque::new(),
+            receipt_wait: RECEIPT_WAIT,
+        }
+    }
+
+    /// `when` for messages that do not say (`idle` for agent kinds, whose screen rules
+    /// also tell a half-typed prompt from an empty one; for other programs the session
+    /// follows the human's keys to know).
+    pub fn with_default_when(mut self, when: When) -> Self {
+        self.default_when = when;
+        self.follow_typing = when == When::Now;
+        self
+    }
+
+    pub fn with_receipt_wait(mut self, wait: Duration) -> Self {
+        self.receipt_wait = wait;
+        self
+    }
+
+    /// What the worker now knows about its program. Keys typed into a dialog or into a
+    /// shell's foreground job were not a line for the program: when either ends, the count
+    /// of a half-typed line starts over.
+    pub fn set_gate(&mut self, gate: Gate) {
+        let blocked = |g: &Gate| g.state == AgentState::Blocked;
+        if blocked(&gate) != blocked(&self.gate) || gate.shell_job != self.gate.shell_job {
+            self.typing = 0;
+        }
+        self.gate = gate;
+    }
+
+    /// Whether a message may be typed now; the error says why not. `forced` (a flush the
+    /// human asked for) overrides `when = idle`, never the safety rules.
+    fn may_type(&self, when: When, forced: bool) -> Result<(), String> {
+        let g = &self.gate;
+        if self.typing > 0 {
+            return Err(
+                "a human is typing a line into it; waiting until it is submitted or cleared".into(),
+            );
+        }
+        match g.state {
+            AgentState::Blocked => return Err(format!("it is blocked: {}", g.reason)),
+            AgentState::Exited => return Err("the program ended".into()),
+            AgentState::Starting => return Err(format!("it is starting: {}", g.reason)),
+            _ => {}
+        }
+        if let Some(job) = &g.shell_job {
+            return Err(format!("its shell is running a foreground job ({job})"));
+        }
+        if when == When::Idle && !forced && g.state != AgentState::Idle {
+            return Err(format!(
+                "waiting for it to be idle (it is {}: {})",
+                g.state.as_str(),
+                g.reason
+            ));
+        }
+        Ok(())
+    }
+
+    fn head_may_type(&self) -> Result<(), String> {
+        let Some(inj) = self.line.front() else {
+            return Ok(());
+        };
+        let when = inj.item.msg.when.unwrap_or(self.default_when);
+        if when == When::Idle && !self.awaiting.is_empty() {
+            // Typed now, it would join the one before in the same prompt.
+            return Err("waiting for the message before it to be taken".into());
+        }
+        self.may_type(when, matches!(inj.completion, Completion::Group(_)))
+    }
+
+    /// Follows the human's typing: printable characters start a line, Enter, Ctrl-C,
+    /// Ctrl-U and erasing it all end it.
+    fn track_typing(&mut self, bytes: &[u8]) {
+        if !self.follow_typing {
+            return;
+        }
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\r' | b'\n' | 0x03 | 0x15 | 0x04 => self.typing = 0,
+                0x7f | 0x08 => self.typing = self.typing.saturating_sub(1),
+                0x1b => {
+                    // An escape sequence (arrows, a paste's brackets) is not text.
+                    i += 1;
+                    if bytes.get(i) == Some(&b'[') {
+                        i += 1;
+                        while i < bytes.len() && !(0x40..=0x7e).contains(&bytes[i]) {
+                            i += 1;
+                        }
+                    }
+                }
+                b if b >= 0x20 && (b & 0xc0) != 0x80 => self.typing += 1,
+                _ => {}
+            }
+            i += 1;
         }
     }
 
@@ -130,6 +287,7 @@ impl<S: PtySink> Session<S> {
     /// Bytes from the broker for the PTY: written now, or held until the injection under way
     /// has sent its Enter.
     pub fn input(&mut self, bytes: Vec<u8>) -> Result<(), String> {
+        self.track_typing(&bytes);
         if self.current.is_some() {
             self.held_input.extend_from_slice(&bytes);
             Ok(())
@@ -169,7 +327,13 @@ impl<S: PtySink> Session<S> {
                 self.pending.push_back(item);
                 vec![queued_response(request_id)]
             }
-            SessionMode::Relay if self.current.is_none() && self.line.is_empty() => {
+            SessionMode::Relay
+                if self.current.is_none()
+                    && self.line.is_empty()
+                    && self
+                        .may_type(item.msg.when.unwrap_or(self.default_when), false)
+                        .is_ok() =>
+            {
                 self.line.push_back(Injection {
                     item,
                     completion: Completion::DeliverResponse(request_id.to_string()),
@@ -186,23 +350,45 @@ impl<S: PtySink> Session<S> {
         }
     }
 
+    /// The pending queue (human mode) and, after it, messages waiting for a safe moment,
+    /// each with the reason it waits.
     pub fn pending(&self) -> PendingList {
+        let entry = |q: &Queued, reason: String| PendingEntry {
+            id: q.msg.id.clone(),
+            from: q.msg.from.clone(),
+            body: q.msg.body.clone(),
+            sent_at_ms: q.msg.sent_at_ms,
+            queued_at_ms: q.queued_at_ms,
+            reason: Some(reason),
+        };
+        let held = self.head_may_type().err();
         PendingList {
             pending: self
                 .pending
                 .iter()
-                .map(|q| PendingEntry {
-                    id: q.msg.id.clone(),
-                    from: q.msg.from.clone(),
-                    body: q.msg.body.clone(),
-                    sent_at_ms: q.msg.sent_at_ms,
-                    queued_at_ms: q.queued_at_ms,
-                })
+                .map(|q| entry(q, "the worker is in human mode".into()))
+                .chain(
+                    self.line
+                        .iter()
+                        .filter_map(|inj| held.clone().map(|reason| entry(&inj.item, reason))),
+                )
                 .collect(),
         }
     }
 
     pub fn flush(&mut self, request_id: &str) -> Vec<Envelope> {
+        if !self.pending.is_empty()
+            && let Err(reason) = self.may_type(When::Now, true)
+        {
+            return vec![response_err(
+                request_id,
+                RequestKind::Flush.as_str(),
+                ErrorBody::new(
+                    "not_safe_now",
+                    format!("not typing now: {reason}; the messages stay queued"),
+                ),
+            )];
+        }
         self.start_group(request_id, RequestKind::Flush, self.mode)
     }
 
@@ -266,9 +452,82 @@ impl<S: PtySink> Session<S> {
         !self.line.is_empty()
     }
 
-    /// When the next step is due (an Enter to send), if an injection is under way.
+    /// When the next step is due (an Enter to send, a receipt to give up on).
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.current.as_ref().map(|(_, due)| *due)
+        let enter = self.current.as_ref().map(|(_, due)| *due);
+        let receipt = self.awaiting.iter().map(|a| a.deadline).min();
+        enter.into_iter().chain(receipt).min()
+    }
+
+    /// Ids of typed messages still waiting for evidence.
+    pub fn awaiting_receipt(&self) -> bool {
+        !self.awaiting.is_empty()
+    }
+
+    /// A prompt the agent's hook reported: every message it carries is submitted.
+    pub fn prompt_submitted(&mut self, prompt: &str) -> Vec<Envelope> {
+        let mut frames = Vec::new();
+        self.awaiting.retain(|a| {
+            let hit = prompt.contains(&a.probe);
+            if hit {
+                frames.push(delivery(
+                    &a.id,
+                    DeliveryState::Submitted,
+                    Some("its hook reported a prompt carrying the message".into()),
+                ));
+            }
+            !hit
+        });
+        frames
+    }
+
+    /// Settles typed messages from what the screen shows: submitted, an Enter re-sent once,
+    /// or unconfirmed at the deadline.
+    pub fn check_receipts(&mut self, now: Instant, view: &ReceiptView) -> Vec<Envelope> {
+        let mut frames = Vec::new();
+        let mut resend = false;
+        let mut keep = VecDeque::new();
+        for mut a in std::mem::take(&mut self.awaiting) {
+            let evidence = if view.is_agent {
+                (matches!(view.state, AgentState::Working | AgentState::Blocked)
+                    && view.state_entered >= a.entered_at
+                    && !(view.in_input)(&a.probe))
+                .then(|| format!("it started {} after the Enter", view.state.as_str()))
+            } else {
+                (view.last_output.is_some_and(|t| t > a.entered_at) && (view.on_screen)(&a.probe))
+                    .then(|| "the program echoed it and answered after the Enter".to_string())
+            };
+            if let Some(reason) = evidence {
+                frames.push(delivery(&a.id, DeliveryState::Submitted, Some(reason)));
+            } else if now < a.deadline {
+                keep.push_back(a);
+            } else if !a.enter_resent && (view.in_input)(&a.probe) {
+                resend = true;
+                a.enter_resent = true;
+                a.entered_at = now;
+                a.deadline = now + self.receipt_wait;
+                keep.push_back(a);
+            } else {
+                frames.push(delivery(
+                    &a.id,
+                    DeliveryState::Unconfirmed,
+                    Some(format!(
+                        "typed, but no sign within {} s that the program took it{}",
+                        self.receipt_wait.as_secs(),
+                        if a.enter_resent {
+                            " (Enter was sent again once)"
+                        } else {
+                            ""
+                        }
+                    )),
+                ));
+            }
+        }
+        self.awaiting = keep;
+        if resend && let Err(e) = self.sink.write(b"\r".to_vec()) {
+            frames.push(write_error(&e));
+        }
+        frames
     }
 
     /// Advances the injector: sends a due Enter, then starts the next injection if idle.
@@ -292,6 +551,24 @@ impl<S: PtySink> Session<S> {
                     }
                 }
             }
+            if self.line.is_empty() {
+                self.hold_reported = None;
+                return frames;
+            }
+            if let Err(reason) = self.head_may_type() {
+                if self.hold_reported.as_deref() != Some(reason.as_str()) {
+                    for inj in &self.line {
+                        frames.push(delivery(
+                            &inj.item.msg.id,
+                            DeliveryState::Queued,
+                            Some(reason.clone()),
+                        ));
+                    }
+                    self.hold_reported = Some(reason);
+                }
+                return frames;
+            }
+            self.hold_reported = None;
             let Some(injection) = self.line.pop_front() else {
                 return frames;
             };
@@ -302,7 +579,7 @@ impl<S: PtySink> Session<S> {
                     tracing::warn!("could not record injection of {id}: {e}");
                 }
             }
-            let text = self.render(&injection.item.msg);
+            let text = self.render(&injection.item.msg, bracketed);
             let mut bytes = Vec::with_capacity(text.len() + 12);
             if bracketed {
                 bytes.extend_from_slice(PASTE_START);
@@ -320,16 +597,48 @@ impl<S: PtySink> Session<S> {
 
     /// The template filled in. Control characters other than newline and tab are dropped from
     /// the message so a body cannot end the paste early or type keys (Ctrl-C, escapes).
-    fn render(&self, msg: &RelayMessage) -> String {
+    /// Newlines survive only inside a bracketed paste (elsewhere each would be an Enter: the
+    /// body arrives on one line), and a body line that looks like a message header is quoted
+    /// with `> `, so a body cannot pass itself off as another message.
+    fn render(&self, msg: &RelayMessage, bracketed: bool) -> String {
         let clean = |s: &str| -> String {
             s.chars()
                 .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+                .map(|c| if c == '\n' && !bracketed { ' ' } else { c })
                 .collect()
         };
+        let header = self.header_prefix();
+        let body: String = clean(&msg.body)
+            .split('\n')
+            .map(|line| {
+                if !header.is_empty() && line.trim_start().starts_with(header) {
+                    format!("> {line}")
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
         self.template
             .replace("{from}", &clean(&msg.from))
             .replace("{id}", &clean(&msg.id))
-            .replace("{body}", &clean(&msg.body))
+            .replace("{body}", &body)
+    }
+
+    /// The fixed text a message starts with (the template up to its first placeholder).
+    fn header_prefix(&self) -> &str {
+        let end = self.template.find('{').unwrap_or(self.template.len());
+        self.template[..end].trim()
+    }
+
+    /// What identifies a typed message on the screen and in a hook's prompt: its id when the
+    /// template shows it, else the start of its first line.
+    fn probe(&self, msg: &RelayMessage) -> String {
+        if self.template.contains("{id}") {
+            msg.id.clone()
+        } else {
+            self.render(msg, false).chars().take(24).collect()
+        }
     }
 
     fn remember(&mut self, id: &str, injected: bool) {
@@ -346,6 +655,14 @@ impl<S: PtySink> Session<S> {
     fn completed(&mut self, injection: Injection) -> Vec<Envelope> {
         let id = injection.item.msg.id.clone();
         self.remember(&id, true);
+        let now = Instant::now();
+        self.awaiting.push_back(Awaiting {
+            id: id.clone(),
+            probe: self.probe(&injection.item.msg),
+            entered_at: now,
+            deadline: now + self.receipt_wait,
+            enter_resent: false,
+        });
         match injection.completion {
             Completion::DeliverResponse(rid) => vec![response_ok(
                 &rid,
@@ -489,6 +806,7 @@ mod tests {
             to: "bob".into(),
             body: body.into(),
             sent_at_ms: 1,
+            when: None,
         }
     }
 

@@ -30,9 +30,17 @@ impl Broker {
                 from,
                 to,
                 body,
+                when,
                 reply,
             } => {
-                let _ = reply.send(self.accept_message(from, to, body));
+                let _ = reply.send(self.accept_message(from, to, body, when));
+            }
+            Command::Hook(name, hook, reply) => {
+                let env = frame(to_worker::HOOK, &hook);
+                let _ = reply.send(self.send_to(&name, &env));
+            }
+            Command::Messages(reply) => {
+                let _ = reply.send(self.history.list(None, None));
             }
             Command::Request {
                 worker,
@@ -98,6 +106,8 @@ impl Broker {
             Command::Release(_, r) => drop(r.send(Err(No))),
             Command::Input(_, _, r) | Command::Resize(_, _, _, r) => drop(r.send(Err(No))),
             Command::Send { reply, .. } => drop(reply.send(Err(No))),
+            Command::Hook(_, _, r) => drop(r.send(Err(No))),
+            Command::Messages(r) => drop(r.send(self.history.list(None, None))),
             Command::SubscribeOutput(_, r) => drop(r.send(Err(No))),
             Command::SubscribeSince(_, r) => drop(r),
             Command::Request { reply, .. } => {
@@ -131,6 +141,7 @@ impl Broker {
             state: w.state,
             started_at_ms: w.started_at_ms,
             undelivered: self.outbox.count(&w.name),
+            agent: w.agent.clone(),
             exit: w.exit.clone(),
         }
     }
@@ -219,12 +230,29 @@ impl Broker {
                     .to_string(),
             );
         }
+        let kind = spec
+            .agent
+            .clone()
+            .unwrap_or_else(|| crate::agent::kind_of(&spec.cmd));
+        let rules = self.config.agents.rules(&kind);
+        args.push("--agent".into());
+        args.push(kind.clone());
+        args.push("--agent-rules".into());
+        args.push(serde_json::to_string(&rules).expect("rules serialize"));
+        let mut cmd = spec.cmd.clone();
+        if let (Some(mechanism), Some(dir)) = (&rules.hooks, &self.config.hooks_dir) {
+            match crate::agent::hooks::install(mechanism, dir, &spec.name, &self.config.worker_exe)
+            {
+                Ok(extra) => cmd.splice(1..1, extra).for_each(drop),
+                Err(e) => tracing::warn!(name = %spec.name, "no hooks installed: {e}"),
+            }
+        }
         if let Some(floods) = &self.floods {
             args.push("--floods-dir".into());
             args.push(floods.path().display().to_string());
         }
         args.push("--".into());
-        args.extend(spec.cmd.iter().cloned());
+        args.extend(cmd);
         let mut env: Vec<(String, String)> = spec.env.clone().into_iter().collect();
         env.push(("BROKERTUI_NAME".into(), spec.name.clone()));
         if let Some(extra) = &self.config.worker_env {
@@ -272,6 +300,12 @@ impl Broker {
             spawn_waiter: Some(reply),
             release_waiters: Vec::new(),
             last_error: None,
+            agent: AgentReport {
+                kind,
+                since_ms: now_ms(),
+                reason: "spawned; it has not shown that it takes input yet".into(),
+                ..AgentReport::default()
+            },
         };
         tracing::info!(name = %spec.name, cmd = ?spec.cmd, worker_pid = worker.process.pid, "worker spawned");
         self.names.insert(spec.name.clone(), id);

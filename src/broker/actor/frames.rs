@@ -57,8 +57,26 @@ impl Broker {
             }),
             from_worker::DELIVERY => decode_payload::<DeliveryPayload>(&env).map_err(bad).map(|d| match d.state {
                 DeliveryState::Injected => self.delivered(&name, &d.id),
-                DeliveryState::Queued => self.outbox.in_worker(&name, &d.id),
+                DeliveryState::Queued => {
+                    self.outbox.in_worker(&name, &d.id);
+                    self.history.set(&name, &d.id, DeliveryState::Queued, d.reason.clone());
+                    self.emit(EventKind::Delivery { name: name.clone(), id: d.id, state: d.state, reason: d.reason });
+                }
+                DeliveryState::Submitted | DeliveryState::Unconfirmed | DeliveryState::Dropped => {
+                    self.history.set(&name, &d.id, d.state, d.reason.clone());
+                    if d.state == DeliveryState::Unconfirmed {
+                        self.alert(
+                            Severity::Warning,
+                            Some(&name),
+                            "deliver",
+                            "unconfirmed",
+                            format!("message {} {}", d.id, d.reason.clone().unwrap_or_default()),
+                        );
+                    }
+                    self.emit(EventKind::Delivery { name: name.clone(), id: d.id, state: d.state, reason: d.reason });
+                }
                 DeliveryState::Failed => {
+                    self.history.set(&name, &d.id, DeliveryState::Failed, d.reason.clone());
                     self.outbox.undelivered(&name, &d.id);
                     self.schedule(REDELIVER_AFTER, Internal::Redeliver(name.clone()));
                     self.emit(EventKind::Delivery {
@@ -77,6 +95,19 @@ impl Broker {
                     name: name.clone(),
                     mode: m.mode,
                     previous: m.previous,
+                });
+            }),
+            from_worker::AGENT_STATE => decode_payload::<AgentReport>(&env).map_err(bad).map(|report| {
+                if let Some(w) = self.workers.get_mut(&id) {
+                    w.agent = report.clone();
+                }
+                self.emit(EventKind::AgentState {
+                    name: name.clone(),
+                    kind: report.kind,
+                    state: report.state,
+                    previous: report.previous,
+                    source: report.source,
+                    reason: report.reason,
                 });
             }),
             from_worker::EXITED => decode_payload::<ExitedPayload>(&env).map_err(bad).map(|exit| {

@@ -25,12 +25,12 @@ use super::{
     WorkerInfo, WorkerState, validate_name,
 };
 use crate::protocol::{
-    DeliveryPayload, DeliveryState, Envelope, ErrorBody, ExitedPayload, InputPayload,
+    AgentReport, DeliveryPayload, DeliveryState, Envelope, ErrorBody, ExitedPayload, InputPayload,
     ModeChangedPayload, ReadyPayload, ResizePayload, ResponsePayload, SessionMode, ShutdownPayload,
     decode_payload, frame, from_worker, now_ms, to_worker,
 };
 use crate::requests::RequestKind;
-use crate::requests::deliver::{Delivered, RelayMessage};
+use crate::requests::deliver::{Delivered, RelayMessage, When};
 
 const EVENT_BUFFER: usize = 4096;
 /// Output chunks buffered per subscriber before it is told it lagged.
@@ -82,6 +82,7 @@ struct Worker {
     spawn_waiter: Option<Reply<Result<WorkerInfo, BrokerError>>>,
     release_waiters: Vec<Reply<Result<(), BrokerError>>>,
     last_error: Option<ErrorBody>,
+    agent: AgentReport,
 }
 
 struct Broker {
@@ -91,6 +92,7 @@ struct Broker {
     next_worker: WorkerId,
     pending: PendingRequests,
     outbox: Outbox,
+    history: crate::broker::history::History,
     events: broadcast::Sender<Arc<Event>>,
     seq: u64,
     replay: std::collections::VecDeque<Arc<Event>>,
@@ -125,6 +127,7 @@ pub(super) fn start(config: BrokerConfig) -> BrokerHandle {
         next_worker: 0,
         pending: PendingRequests::default(),
         outbox: Outbox::default(),
+        history: Default::default(),
         events: events.clone(),
         seq: 0,
         replay: std::collections::VecDeque::new(),

@@ -11,6 +11,7 @@ impl Broker {
         from: String,
         to: String,
         body: String,
+        when: Option<When>,
     ) -> Result<Accepted, BrokerError> {
         if body.len() > MAX_BODY_BYTES {
             return Err(BrokerError::InvalidRequest(format!(
@@ -46,6 +47,7 @@ impl Broker {
                     to: to.clone(),
                     body: body.clone(),
                     sent_at_ms,
+                    when,
                 };
                 (name.clone(), msg)
             })
@@ -71,6 +73,7 @@ impl Broker {
             let deliverable = self
                 .live(&name)
                 .is_ok_and(|w| w.state == WorkerState::Running);
+            self.history.accepted(&name, &msg);
             self.outbox.accept(&name, msg.clone(), deliverable);
             if deliverable {
                 self.dispatch(&name, msg);
@@ -131,6 +134,7 @@ impl Broker {
                     Some(DeliveryState::Injected) => self.delivered(&worker, &id),
                     Some(DeliveryState::Queued) if current => {
                         self.outbox.in_worker(&worker, &id);
+                        self.history.set(&worker, &id, DeliveryState::Queued, None);
                         self.emit(EventKind::Delivery {
                             name: worker,
                             id,
@@ -148,6 +152,8 @@ impl Broker {
                             Err(e) => e.to_string(),
                             Ok(v) => format!("unexpected deliver response {v}"),
                         };
+                        self.history
+                            .set(&worker, &id, DeliveryState::Failed, Some(reason.clone()));
                         self.emit(EventKind::Delivery {
                             name: worker,
                             id,
@@ -224,6 +230,7 @@ impl Broker {
 
     pub(super) fn delivered(&mut self, worker: &str, id: &str) {
         self.outbox.injected(worker, id);
+        self.history.set(worker, id, DeliveryState::Injected, None);
         self.journal_done(worker, id);
         self.emit(EventKind::Delivery {
             name: worker.to_string(),
