@@ -435,23 +435,11 @@ impl<B: Backend> Runner<B> {
     /// Tells the human that `name` needs them: the outer terminal's bell, a desktop
     /// notification (OSC 9, and OSC 777 for terminals that read that one), a command.
     fn attention(&self, name: &str, state: &str, reason: &str) {
-        use std::io::Write;
         let text: String = format!("brokertui: {name} is {state}: {reason}")
             .chars()
             .filter(|c| !c.is_control())
             .collect();
-        let mut out = Vec::new();
-        if self.attention.bell {
-            out.push(0x07);
-        }
-        if self.attention.notify {
-            out.extend_from_slice(format!("\x1b]9;{text}\x07").as_bytes());
-            out.extend_from_slice(format!("\x1b]777;notify;brokertui;{text}\x07").as_bytes());
-        }
-        if !out.is_empty() {
-            let mut stdout = std::io::stdout();
-            let _ = stdout.write_all(&out).and_then(|_| stdout.flush());
-        }
+        self.pass_on(true, std::slice::from_ref(&text));
         if let Some((program, args)) = self
             .attention
             .command
@@ -470,6 +458,25 @@ impl<B: Backend> Runner<B> {
                 Ok(mut child) => drop(std::thread::spawn(move || child.wait())),
                 Err(e) => tracing::warn!("attention command {program:?} failed: {e}"),
             }
+        }
+    }
+
+    /// Rings the outer terminal's bell and raises its desktop notifications (each as configured).
+    fn pass_on(&self, bell: bool, notifications: &[String]) {
+        use std::io::Write;
+        let mut out = Vec::new();
+        if bell && self.attention.bell {
+            out.push(0x07);
+        }
+        if self.attention.notify {
+            for text in notifications {
+                out.extend_from_slice(format!("\x1b]9;{text}\x07").as_bytes());
+                out.extend_from_slice(format!("\x1b]777;notify;brokertui;{text}\x07").as_bytes());
+            }
+        }
+        if !out.is_empty() {
+            let mut stdout = std::io::stdout();
+            let _ = stdout.write_all(&out).and_then(|_| stdout.flush());
         }
     }
 
@@ -601,9 +608,15 @@ impl<B: Backend> Runner<B> {
     fn on_msg(&mut self, app: &mut App, msg: Msg) -> bool {
         match msg {
             Msg::Output(chunk) => {
+                let focused = app.focused_name().as_deref() == Some(&*chunk.worker);
                 let Some(pane) = app.pane_mut(&chunk.worker) else {
                     return false;
                 };
+                let signals = pane.bells.scan(&chunk.data);
+                if signals.bell || !signals.notifications.is_empty() {
+                    pane.attention |= !focused;
+                    self.pass_on(signals.bell, &signals.notifications);
+                }
                 match pane.feed.output(chunk.offset, chunk.data) {
                     Fed::Applied(changed) => changed,
                     Fed::ResyncNow => {

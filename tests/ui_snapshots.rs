@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime};
 
 use brokertui::broker::Severity;
 use brokertui::config::PrefixKey;
-use brokertui::protocol::{ExitedPayload, SessionMode};
+use brokertui::protocol::{AgentReport, AgentState, ExitedPayload, SessionMode};
 use brokertui::requests::pending::PendingEntry;
 use brokertui::ui::draw::{areas, draw};
 use brokertui::ui::state::{Alert, App, ClientMode, Overlay};
@@ -124,4 +124,23 @@ fn pending_popup_lists_messages_oldest_first() {
         ],
     });
     insta::assert_snapshot!(render(&a, 100, 14));
+}
+
+#[test]
+fn agent_states_badges_and_the_needs_you_counter() {
+    let mut a = app(&["claude", "codex", "sh"], 120, 12);
+    for (name, state, flagged) in [
+        ("claude", AgentState::Blocked, true),
+        ("codex", AgentState::Working, false),
+        ("sh", AgentState::Idle, true),
+    ] {
+        let p = a.pane_mut(name).unwrap();
+        p.agent = AgentReport {
+            kind: name.into(),
+            state,
+            ..Default::default()
+        };
+        p.attention = flagged;
+    }
+    insta::assert_snapshot!(render(&a, 120, 12));
 }

@@ -126,7 +126,10 @@ pub fn kind_of(cmd: &[String]) -> String {
     let program = program.strip_suffix(".js").unwrap_or(&program).to_string();
     match program.as_str() {
         "claude" | "codex" | "gemini" | "aider" | "opencode" => program,
-        p if SHELLS.contains(&p.trim_start_matches('-')) => "shell".into(),
+        // `sh -c '…'` runs a script, not an interactive shell with a prompt to wait for.
+        p if SHELLS.contains(&p.trim_start_matches('-')) && !cmd.iter().any(|a| a == "-c") => {
+            "shell".into()
+        }
         _ => "generic".into(),
     }
 }
@@ -155,6 +158,7 @@ mod tests {
         assert_eq!(kind_of(&cmd(&["env", "FOO=1", "gemini"])), "gemini");
         assert_eq!(kind_of(&cmd(&["bash", "-l"])), "shell");
         assert_eq!(kind_of(&cmd(&["-zsh"])), "shell");
+        assert_eq!(kind_of(&cmd(&["sh", "-c", "exec cat"])), "generic");
         assert_eq!(kind_of(&cmd(&["python3"])), "generic");
         assert_eq!(kind_of(&[]), "generic");
     }

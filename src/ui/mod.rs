@@ -2,6 +2,7 @@
 //! and actions; [`pane`] renders a vt100 screen, [`keys`] encodes keys as terminal bytes,
 //! [`layout`] tiles panes. The loop that wires them to the broker is `crate::app`.
 
+pub mod bells;
 pub mod draw;
 pub mod feed;
 pub mod input;

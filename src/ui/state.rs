@@ -43,8 +43,11 @@ pub struct Pane {
     pub scroll: usize,
     /// What its agent is doing.
     pub agent: crate::protocol::AgentReport,
-    /// It went blocked, or finished while unfocused: flagged until the human looks.
+    /// It went blocked, finished while unfocused, or rang its bell: flagged until the human
+    /// looks.
     pub attention: bool,
+    /// Finds the program's bells and notifications in its output.
+    pub bells: super::bells::BellScanner,
     /// The PTY size last asked of the worker.
     pub pty_size: Option<(u16, u16)>,
 }
@@ -61,6 +64,7 @@ impl Pane {
             pty_size: None,
             agent: Default::default(),
             attention: false,
+            bells: Default::default(),
         }
     }
 

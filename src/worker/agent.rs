@@ -275,7 +275,13 @@ impl AgentTracker {
                 .is_some_and(|since| since > *at && now.duration_since(since) >= HOOK_TRUST);
             // A dialog reported by a hook ends when the screen stops showing one.
             let dialog_gone = hook.state == AgentState::Blocked && screen.is_some();
-            if !stale && !dialog_gone {
+            // `Stop` fires while the turn is still finishing (its own hooks run, the screen
+            // still says working): idle only once the screen agrees.
+            let not_yet_idle = hook.state == AgentState::Idle
+                && screen
+                    .as_ref()
+                    .is_some_and(|v| v.state == AgentState::Working);
+            if !stale && !dialog_gone && !not_yet_idle {
                 return hook.clone();
             }
         }
@@ -289,11 +295,16 @@ impl AgentTracker {
                     AgentSource::Pty,
                     format!("the shell is running a foreground job ({name})"),
                 ),
-                Foreground::Child if self.last_output.is_some() => Verdict::new(
-                    AgentState::Idle,
-                    AgentSource::Pty,
-                    "the shell itself is in the foreground",
-                ),
+                Foreground::Child
+                    if self.last_output.is_some()
+                        || now.duration_since(self.started) >= SILENT_START =>
+                {
+                    Verdict::new(
+                        AgentState::Idle,
+                        AgentSource::Pty,
+                        "the shell itself is in the foreground",
+                    )
+                }
                 _ => self.current_or_starting(),
             };
         }
@@ -343,6 +354,12 @@ impl AgentTracker {
             return None;
         }
         let mut due: Vec<Instant> = Vec::new();
+        if self.kind == "shell"
+            && self.last_output.is_none()
+            && now.duration_since(self.started) < SILENT_START
+        {
+            due.push(self.started + SILENT_START);
+        }
         if !self.is_agent() && self.kind != "shell" {
             match self.last_output {
                 Some(at) if now.duration_since(at) < QUIET => due.push(at + QUIET),
@@ -429,6 +446,24 @@ mod tests {
         t.evaluate(t0 + Duration::from_secs(5), &idle, &Foreground::Child);
         assert_eq!(t.state(), AgentState::Idle);
         assert_eq!(t.report().source, AgentSource::Screen);
+    }
+
+    /// `Stop` fires while Claude Code still runs its stop hooks with "esc to interrupt" on
+    /// screen; a message typed then is queued by Claude into the finishing turn.
+    #[test]
+    fn a_stop_hook_means_idle_only_once_the_screen_agrees() {
+        let mut t = claude();
+        let t0 = Instant::now();
+        let stop = HookPayload {
+            event: "Stop".into(),
+            data: serde_json::json!({}),
+        };
+        t.hook(&stop, t0);
+        t.evaluate(t0, &screen("b_working.txt"), &Foreground::Child);
+        assert_eq!(t.state(), AgentState::Working);
+        t.evaluate(t0, &screen("a_idle_empty.txt"), &Foreground::Child);
+        assert_eq!(t.state(), AgentState::Idle);
+        assert_eq!(t.report().source, AgentSource::Hook);
     }
 
     #[test]

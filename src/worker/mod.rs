@@ -388,7 +388,7 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
                     .iter()
                     .rev()
                     .filter(|l| !l.trim().is_empty())
-                    .take(6)
+                    .take(4)
                     .cloned()
                     .collect::<Vec<_>>()
                     .join("\n");

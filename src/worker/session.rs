@@ -377,7 +377,9 @@ impl<S: PtySink> Session<S> {
     }
 
     pub fn flush(&mut self, request_id: &str) -> Vec<Envelope> {
+        // A program still starting will take them in a moment: the flush waits for that.
         if !self.pending.is_empty()
+            && self.gate.state != AgentState::Starting
             && let Err(reason) = self.may_type(When::Now, true)
         {
             return vec![response_err(
