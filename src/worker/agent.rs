@@ -22,6 +22,10 @@ use crate::protocol::{AgentReport, AgentSource, AgentState, HookPayload, now_ms}
 const QUIET: Duration = Duration::from_millis(1500);
 /// A generic program that has said nothing this long after start takes input.
 const SILENT_START: Duration = Duration::from_millis(500);
+/// An agent is idle only once its screen has been still this long: Claude Code fires `Stop`
+/// and draws its empty input box while it is still finishing the turn (running its stop
+/// hooks), and text typed then is folded into the turn that is ending.
+const IDLE_SETTLE: Duration = Duration::from_millis(300);
 /// How long a hook's verdict stands against a screen that says otherwise.
 const HOOK_TRUST: Duration = Duration::from_secs(3);
 
@@ -242,7 +246,24 @@ impl AgentTracker {
             (_, Some(new)) => self.screen = Some((new.clone(), now)),
             (_, None) => self.screen = None,
         }
-        let verdict = self.decide(now, screen, foreground);
+        let mut verdict = self.decide(now, screen, foreground);
+        if verdict.state == AgentState::Idle
+            && self.is_agent()
+            && self
+                .last_output
+                .is_some_and(|at| now.duration_since(at) < IDLE_SETTLE)
+            && self.current.state != AgentState::Idle
+        {
+            verdict = Verdict::new(
+                if self.current.state == AgentState::Starting {
+                    AgentState::Starting
+                } else {
+                    AgentState::Working
+                },
+                verdict.source,
+                "its screen is still changing",
+            );
+        }
         if verdict.state == self.current.state && verdict.reason == self.current.reason {
             return None;
         }
@@ -354,6 +375,13 @@ impl AgentTracker {
             return None;
         }
         let mut due: Vec<Instant> = Vec::new();
+        if self.is_agent()
+            && self.current.state != AgentState::Idle
+            && let Some(at) = self.last_output
+            && now.duration_since(at) < IDLE_SETTLE
+        {
+            due.push(at + IDLE_SETTLE);
+        }
         if self.kind == "shell"
             && self.last_output.is_none()
             && now.duration_since(self.started) < SILENT_START

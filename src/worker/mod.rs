@@ -384,22 +384,25 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
                 },
             });
             if session.awaiting_receipt() {
-                let bottom = lines
-                    .iter()
-                    .rev()
-                    .filter(|l| !l.trim().is_empty())
-                    .take(4)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                let all = lines.join("\n");
+                let bottom = |n: usize| {
+                    lines
+                        .iter()
+                        .rev()
+                        .filter(|l| !l.trim().is_empty())
+                        .take(n)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                };
+                let (last4, last12, all) = (bottom(4), bottom(12), lines.join("\n"));
                 let view = session::ReceiptView {
                     is_agent: tracker.is_agent(),
                     state: tracker.state(),
                     state_entered: tracker.entered(),
                     last_output: tracker.last_output(),
                     on_screen: &|probe: &str| all.contains(probe),
-                    in_input: &|probe: &str| bottom.contains(probe),
+                    in_input: &|probe: &str| last4.contains(probe),
+                    near_input: &|probe: &str| last12.contains(probe),
                 };
                 let frames = session.check_receipts(now, &view);
                 out.send_all(frames).await;
@@ -407,6 +410,15 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
         } else if session.awaiting_receipt() && inject_due.is_some_and(|d| d <= now) {
             // A receipt deadline: judge it on a fresh reading.
             agent_eval = Some(tokio::time::Instant::now());
+        }
+        if let Some(probe) = session.awaiting_echo()
+            && screen
+                .caught_up()
+                .lines()
+                .iter()
+                .any(|l| l.contains(&probe))
+        {
+            session.set_echoed();
         }
         // Only an injection about to start needs the screen (for DECSET 2004).
         let bracketed = session.starting_injection() && screen.caught_up().bracketed_paste();

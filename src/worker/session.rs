@@ -27,6 +27,9 @@ pub const DEFAULT_SETTLE: Duration = Duration::from_millis(30);
 /// How long a typed message waits for evidence that the program took it (twice at most:
 /// once more after a re-sent Enter).
 pub const RECEIPT_WAIT: Duration = Duration::from_secs(4);
+/// Longest an agent's Enter waits for the typed text to show on its screen (a big paste is
+/// shown folded, as "[Pasted text …]", and never shows its id).
+pub const ECHO_WAIT: Duration = Duration::from_secs(1);
 
 /// What the worker knows about its program when deciding whether typing is safe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,8 +61,11 @@ pub struct ReceiptView<'a> {
     pub last_output: Option<Instant>,
     /// Whether `probe` is visible anywhere on the screen.
     pub on_screen: &'a dyn Fn(&str) -> bool,
-    /// Whether `probe` still sits in the program's input (the last rows of the screen).
+    /// Whether `probe` still sits in the program's input (the last few rows of the screen).
     pub in_input: &'a dyn Fn(&str) -> bool,
+    /// Whether `probe` is near the input (the last dozen rows: a multi-line input box), for
+    /// deciding whether an Enter may have been lost.
+    pub near_input: &'a dyn Fn(&str) -> bool,
 }
 
 /// A typed message waiting for evidence that the program took it.
@@ -138,6 +144,9 @@ pub struct Session<S: PtySink> {
     /// Characters of a line the human has typed and not yet submitted or cleared.
     typing: usize,
     follow_typing: bool,
+    /// Whether an Enter waits for the typed text to show (agents), and whether it has.
+    wait_for_echo: bool,
+    echoed: bool,
     /// The reason the next injection is held, as last reported (a change is reported again).
     hold_reported: Option<String>,
     awaiting: VecDeque<Awaiting>,
@@ -167,6 +176,8 @@ impl<S: PtySink> Session<S> {
             default_when: When::Now,
             typing: 0,
             follow_typing: true,
+            wait_for_echo: false,
+            echoed: false,
             hold_reported: None,
             awaiting: VecDeque::new(),
             receipt_wait: RECEIPT_WAIT,
@@ -179,6 +190,7 @@ impl<S: PtySink> Session<S> {
     pub fn with_default_when(mut self, when: When) -> Self {
         self.default_when = when;
         self.follow_typing = when == When::Now;
+        self.wait_for_echo = when == When::Idle;
         self
     }
 
@@ -454,9 +466,28 @@ impl<S: PtySink> Session<S> {
         !self.line.is_empty()
     }
 
+    /// The probe of the message whose Enter waits for the screen to show it.
+    pub fn awaiting_echo(&self) -> Option<String> {
+        match &self.current {
+            Some((inj, _)) if self.wait_for_echo && !self.echoed => Some(self.probe(&inj.item.msg)),
+            _ => None,
+        }
+    }
+
+    /// The screen now shows the text of the injection under way.
+    pub fn set_echoed(&mut self) {
+        self.echoed = true;
+    }
+
     /// When the next step is due (an Enter to send, a receipt to give up on).
     pub fn next_deadline(&self) -> Option<Instant> {
-        let enter = self.current.as_ref().map(|(_, due)| *due);
+        let enter = self.current.as_ref().map(|(_, due)| {
+            if self.wait_for_echo && !self.echoed {
+                *due - self.settle + ECHO_WAIT.max(self.settle)
+            } else {
+                *due
+            }
+        });
         let receipt = self.awaiting.iter().map(|a| a.deadline).min();
         enter.into_iter().chain(receipt).min()
     }
@@ -503,7 +534,7 @@ impl<S: PtySink> Session<S> {
                 frames.push(delivery(&a.id, DeliveryState::Submitted, Some(reason)));
             } else if now < a.deadline {
                 keep.push_back(a);
-            } else if !a.enter_resent && (view.in_input)(&a.probe) {
+            } else if !a.enter_resent && (view.near_input)(&a.probe) {
                 resend = true;
                 a.enter_resent = true;
                 a.entered_at = now;
@@ -537,8 +568,15 @@ impl<S: PtySink> Session<S> {
     pub fn step(&mut self, now: Instant, bracketed: bool) -> Vec<Envelope> {
         let mut frames = Vec::new();
         loop {
-            if let Some((_, due)) = &self.current {
-                if *due > now {
+            if let Some((injection, due)) = &self.current {
+                // An agent's Enter waits until the program has drawn what was typed: an
+                // Enter that arrives while a TUI is still taking in a paste becomes a newline.
+                let typed_at = *due - self.settle;
+                let echo_pending = self.wait_for_echo
+                    && !self.echoed
+                    && now < typed_at + ECHO_WAIT
+                    && !injection.item.msg.id.is_empty();
+                if *due > now || echo_pending {
                     return frames;
                 }
                 let (injection, _) = self.current.take().expect("checked above");
@@ -591,7 +629,10 @@ impl<S: PtySink> Session<S> {
                 bytes.extend_from_slice(text.as_bytes());
             }
             match self.sink.write(bytes) {
-                Ok(()) => self.current = Some((injection, now + self.settle)),
+                Ok(()) => {
+                    self.echoed = false;
+                    self.current = Some((injection, now + self.settle));
+                }
                 Err(e) => frames.extend(self.failed(injection, e)),
             }
         }
