@@ -76,6 +76,9 @@ pub struct WorkerArgs {
     /// workers flood than there are CPUs. Without it, a starved flood always stays aside.
     #[arg(long, hide = true)]
     pub floods_dir: Option<PathBuf>,
+    /// The child's TERM (a worker's `env` in the config may choose another).
+    #[arg(long, default_value = pty::DEFAULT_TERM)]
+    pub term: String,
     /// The agent kind (`claude`, `shell`, `generic`…): decides how its state is read.
     #[arg(long, default_value = "generic")]
     pub agent: String,
@@ -201,6 +204,7 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
         args.cwd.as_deref(),
         rows,
         cols,
+        &args.term,
         args.floods_dir.clone(),
     ) {
         Ok(pty) => pty,

@@ -16,6 +16,11 @@ use crate::protocol::ExitedPayload;
 /// broker cannot keep up, the reader blocks and the child blocks on its writes.
 const OUTPUT_CHANNEL: usize = 4;
 
+/// What brokertui's panes emulate (vt100 with xterm's keys and 256 colours).
+pub const DEFAULT_TERM: &str = "xterm-256color";
+/// Variables of an outer multiplexer that must not leak into a pane.
+const OUTER_MULTIPLEXER_VARS: &[&str] = &["TMUX", "TMUX_PANE", "STY", "WINDOW", "TERM_PROGRAM", "TERM_PROGRAM_VERSION"];
+
 pub struct Pty {
     pub pid: i32,
     master: Box<dyn MasterPty + Send>,
@@ -32,6 +37,7 @@ impl Pty {
         cwd: Option<&Path>,
         rows: u16,
         cols: u16,
+        term: &str,
         floods_dir: Option<std::path::PathBuf>,
     ) -> color_eyre::Result<Pty> {
         let (program, args) = cmd.split_first().ok_or_else(|| eyre!("empty command"))?;
@@ -45,8 +51,18 @@ impl Pty {
             .map_err(|e| eyre!("openpty: {e}"))?;
         let mut builder = CommandBuilder::new(program);
         builder.args(args);
-        if std::env::var_os("TERM").is_none() {
-            builder.env("TERM", "xterm-256color");
+        // The terminal a program talks to is brokertui's emulation, whatever the outer
+        // terminal is: its TERM must describe what the pane decodes and what the TUI's keys
+        // encode (an inherited `tmux-256color` makes Home/End junk in vim and less).
+        builder.env("TERM", term);
+        builder.env("COLORTERM", "truecolor");
+        // A program in a pane must not think it runs inside the outer multiplexer (`tmux` in a
+        // pane would drive the outer server; agents print hints about its features).
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if OUTER_MULTIPLEXER_VARS.contains(&key.as_ref()) || key.starts_with("ZELLIJ") {
+                builder.env_remove(key.as_ref());
+            }
         }
         // portable-pty defaults to $HOME; a worker runs where it was started unless told.
         let dir = match cwd {

@@ -230,6 +230,10 @@ impl Broker {
                     .to_string(),
             );
         }
+        if let Some(term) = spec.env.get("TERM") {
+            args.push("--term".into());
+            args.push(term.clone());
+        }
         let kind = spec
             .agent
             .clone()

@@ -1,0 +1,499 @@
+#!/usr/bin/env python3
+"""Loopback stand-in for the Gemini API (generativelanguage v1beta), good
+enough to drive the real Gemini CLI (tested with @google/gemini-cli 0.61.0)
+through whole conversations offline.
+
+Dependency free (Python >= 3.11 standard library only).
+
+Usage
+-----
+    python3 gemini_standin.py --port 0 --log /tmp/req.jsonl [--script s.json]
+
+The first line on stdout is ``PORT=<n>`` (flushed). Point the CLI at it with
+``GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:<n>``, ``GEMINI_API_KEY=<any>`` and
+a settings file selecting ``gemini-api-key`` auth (see gemini_home.py).
+
+Endpoints (``<v>`` = any version segment, v1beta is what the CLI uses)
+--------------------------------------------------------------------
+* ``POST /<v>/models/<m>:streamGenerateContent?alt=sse``  SSE, ``data: {json}\\n\\n``
+* ``POST /<v>/models/<m>:generateContent``                JSON
+* ``POST /<v>/models/<m>:countTokens``      ``{"totalTokens": <len/4>}``
+* ``POST /<v>/models/<m>:embedContent`` / ``:batchEmbedContents``  zero vectors
+* ``GET  /<v>/models[/<m>]``                a small model list / one model
+* ``HEAD|GET /``                            200
+* anything else: 404 with a Google-style error body, logged with
+  ``"unknown": true`` so new start-up calls are easy to spot.
+
+``--log FILE`` gets one JSON line per request: t, method, path, a header
+subset (API key reduced to its last 4 chars), the full JSON body,
+``classification`` (main / side-json / side-text / other / unknown), the
+``rule`` that produced the answer and the ``reply`` (parts, finishReason,
+delay_ms).
+
+Observed with 0.61.0 (tests/agents/NOTES.md, "Gemini CLI"): interactive
+start-up sends NOTHING to the base URL; each prompt produces one side call
+(``gemini-3.5-flash-lite:generateContent``, the model router's classifier,
+JSON schema ``{reasoning, model_choice: "flash"|"pro"}``) and then the main
+call (``<chosen model>:streamGenerateContent?alt=sse`` with ~20 function
+declarations incl. ``run_shell_command``). No countTokens, no models list and
+no Code Assist (``/v1internal:*``) calls with API-key auth.
+
+Classification
+--------------
+* ``side-json``: ``generationConfig.responseMimeType == application/json``
+  or a ``responseJsonSchema`` / ``responseSchema``. Answered with JSON filled
+  from the schema: enums take ``"user"`` if allowed (the next-speaker check
+  must say "user", or the CLI keeps talking), else ``"flash"``-ish first
+  value; strings get ``"standin"``; booleans false; numbers 0; arrays [].
+* ``side-text``: no function declarations AND not streaming (summaries,
+  titles, loop checks...) -> text ``Standin summary``.
+* ``main``: everything else (the conversation). Decided on the LAST content
+  whose role is "user":
+
+  1. a queued scripted reply, if the script has ``queue`` entries left;
+  2. the content has a ``functionResponse`` part -> text ``done``;
+  3. its text contains ``RUN_TOOL:<cmd>`` (to end of line) -> a
+     ``functionCall`` of the shell tool found in the request's function
+     declarations (a name containing "shell", normally ``run_shell_command``),
+     args ``{"command": "<cmd>"}``, finishReason STOP. The CLI then asks for
+     confirmation (default approval mode);
+  4. else text ``ack: <first 60 chars of the user text>``.
+
+  ``SLOW:<ms>`` anywhere in the user's text delays the answer: the SSE
+  response headers go out at once, the first data chunk after <ms>.
+
+Script file (all keys optional)
+-------------------------------
+    {
+      "model_version": "gemini-standin",   # echoed as modelVersion
+      "side_text": "Standin summary",
+      "chunk_chars": 12,                   # characters per SSE text chunk
+      "chunk_delay_ms": 0,                 # pause between chunks
+      "queue": [                           # consumed by main requests in order
+        {"text": "hello", "delay_ms": 0},
+        {"function_call": {"name": "run_shell_command",
+                           "args": {"command": "ls"}}}
+      ]
+    }
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HEADER_SUBSET = (
+    "user-agent",
+    "content-type",
+    "accept",
+    "x-goog-api-client",
+    "x-gemini-api-privileged-user-id",
+)
+
+RUN_TOOL_RE = re.compile(r"RUN_TOOL:([^\r\n]+)")
+SLOW_RE = re.compile(r"SLOW:(\d+)")
+MODEL_PATH_RE = re.compile(r"^/(v[0-9a-z]+)/models/([^:/]+):([A-Za-z]+)$")
+
+KNOWN_MODELS = (
+    "gemini-3.1-pro-preview",
+    "gemini-3.5-flash",
+    "gemini-3.5-flash-lite",
+    "gemini-3-flash-preview",
+    "gemini-2.5-pro",
+    "gemini-2.5-flash",
+    "gemini-2.5-flash-lite",
+)
+
+
+class State:
+    def __init__(self, script: dict, log_path: str | None):
+        self.script = script
+        self.queue = list(script.get("queue", []))
+        self.log_path = log_path
+        self.lock = threading.Lock()
+        self.counter = 0
+
+    def next_id(self) -> int:
+        with self.lock:
+            self.counter += 1
+            return self.counter
+
+    def pop_queue(self):
+        with self.lock:
+            if self.queue:
+                return self.queue.pop(0)
+        return None
+
+    def log(self, entry: dict) -> None:
+        if not self.log_path:
+            return
+        line = json.dumps(entry, ensure_ascii=False)
+        with self.lock:
+            with open(self.log_path, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+
+
+# ---------------------------------------------------------------- analysis
+
+
+def one_line(s: str) -> str:
+    return " ".join(s.split())
+
+
+def function_names(body: dict) -> list[str]:
+    names = []
+    for t in body.get("tools") or []:
+        if not isinstance(t, dict):
+            continue
+        for fd in t.get("functionDeclarations") or t.get("function_declarations") or []:
+            if isinstance(fd, dict) and fd.get("name"):
+                names.append(fd["name"])
+    return names
+
+
+def shell_tool(body: dict) -> str:
+    names = function_names(body)
+    if "run_shell_command" in names:
+        return "run_shell_command"
+    for n in names:
+        if "shell" in n.lower():
+            return n
+    return "run_shell_command"
+
+
+def gen_config(body: dict) -> dict:
+    return body.get("generationConfig") or body.get("generation_config") or {}
+
+
+def json_schema(body: dict):
+    """(wants_json, schema_or_None)."""
+    gc = gen_config(body)
+    schema = gc.get("responseJsonSchema") or gc.get("responseSchema") \
+        or gc.get("response_json_schema") or gc.get("response_schema")
+    wants = (gc.get("responseMimeType") or gc.get("response_mime_type")
+             or "").lower() == "application/json"
+    return (wants or schema is not None), schema
+
+
+def last_user(body: dict):
+    """(text, has_function_response, function_response_summary) of the last
+    content whose role is "user"."""
+    for c in reversed(body.get("contents") or []):
+        if not isinstance(c, dict) or c.get("role", "user") != "user":
+            continue
+        texts, fr = [], None
+        for p in c.get("parts") or []:
+            if not isinstance(p, dict):
+                continue
+            if "functionResponse" in p and fr is None:
+                fr = json.dumps(p["functionResponse"].get("response", {}))
+            elif isinstance(p.get("text"), str):
+                texts.append(p["text"])
+        return "\n".join(texts), fr is not None, fr
+    return "", False, None
+
+
+def fill_schema(schema, text: str = "standin"):
+    """A small value satisfying a JSON schema / Gemini Schema object."""
+    if not isinstance(schema, dict):
+        return text
+    t = schema.get("type")
+    if isinstance(t, list):
+        t = next((x for x in t if x != "null"), t[0] if t else None)
+    if isinstance(t, str):
+        t = t.lower()
+    enum = schema.get("enum")
+    if enum:
+        for pref in ("user", "flash"):
+            if pref in enum:
+                return pref
+        return enum[0]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return fill_schema(schema[key][0], text)
+    if t == "object" or "properties" in schema:
+        props = schema.get("properties", {}) or {}
+        return {k: fill_schema(v, text) for k, v in props.items()}
+    if t == "array":
+        return []
+    if t == "boolean":
+        return False
+    if t in ("integer", "number"):
+        return 0
+    if t == "null":
+        return None
+    return text
+
+
+def decide(body: dict, state: State, streaming: bool) -> dict:
+    """A reply spec: {"text": str} or {"function_call": {...}}, + delay_ms,
+    classification, rule."""
+    script = state.script
+    wants_json, schema = json_schema(body)
+    if wants_json:
+        value = fill_schema(schema) if schema is not None else {}
+        return {"classification": "side-json", "rule": "schema",
+                "text": json.dumps(value), "delay_ms": 0}
+    if not function_names(body) and not streaming:
+        return {"classification": "side-text", "rule": "side",
+                "text": script.get("side_text", "Standin summary"),
+                "delay_ms": 0}
+    user_text, has_fr, _fr = last_user(body)
+    m = SLOW_RE.search(user_text)
+    delay = int(m.group(1)) if m else 0
+    queued = state.pop_queue()
+    if queued is not None:
+        spec = dict(queued)
+        spec.setdefault("delay_ms", delay)
+        spec["classification"] = "main"
+        spec["rule"] = "queue"
+        return spec
+    if has_fr:
+        return {"classification": "main", "rule": "function_response",
+                "text": "done", "delay_ms": delay}
+    m = RUN_TOOL_RE.search(user_text)
+    if m:
+        return {"classification": "main", "rule": "run_tool", "delay_ms": delay,
+                "function_call": {"name": shell_tool(body),
+                                  "args": {"command": m.group(1).strip()}}}
+    return {"classification": "main", "rule": "ack",
+            "text": "ack: " + one_line(user_text)[:60], "delay_ms": delay}
+
+
+def usage(body: dict, out_tokens: int) -> dict:
+    prompt = max(1, len(json.dumps(body.get("contents", []))) // 4)
+    return {"promptTokenCount": prompt,
+            "candidatesTokenCount": out_tokens,
+            "totalTokenCount": prompt + out_tokens,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]}
+
+
+def parts_of(spec: dict) -> list[dict]:
+    if "function_call" in spec:
+        fc = spec["function_call"]
+        return [{"functionCall": {"name": fc.get("name", "run_shell_command"),
+                                  "args": fc.get("args", {})}}]
+    return [{"text": spec.get("text", "")}]
+
+
+def model_entry(name: str) -> dict:
+    return {"name": "models/" + name, "version": "001",
+            "displayName": name, "description": "standin",
+            "inputTokenLimit": 1048576, "outputTokenLimit": 65536,
+            "supportedGenerationMethods": ["generateContent", "countTokens",
+                                           "streamGenerateContent"],
+            "temperature": 1.0, "topP": 0.95, "topK": 64,
+            "thinking": True}
+
+
+# ---------------------------------------------------------------- handler
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "gemini-standin/1"
+    state: State  # set on the class by main()
+
+    def log_message(self, fmt, *args):  # keep stderr quiet
+        pass
+
+    # -- helpers
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                size = int(self.rfile.readline().strip().split(b";")[0], 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                data += self.rfile.read(size)
+                self.rfile.readline()
+            return data
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def _headers_subset(self) -> dict:
+        h = {k: self.headers[k] for k in HEADER_SUBSET if k in self.headers}
+        key = self.headers.get("x-goog-api-key")
+        if key:
+            h["x-goog-api-key"] = "..." + key[-4:]
+        auth = self.headers.get("authorization")
+        if auth:
+            h["authorization"] = auth.split(" ")[0] + " ..." + auth[-4:]
+        return h
+
+    def _send_json(self, code: int, obj):
+        data = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _chunk(self, data: bytes):
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _log(self, body, classification: str, **extra):
+        entry = {"t": round(time.time(), 3), "method": self.command,
+                 "path": self.path, "headers": self._headers_subset(),
+                 "body": body, "classification": classification}
+        entry.update(extra)
+        self.state.log(entry)
+
+    def _not_found(self, body):
+        self._log(body, "unknown", unknown=True)
+        self._send_json(404, {"error": {
+            "code": 404, "status": "NOT_FOUND",
+            "message": "standin: no route for %s %s" % (self.command, self.path)}})
+
+    # -- verbs
+    def do_HEAD(self):
+        self._log(None, "other")
+        self._send_json(200, {})
+
+    def do_GET(self):
+        path = self.path.split("?")[0].rstrip("/")
+        if path == "":
+            self._log(None, "other")
+            self._send_json(200, {"ok": True})
+            return
+        m = re.match(r"^/(v[0-9a-z]+)/models(?:/([^:/]+))?$", path)
+        if m:
+            self._log(None, "other")
+            if m.group(2):
+                self._send_json(200, model_entry(m.group(2)))
+            else:
+                self._send_json(200, {"models": [model_entry(n)
+                                                 for n in KNOWN_MODELS]})
+            return
+        self._not_found(None)
+
+    def do_POST(self):
+        raw = self._read_body()
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = {"_raw": raw.decode("utf-8", "replace")}
+        path = self.path.split("?")[0]
+        m = MODEL_PATH_RE.match(path)
+        if not m:
+            self._not_found(body)
+            return
+        model, method = m.group(2), m.group(3)
+        if method == "countTokens":
+            n = max(1, len(raw) // 4)
+            self._log(body, "other", reply={"totalTokens": n})
+            self._send_json(200, {"totalTokens": n})
+        elif method == "embedContent":
+            self._log(body, "other")
+            self._send_json(200, {"embedding": {"values": [0.0] * 8}})
+        elif method == "batchEmbedContents":
+            n = len(body.get("requests") or [])
+            self._log(body, "other")
+            self._send_json(200, {"embeddings": [{"values": [0.0] * 8}] * n})
+        elif method == "generateContent":
+            self._generate(body, model, streaming=False)
+        elif method == "streamGenerateContent":
+            self._generate(body, model, streaming=True)
+        else:
+            self._not_found(body)
+
+    def _generate(self, body: dict, model: str, streaming: bool):
+        state = self.state
+        spec = decide(body, state, streaming)
+        parts = parts_of(spec)
+        out_tokens = max(1, len(json.dumps(parts)) // 4)
+        delay = spec.get("delay_ms", 0) / 1000.0
+        self._log(body, spec["classification"], rule=spec.get("rule"),
+                  model=model,
+                  reply={"parts": parts, "finishReason": "STOP",
+                         "delay_ms": spec.get("delay_ms", 0)})
+        version = state.script.get("model_version", model)
+        resp_id = "standin-%04d" % state.next_id()
+        if not streaming:
+            time.sleep(delay)
+            self._send_json(200, {
+                "candidates": [{"content": {"role": "model", "parts": parts},
+                                "finishReason": "STOP", "index": 0}],
+                "usageMetadata": usage(body, out_tokens),
+                "modelVersion": version, "responseId": resp_id})
+            return
+        self._stream(body, spec, parts, version, resp_id, out_tokens, delay)
+
+    def _stream(self, body, spec, parts, version, resp_id, out_tokens, delay):
+        script = self.state.script
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            self.wfile.flush()
+            # chunk list: each is a list of parts for one SSE event
+            chunks: list[list[dict]] = []
+            step = max(1, int(script.get("chunk_chars", 12)))
+            for p in parts:
+                if "text" in p:
+                    txt = p["text"]
+                    for j in range(0, max(1, len(txt)), step):
+                        chunks.append([{"text": txt[j:j + step]}])
+                else:
+                    chunks.append([p])
+            if delay:
+                time.sleep(delay)
+            extra = script.get("chunk_delay_ms", 0) / 1000.0
+            pu = usage(body, 0)
+            for i, cparts in enumerate(chunks):
+                last = i == len(chunks) - 1
+                if i and extra:
+                    time.sleep(extra)
+                cand = {"content": {"role": "model", "parts": cparts},
+                        "index": 0}
+                ev = {"candidates": [cand], "modelVersion": version,
+                      "responseId": resp_id}
+                if last:
+                    cand["finishReason"] = "STOP"
+                    ev["usageMetadata"] = usage(body, out_tokens)
+                else:
+                    ev["usageMetadata"] = {
+                        "promptTokenCount": pu["promptTokenCount"],
+                        "totalTokenCount": pu["promptTokenCount"]}
+                self._chunk(("data: %s\n\n" % json.dumps(ev)).encode())
+            self._chunk(b"")  # terminating zero-length chunk
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--log", default=None, help="append JSON lines here")
+    ap.add_argument("--script", default=None, help="JSON script file")
+    args = ap.parse_args(argv)
+    script = {}
+    if args.script:
+        with open(args.script, encoding="utf-8") as f:
+            script = json.load(f)
+    Handler.state = State(script, args.log)
+    srv = ThreadingHTTPServer((args.host, args.port), Handler)
+    srv.daemon_threads = True
+    print("PORT=%d" % srv.server_address[1], flush=True)
+    try:
+        srv.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
