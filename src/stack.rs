@@ -69,6 +69,8 @@ pub async fn start(
             ("BROKERTUI_BIN".to_string(), exe.display().to_string()),
         ]
     }));
+    let gone_tokens = tokens.clone();
+    bc.worker_gone = Some(Arc::new(move |name: &str| gone_tokens.revoke_worker(name)));
     let broker = BrokerHandle::start(bc);
     let server = api::Server::start_on(
         listener,

@@ -37,5 +37,80 @@ async fn workers_get_the_emulated_term_and_no_outer_multiplexer() {
         .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     let screen = s.wait_screen("vt", "T=").await;
-    assert!(screen.contains("T=vt100 "), "the config's TERM wins: {screen}");
+    assert!(
+        screen.contains("T=vt100 "),
+        "the config's TERM wins: {screen}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cwd_that_does_not_exist_is_refused_not_replaced_by_home() {
+    let s = Serve::start(&[]);
+    let (st, v) = s
+        .call(
+            Method::POST,
+            "/api/spawn",
+            Some(json!({"name": "lost", "cmd": ["sh"], "cwd": "/no/such/dir"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["code"], "spawn_failed");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/no/such/dir"),
+        "{v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_released_or_exited_workers_token_no_longer_works() {
+    let s = Serve::start(&[]);
+    // The worker hands its own token out through its screen.
+    s.spawn(
+        "agent",
+        &["sh", "-c", "echo TOKEN=$BROKERTUI_TOKEN; sleep 30"],
+    )
+    .await;
+    s.spawn(
+        "short",
+        &["sh", "-c", "echo TOKEN=$BROKERTUI_TOKEN; sleep 1"],
+    )
+    .await;
+    s.spawn("other", &["sh"]).await;
+    let token = |screen: String| {
+        screen
+            .split("TOKEN=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let agent = token(s.wait_screen("agent", "TOKEN=").await);
+    let short = token(s.wait_screen("short", "TOKEN=").await);
+    let send = json!({"to": "other", "body": "hi"});
+    let (st, _) = s
+        .call_as(Some(&agent), Method::POST, "/api/send", Some(send.clone()))
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "valid while it runs");
+    let (st, _) = s.call(Method::DELETE, "/api/spawned/agent", None).await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = s
+        .call_as(Some(&agent), Method::POST, "/api/send", Some(send.clone()))
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "released: revoked");
+    common::eventually(
+        std::time::Duration::from_secs(10),
+        "short exits",
+        || async {
+            let (st, _) = s
+                .call_as(Some(&short), Method::POST, "/api/send", Some(send.clone()))
+                .await;
+            (st == StatusCode::UNAUTHORIZED).then_some(())
+        },
+    )
+    .await;
 }

@@ -59,6 +59,12 @@ impl Tokens {
         token
     }
 
+    /// Revokes worker `name`'s token (it was released or its program ended).
+    pub fn revoke_worker(&self, name: &str) {
+        let mut workers = self.workers.write().expect("token table poisoned");
+        workers.retain(|_, n| n != name);
+    }
+
     /// Who `presented` belongs to, if anyone.
     pub fn check(&self, presented: &str) -> Option<Scope> {
         let p = presented.as_bytes();

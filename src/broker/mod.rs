@@ -45,6 +45,10 @@ pub type WorkerId = u64;
 /// worker's own token).
 pub type WorkerEnvFn = Arc<dyn Fn(&str) -> Vec<(String, String)> + Send + Sync>;
 
+/// Called (on the broker task, in order with spawns) when a worker's program has ended or
+/// the worker was released: what was issued for it by name (its token) is revoked.
+pub type WorkerGoneFn = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// How the broker runs.
 #[derive(Clone)]
 pub struct BrokerConfig {
@@ -58,6 +62,7 @@ pub struct BrokerConfig {
     /// How long a released worker's child gets between SIGHUP and SIGKILL.
     pub release_grace: Duration,
     pub worker_env: Option<WorkerEnvFn>,
+    pub worker_gone: Option<WorkerGoneFn>,
     /// Durable events kept for `subscribe_since` (the WebSocket's `?since=`).
     pub replay_events: usize,
     /// Where accepted relay messages are journalled until injected (`--serve`); `None`
@@ -79,6 +84,7 @@ impl BrokerConfig {
             settle: crate::worker::session::DEFAULT_SETTLE,
             release_grace: Duration::from_millis(500),
             worker_env: None,
+            worker_gone: None,
             replay_events: 10_000,
             journal: None,
             agents: Arc::new(crate::agent::Catalog::default()),

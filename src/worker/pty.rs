@@ -19,7 +19,14 @@ const OUTPUT_CHANNEL: usize = 4;
 /// What brokertui's panes emulate (vt100 with xterm's keys and 256 colours).
 pub const DEFAULT_TERM: &str = "xterm-256color";
 /// Variables of an outer multiplexer that must not leak into a pane.
-const OUTER_MULTIPLEXER_VARS: &[&str] = &["TMUX", "TMUX_PANE", "STY", "WINDOW", "TERM_PROGRAM", "TERM_PROGRAM_VERSION"];
+const OUTER_MULTIPLEXER_VARS: &[&str] = &[
+    "TMUX",
+    "TMUX_PANE",
+    "STY",
+    "WINDOW",
+    "TERM_PROGRAM",
+    "TERM_PROGRAM_VERSION",
+];
 
 pub struct Pty {
     pub pid: i32,

@@ -97,6 +97,10 @@ HEADER_SUBSET = (
 
 RUN_TOOL_RE = re.compile(r"RUN_TOOL:([^\r\n]+)")
 SLOW_RE = re.compile(r"SLOW:(\d+)")
+# Text parts the CLI adds to the user's turn (environment context); skipped
+# when looking for the user's own text.
+CONTEXT_PART_RE = re.compile(r"\s*<(session_context|system-reminder|"
+                             r"hook_context|ide_context)>")
 MODEL_PATH_RE = re.compile(r"^/(v[0-9a-z]+)/models/([^:/]+):([A-Za-z]+)$")
 
 KNOWN_MODELS = (
@@ -193,6 +197,8 @@ def last_user(body: dict):
             if "functionResponse" in p and fr is None:
                 fr = json.dumps(p["functionResponse"].get("response", {}))
             elif isinstance(p.get("text"), str):
+                if p.get("thought") or CONTEXT_PART_RE.match(p["text"]):
+                    continue
                 texts.append(p["text"])
         return "\n".join(texts), fr is not None, fr
     return "", False, None
@@ -224,7 +230,7 @@ def fill_schema(schema, text: str = "standin"):
     if t == "boolean":
         return False
     if t in ("integer", "number"):
-        return 0
+        return schema.get("minimum", 1)
     if t == "null":
         return None
     return text

@@ -183,6 +183,16 @@ impl Broker {
                     "cmd must name a program".into(),
                 ));
             }
+            if let Some(cwd) = &spec.cwd
+                && !cwd.is_dir()
+            {
+                // Never silently somewhere else: a program run in $HOME instead of its
+                // project can do damage there.
+                return Err(BrokerError::SpawnFailed(format!(
+                    "the working directory {} does not exist or is not a directory",
+                    cwd.display()
+                )));
+            }
             let rows = check_dimension("rows", spec.rows.unwrap_or(24))?;
             let cols = check_dimension("cols", spec.cols.unwrap_or(80))?;
             if let Ok(existing) = self.by_name(&spec.name) {

@@ -168,6 +168,9 @@ impl Broker {
         w.state = WorkerState::Exited;
         w.exit = Some(exit.clone());
         let name = w.name.clone();
+        if let Some(gone) = &self.config.worker_gone {
+            gone(&name);
+        }
         let spawn_failure = w.spawn_waiter.take().map(|waiter| {
             let reason = w
                 .last_error
