@@ -374,7 +374,7 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
             || agent_eval.is_some_and(|d| d.into_std() <= now)
         {
             agent_eval = None;
-            let (lines, fg) = (screen.caught_up().lines(), pty.foreground());
+            let (lines, fg) = (screen.current().lines(), pty.foreground());
             if let Some(report) = tracker.evaluate(now, &lines, &fg) {
                 tracing::info!(state = report.state.as_str(), reason = %report.reason, "agent state");
                 out.send(&frame(from_worker::AGENT_STATE, &report)).await;

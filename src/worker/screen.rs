@@ -144,6 +144,13 @@ impl SharedScreen {
         self.backlog.load(std::sync::atomic::Ordering::Acquire) >= PARSE_BACKLOG_LIMIT
     }
 
+    /// The screen as parsed so far, without waiting for the backlog: for reading an agent's
+    /// state, where a screen a chunk behind is read again a moment later anyway, and waiting
+    /// would stall PTY reading during a flood.
+    pub fn current(&self) -> std::sync::MutexGuard<'_, Screen> {
+        self.state.0.lock().expect("screen lock")
+    }
+
     /// The screen, once every forwarded byte is parsed (waits at most for the backlog).
     pub fn caught_up(&self) -> std::sync::MutexGuard<'_, Screen> {
         let (lock, cvar) = &*self.state;
