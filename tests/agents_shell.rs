@@ -156,3 +156,47 @@ async fn a_program_that_flushes_its_input_does_not_get_a_receipt() {
     .await;
     assert_eq!(m["state"], "unconfirmed", "{m}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_cut_by_the_canonical_limit_is_not_reported_submitted() {
+    let s = Serve::start(&[]);
+    s.spawn("reader", &["sh", "-c", "printf 'go\\n'; exec cat"])
+        .await;
+    s.wait_screen("reader", "go").await;
+    let long = "x".repeat(5000);
+    let id = send(&s, "reader", &long).await;
+    let m = wait_message(&s, &id, "settled", |m| {
+        m["state"] == "unconfirmed" || m["state"] == "submitted"
+    })
+    .await;
+    assert_eq!(m["state"], "unconfirmed", "{m}");
+    assert!(m["reason"].as_str().unwrap().contains("canonical"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_wait_returns_when_the_state_is_reached_or_times_out() {
+    let s = Serve::start(&[]);
+    s.spawn("sh", &["sh"]).await;
+    let run = |state: &'static str, ms: &'static str| {
+        let (url, token) = (s.url.clone(), s.token.clone());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(common::exe())
+                .args(["ctl", "wait", "sh", "--state", state, "--timeout-ms", ms])
+                .env("BROKERTUI_URL", url)
+                .env("BROKERTUI_TOKEN", token)
+                .output()
+                .unwrap()
+        })
+    };
+    let idle = run("idle", "10000").await.unwrap();
+    assert_eq!(
+        idle.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&idle.stderr)
+    );
+    let v: Value = serde_json::from_slice(&idle.stdout).unwrap();
+    assert_eq!(v["state"], "idle");
+    let blocked = run("blocked", "300").await.unwrap();
+    assert_eq!(blocked.status.code(), Some(8), "timed out");
+}

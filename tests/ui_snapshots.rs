@@ -138,6 +138,7 @@ fn agent_states_badges_and_the_needs_you_counter() {
         p.agent = AgentReport {
             kind: name.into(),
             state,
+            reason: "screen shows a permission dialog".into(),
             ..Default::default()
         };
         p.attention = flagged;

@@ -171,6 +171,16 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
     if let Some(name) = app.focused_name() {
         spans.push(Span::raw(format!(" {name} ")));
     }
+    // Why the focused agent waits on the human, where the human is looking.
+    if let Some(p) = app.focused()
+        && matches!(p.agent.state, AgentState::Blocked | AgentState::Unknown)
+        && !p.agent.reason.is_empty()
+    {
+        spans.push(Span::styled(
+            format!(" {}: {} ", p.agent.state.as_str(), p.agent.reason),
+            Style::new().fg(agent_color(p.agent.state)),
+        ));
+    }
     let needs = app.panes.iter().filter(|p| p.attention).count();
     if needs > 0 {
         spans.push(Span::styled(

@@ -386,6 +386,7 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
                     (agent::Foreground::Job(name), "shell") => Some(name.clone()),
                     _ => None,
                 },
+                canonical: pty.canonical(),
             });
             if session.awaiting_receipt() {
                 let bottom = |n: usize| {

@@ -190,6 +190,18 @@ impl Pty {
         }
     }
 
+    /// Whether the terminal is in canonical (line-by-line) mode, as a program that reads
+    /// lines (`cat`, `read`) leaves it and a line editor does not.
+    pub fn canonical(&self) -> bool {
+        let Some(fd) = self.master.as_raw_fd() else {
+            return false;
+        };
+        // SAFETY: tcgetattr fills a zeroed termios for a descriptor we own while
+        // `self.master` lives; on Linux the master reports the terminal's settings.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        unsafe { libc::tcgetattr(fd, &mut t) == 0 && t.c_lflag & libc::ICANON != 0 }
+    }
+
     /// The sink the session writes through (input and injections share one writer thread,
     /// so their bytes reach the PTY in the order they were written).
     pub fn writer(&self) -> PtyWriter {

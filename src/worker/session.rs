@@ -39,7 +39,14 @@ pub struct Gate {
     pub reason: String,
     /// A shell's foreground job, when the shell itself is not in the foreground.
     pub shell_job: Option<String>,
+    /// The terminal is in canonical mode (ICANON): the kernel keeps at most
+    /// [`CANONICAL_LINE_LIMIT`] bytes of a line and drops the rest.
+    pub canonical: bool,
 }
+
+/// The longest line a terminal in canonical mode passes on (Linux's `N_TTY_BUF_SIZE` less
+/// the newline).
+pub const CANONICAL_LINE_LIMIT: usize = 4095;
 
 impl Default for Gate {
     /// Nothing known: typing is allowed (for a session used without an agent tracker).
@@ -48,6 +55,7 @@ impl Default for Gate {
             state: AgentState::Idle,
             reason: String::new(),
             shell_job: None,
+            canonical: false,
         }
     }
 }
@@ -144,6 +152,8 @@ pub struct Session<S: PtySink> {
     /// Characters of a line the human has typed and not yet submitted or cleared.
     typing: usize,
     follow_typing: bool,
+    /// Messages typed as a line longer than the terminal's canonical limit (cut by the kernel).
+    cut_lines: Vec<String>,
     /// Whether an Enter waits for the typed text to show (agents), and whether it has.
     wait_for_echo: bool,
     echoed: bool,
@@ -176,6 +186,7 @@ impl<S: PtySink> Session<S> {
             default_when: When::Now,
             typing: 0,
             follow_typing: true,
+            cut_lines: Vec::new(),
             wait_for_echo: false,
             echoed: false,
             hold_reported: None,
@@ -620,6 +631,9 @@ impl<S: PtySink> Session<S> {
                 }
             }
             let text = self.render(&injection.item.msg, bracketed);
+            if !bracketed && self.gate.canonical && text.len() >= CANONICAL_LINE_LIMIT {
+                self.cut_lines.push(injection.item.msg.id.clone());
+            }
             let mut bytes = Vec::with_capacity(text.len() + 12);
             if bracketed {
                 bytes.extend_from_slice(PASTE_START);
@@ -699,14 +713,22 @@ impl<S: PtySink> Session<S> {
         let id = injection.item.msg.id.clone();
         self.remember(&id, true);
         let now = Instant::now();
-        self.awaiting.push_back(Awaiting {
-            id: id.clone(),
-            probe: self.probe(&injection.item.msg),
-            entered_at: now,
-            deadline: now + self.receipt_wait,
-            enter_resent: false,
-        });
-        match injection.completion {
+        let cut = if let Some(i) = self.cut_lines.iter().position(|c| *c == id) {
+            self.cut_lines.swap_remove(i);
+            true
+        } else {
+            false
+        };
+        if !cut {
+            self.awaiting.push_back(Awaiting {
+                id: id.clone(),
+                probe: self.probe(&injection.item.msg),
+                entered_at: now,
+                deadline: now + self.receipt_wait,
+                enter_resent: false,
+            });
+        }
+        let mut frames = match injection.completion {
             Completion::DeliverResponse(rid) => vec![response_ok(
                 &rid,
                 RequestKind::Deliver.as_str(),
@@ -732,7 +754,17 @@ impl<S: PtySink> Session<S> {
                 }
                 frames
             }
+        };
+        if cut {
+            frames.push(delivery(
+                &id,
+                DeliveryState::Unconfirmed,
+                Some(format!(
+                    "typed as one line longer than the terminal's {CANONICAL_LINE_LIMIT}-byte canonical limit: the program got it cut short"
+                )),
+            ));
         }
+        frames
     }
 
     /// An injection could not be written (the PTY is gone or broken). A flush stops here:
