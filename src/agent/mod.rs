@@ -50,6 +50,9 @@ pub struct KindRules {
     /// Arguments that resume the agent's last session (`claude --continue`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<Vec<String>>,
+    /// How long after typed text shows on its screen the agent can take the Enter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enter_after_echo_ms: Option<u64>,
 }
 
 /// All kinds' rules: the built-ins with the user's overrides on top.
@@ -81,6 +84,9 @@ impl Catalog {
             if o.resume.is_some() {
                 rules.resume = o.resume.clone();
             }
+            if o.enter_after_echo_ms.is_some() {
+                rules.enter_after_echo_ms = o.enter_after_echo_ms;
+            }
             for rule in &rules.screen {
                 regex::Regex::new(&rule.pattern)
                     .map_err(|e| format!("agents.{kind}: bad pattern {:?}: {e}", rule.pattern))?;
@@ -105,6 +111,7 @@ pub struct KindOverride {
     pub screen: Option<Vec<ScreenRule>>,
     pub hooks: Option<String>,
     pub resume: Option<Vec<String>>,
+    pub enter_after_echo_ms: Option<u64>,
 }
 
 /// The kind of a command: its program's basename, seen through launchers like `env` and `npx`.

@@ -450,6 +450,53 @@ mod tests {
         }
     }
 
+    /// Screens recorded from the real Gemini CLI 0.61.0 (tests/agents/NOTES.md).
+    #[test]
+    fn gemini_screens_recorded_from_the_real_cli() {
+        use AgentState::*;
+        let cases = [
+            ("a_idle_empty", Idle),
+            ("b_working", Working),
+            ("b2_working_later", Working),
+            ("c_confirm_dialog", Blocked),
+            ("d_idle_after_answer", Idle),
+            ("d2_idle_after_tool", Idle),
+            ("e_half_typed", Unknown),
+            ("f_trust_dialog", Blocked),
+            ("g_auth_dialog", Blocked),
+            ("h_idle_full_screen", Idle),
+            ("i_after_reject_esc", Idle),
+            ("j_working_with_queued", Working),
+            ("k_after_esc_interrupt", Idle),
+            ("l_working_full_screen", Working),
+            ("m_confirm_full_screen", Blocked),
+            ("n_paste_3_lines_unsubmitted", Unknown),
+            ("o_big_paste_unsubmitted", Unknown),
+            ("p_confirm_write_file", Blocked),
+            ("q_ask_user_dialog", Blocked),
+            ("r_idle_after_hooked_turn", Idle),
+            ("s_idle_git_gemini_md", Idle),
+            ("t_tool_running", Working),
+            ("u_shell_mode_idle", Idle),
+            ("v_two_line_input", Unknown),
+            ("w_working_hook_executing", Working),
+        ];
+        for (file, want) in cases {
+            let mut t = AgentTracker::new("gemini", &Catalog::default().rules("gemini"));
+            let path = format!(
+                "{}/tests/agents/screens/gemini/{file}.txt",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let lines: Vec<String> = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{path}: {e}"))
+                .lines()
+                .map(|l| l.trim_end().to_string())
+                .collect();
+            t.evaluate(Instant::now(), &lines, &Foreground::Child);
+            assert_eq!(t.state(), want, "{file}: {}", t.report().reason);
+        }
+    }
+
     #[test]
     fn a_dialog_on_screen_beats_a_working_hook_and_a_stale_hook_gives_way() {
         let mut t = claude();

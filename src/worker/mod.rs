@@ -262,7 +262,10 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
         args.template.clone(),
         Duration::from_millis(args.settle_ms),
     )
-    .with_default_when(default_when);
+    .with_default_when(default_when)
+    .with_enter_after_echo(Duration::from_millis(
+        rules.enter_after_echo_ms.unwrap_or(0),
+    ));
     // When the agent's state should be read again (after output, a hook, a timer).
     let mut agent_eval: Option<tokio::time::Instant> = Some(tokio::time::Instant::now());
     if let Some(path) = &args.inject_log {
@@ -423,7 +426,7 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
                 .iter()
                 .any(|l| l.contains(&probe))
         {
-            session.set_echoed();
+            session.set_echoed(Instant::now());
         }
         // Only an injection about to start needs the screen (for DECSET 2004).
         let bracketed = session.starting_injection() && screen.caught_up().bracketed_paste();

@@ -156,7 +156,10 @@ pub struct Session<S: PtySink> {
     cut_lines: Vec<String>,
     /// Whether an Enter waits for the typed text to show (agents), and whether it has.
     wait_for_echo: bool,
-    echoed: bool,
+    /// When the typed text showed on the screen.
+    echoed: Option<Instant>,
+    /// How long after that the program can take the Enter.
+    enter_after_echo: Duration,
     /// The reason the next injection is held, as last reported (a change is reported again).
     hold_reported: Option<String>,
     awaiting: VecDeque<Awaiting>,
@@ -188,7 +191,8 @@ impl<S: PtySink> Session<S> {
             follow_typing: true,
             cut_lines: Vec::new(),
             wait_for_echo: false,
-            echoed: false,
+            echoed: None,
+            enter_after_echo: Duration::ZERO,
             hold_reported: None,
             awaiting: VecDeque::new(),
             receipt_wait: RECEIPT_WAIT,
@@ -202,6 +206,12 @@ impl<S: PtySink> Session<S> {
         self.default_when = when;
         self.follow_typing = when == When::Now;
         self.wait_for_echo = when == When::Idle;
+        self
+    }
+
+    /// How long after typed text shows on its screen the program can take the Enter.
+    pub fn with_enter_after_echo(mut self, delay: Duration) -> Self {
+        self.enter_after_echo = delay;
         self
     }
 
@@ -480,24 +490,24 @@ impl<S: PtySink> Session<S> {
     /// The probe of the message whose Enter waits for the screen to show it.
     pub fn awaiting_echo(&self) -> Option<String> {
         match &self.current {
-            Some((inj, _)) if self.wait_for_echo && !self.echoed => Some(self.probe(&inj.item.msg)),
+            Some((inj, _)) if self.wait_for_echo && self.echoed.is_none() => {
+                Some(self.probe(&inj.item.msg))
+            }
             _ => None,
         }
     }
 
     /// The screen now shows the text of the injection under way.
-    pub fn set_echoed(&mut self) {
-        self.echoed = true;
+    pub fn set_echoed(&mut self, at: Instant) {
+        self.echoed.get_or_insert(at);
     }
 
     /// When the next step is due (an Enter to send, a receipt to give up on).
     pub fn next_deadline(&self) -> Option<Instant> {
-        let enter = self.current.as_ref().map(|(_, due)| {
-            if self.wait_for_echo && !self.echoed {
-                *due - self.settle + ECHO_WAIT.max(self.settle)
-            } else {
-                *due
-            }
+        let enter = self.current.as_ref().map(|(_, due)| match self.echoed {
+            _ if !self.wait_for_echo => *due,
+            None => *due - self.settle + ECHO_WAIT.max(self.settle),
+            Some(at) => (*due).max(at + self.enter_after_echo),
         });
         let receipt = self.awaiting.iter().map(|a| a.deadline).min();
         enter.into_iter().chain(receipt).min()
@@ -533,10 +543,26 @@ impl<S: PtySink> Session<S> {
         let mut keep = VecDeque::new();
         for mut a in std::mem::take(&mut self.awaiting) {
             let evidence = if view.is_agent {
-                (matches!(view.state, AgentState::Working | AgentState::Blocked)
+                let left_input = !(view.in_input)(&a.probe);
+                if matches!(view.state, AgentState::Working | AgentState::Blocked)
                     && view.state_entered >= a.entered_at
-                    && !(view.in_input)(&a.probe))
-                .then(|| format!("it started {} after the Enter", view.state.as_str()))
+                    && left_input
+                {
+                    Some(format!(
+                        "it started {} after the Enter",
+                        view.state.as_str()
+                    ))
+                } else if matches!(view.state, AgentState::Idle | AgentState::Working)
+                    && left_input
+                    && (view.on_screen)(&a.probe)
+                    && view.last_output.is_some_and(|t| t > a.entered_at)
+                {
+                    // A turn too quick to catch working: the text moved into the transcript
+                    // and the input is empty again (text still in the box reads `unknown`).
+                    Some("the screen shows it left the input box".to_string())
+                } else {
+                    None
+                }
             } else {
                 (view.last_output.is_some_and(|t| t > a.entered_at) && (view.on_screen)(&a.probe))
                     .then(|| "the program echoed it and answered after the Enter".to_string())
@@ -584,9 +610,11 @@ impl<S: PtySink> Session<S> {
                 // Enter that arrives while a TUI is still taking in a paste becomes a newline.
                 let typed_at = *due - self.settle;
                 let echo_pending = self.wait_for_echo
-                    && !self.echoed
-                    && now < typed_at + ECHO_WAIT
-                    && !injection.item.msg.id.is_empty();
+                    && !injection.item.msg.id.is_empty()
+                    && match self.echoed {
+                        None => now < typed_at + ECHO_WAIT,
+                        Some(at) => now < at + self.enter_after_echo,
+                    };
                 if *due > now || echo_pending {
                     return frames;
                 }
@@ -644,7 +672,7 @@ impl<S: PtySink> Session<S> {
             }
             match self.sink.write(bytes) {
                 Ok(()) => {
-                    self.echoed = false;
+                    self.echoed = None;
                     self.current = Some((injection, now + self.settle));
                 }
                 Err(e) => frames.extend(self.failed(injection, e)),

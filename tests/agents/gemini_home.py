@@ -6,7 +6,7 @@ auto-update, no usage statistics / telemetry, no terminal-compatibility
 warning. (0.61.0 has no first-run theme picker.)
 
     python3 gemini_home.py --home /tmp/h [--cwd /path/to/project] \
-        [--port 4567] [--api-key test-key] [--print-env]
+        [--port 4567] [--api-key test-key] [--relaunch] [--print-env]
 
 or from Python:  make_home(home) ; agent_env(home, port, api_key) -> dict.
 
@@ -27,21 +27,25 @@ it does (verified one by one with 0.61.0, tests/agents/NOTES.md):
   ``~/.gemini/trustedFolders.json`` ``{"<abs dir>": "TRUST_FOLDER"}``
   (written too when --cwd is given). One of the three is REQUIRED.
 * ``general.enableAutoUpdate = false`` / ``general.enableAutoUpdateNotification
-  = false`` - no npm-registry version check, no "update available" banner, no
-  self-``npm install -g`` when a newer release exists (the npm registry IS
-  reachable here, so this matters as soon as a newer version is published).
+  = false`` - no "update available" banner and no self-``npm install -g``
+  when a newer release is published (the npm registry IS reachable here;
+  0.61.0 was the latest when this was recorded, so no banner either way).
 * ``privacy.usageStatisticsEnabled = false`` - no Clearcut usage-statistics
-  uploads (play.googleapis.com, unreachable here: they would fail silently).
-* ``telemetry.enabled = false`` - no OpenTelemetry export (off by default;
-  explicit for safety).
+  uploads. ``telemetry.enabled = false`` - no OpenTelemetry export (off by
+  default; explicit). Measured with ``strace -f -e connect`` over a one-turn
+  session: with ONLY ``security.auth.selectedType`` the CLI made DNS queries
+  and 3 HTTPS connects to a non-loopback address (failing offline); with the
+  settings written here it connected to nothing but the stand-in. Which of
+  these keys stops it was not bisected (to avoid more outbound attempts).
 * ``ui.showCompatibilityWarnings = false`` - hides "Warning: True color
-  (24-bit) support not detected" (shown in tmux without COLORTERM; it pushes
-  the layout around on the first three starts).
-* ``ide.enabled = false`` / ``ide.hasSeenNudge = true`` - no "Do you want to
-  connect <IDE> to Gemini CLI?" nudge (only appears inside VS Code-like
-  terminals; harmless elsewhere).
-* ``ui.theme = "Default"`` - fixed colours (the theme is otherwise picked from
-  the detected terminal background; no picker is shown either way).
+  (24-bit) support not detected. Using a terminal with true color enabled
+  will result in a better visual experience." (tmux without COLORTERM;
+  counted in ~/.gemini/state.json ``startupWarningCounts``).
+* ``ide.enabled = false`` / ``ide.hasSeenNudge = true`` - no IDE-companion
+  nudge (never seen here; it needs a VS Code-like terminal; set defensively).
+* ``ui.theme = "Default"`` - fixed colours (otherwise chosen from the
+  terminal's background colour, which the CLI queries with OSC 11; 0.61.0
+  shows no theme picker either way).
 
 Everything else is left at its default on purpose so the screens are the ones
 a user with a default config sees (banner, tips, footer, dynamic window
@@ -51,10 +55,26 @@ title ``◇  Ready (<dir>)`` / ``✦  Working… (<dir>)`` / ``✋  Action Requi
 The CLI writes ``~/.gemini/{installation_id,projects.json,state.json,
 history/,tmp/<project>/chats/...}`` while running; use a fresh HOME per test.
 
-Env returned by :func:`agent_env`: HOME, GEMINI_API_KEY,
-GOOGLE_GEMINI_BASE_URL (if a port is given), GEMINI_CLI_TRUST_WORKSPACE=true,
-TERM=xterm-256color. GEMINI_CLI_HOME=<home> would relocate ~/.gemini without
-changing HOME (not needed when HOME is private).
+Env returned by :func:`agent_env`:
+
+* ``HOME`` - the throw-away home.
+* ``GEMINI_API_KEY`` - any string; sent as ``x-goog-api-key``.
+* ``GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:<port>`` (if a port is given) -
+  no path; the CLI calls ``$BASE/v1beta/models/<m>:...``. http is accepted
+  for localhost / 127.0.0.1 / [::1] only.
+* ``GEMINI_CLI_TRUST_WORKSPACE=true`` - trust for this run (belt and braces
+  with ``security.folderTrust.enabled = false``).
+* ``GEMINI_CLI_NO_RELAUNCH=true`` (unless ``relaunch=True`` /
+  ``--relaunch``) - by default ``gemini`` re-executes itself as a child node
+  process with ``--max-old-space-size=<half the RAM>``; skipping that halves
+  start-up (2.4-3.1 s instead of 4.4-4.9 s to the input box here) and makes
+  the CLI exit when its PTY closes (the relaunching parent catches SIGHUP,
+  so WITH the relaunch both processes survive a closed PTY; see NOTES.md).
+  Screens look the same either way.
+* ``TERM=xterm-256color``.
+
+``GEMINI_CLI_HOME=<dir>`` would relocate ~/.gemini without changing HOME (not
+needed when HOME is private).
 """
 
 from __future__ import annotations
@@ -113,13 +133,15 @@ def make_home(home: str, cwd: str | None = None,
 
 
 def agent_env(home: str, port: int | None = None,
-              api_key: str = DEFAULT_KEY) -> dict:
+              api_key: str = DEFAULT_KEY, relaunch: bool = False) -> dict:
     env = {
         "HOME": os.path.abspath(home),
         "TERM": "xterm-256color",
         "GEMINI_API_KEY": api_key,
         "GEMINI_CLI_TRUST_WORKSPACE": "true",
     }
+    if not relaunch:
+        env["GEMINI_CLI_NO_RELAUNCH"] = "true"
     if port:
         env["GOOGLE_GEMINI_BASE_URL"] = "http://127.0.0.1:%d" % port
     return env
@@ -132,11 +154,14 @@ def main(argv=None) -> int:
                     help="also write trustedFolders.json for this dir")
     ap.add_argument("--port", type=int, default=None)
     ap.add_argument("--api-key", default=DEFAULT_KEY)
+    ap.add_argument("--relaunch", action="store_true",
+                    help="do not set GEMINI_CLI_NO_RELAUNCH (the CLI's default)")
     ap.add_argument("--print-env", action="store_true",
                     help="print `export K=V` lines instead of `K=V`")
     args = ap.parse_args(argv)
     make_home(args.home, args.cwd)
-    for k, v in agent_env(args.home, args.port, args.api_key).items():
+    for k, v in agent_env(args.home, args.port, args.api_key,
+                          args.relaunch).items():
         print(("export %s=%s" if args.print_env else "%s=%s")
               % (k, shlex.quote(v)))
     return 0

@@ -30,25 +30,39 @@ subset (API key reduced to its last 4 chars), the full JSON body,
 ``rule`` that produced the answer and the ``reply`` (parts, finishReason,
 delay_ms).
 
-Observed with 0.61.0 (tests/agents/NOTES.md, "Gemini CLI"): interactive
-start-up sends NOTHING to the base URL; each prompt produces one side call
-(``gemini-3.5-flash-lite:generateContent``, the model router's classifier,
-JSON schema ``{reasoning, model_choice: "flash"|"pro"}``) and then the main
-call (``<chosen model>:streamGenerateContent?alt=sse`` with ~20 function
-declarations incl. ``run_shell_command``). No countTokens, no models list and
-no Code Assist (``/v1internal:*``) calls with API-key auth.
+Observed with 0.61.0 (tests/agents/NOTES.md, "Gemini CLI"; ~190 requests,
+interactive and ``-p``): start-up sends NOTHING to the base URL. Each prompt
+produces exactly one side call, the model router's classifier
+(``gemini-3.5-flash-lite:generateContent``, system prompt "You are a
+specialized Task Routing AI", JSON schema ``{complexity_reasoning: STRING,
+complexity_score: INTEGER 1-100}``; score 1 routes to ``gemini-3.8-flash``,
+an invalid 0 fell back to ``gemini-3.1-pro-preview``), then the main call
+``<model>:streamGenerateContent?alt=sse`` with 16 function declarations
+(``run_shell_command``, ``write_file``, ``replace``, ``read_file``,
+``ask_user``, ...; ``parametersJsonSchema``) and a ~30 KB systemInstruction.
+The first user content carries a ``<session_context>`` text part before the
+prompt. After a tool call the CLI sends the functionCall back with
+``thoughtSignature: "skip_thought_signature_validator"`` and the result as a
+user ``functionResponse`` part (``response.output``). No countTokens, models
+list, embeddings, next-speaker check (``model.skipNextSpeakerCheck`` defaults
+to true) or Code Assist (``/v1internal:*``, OAuth only) calls were seen and
+no 404s; those routes are answered anyway for other versions / settings.
+Headers: ``x-goog-api-key``, ``user-agent: GeminiCLI-tui/0.61.0/<model>
+(linux; x64; terminal)``, ``x-goog-api-client: google-genai-sdk/1.30.0 ...``.
 
 Classification
 --------------
 * ``side-json``: ``generationConfig.responseMimeType == application/json``
   or a ``responseJsonSchema`` / ``responseSchema``. Answered with JSON filled
-  from the schema: enums take ``"user"`` if allowed (the next-speaker check
-  must say "user", or the CLI keeps talking), else ``"flash"``-ish first
-  value; strings get ``"standin"``; booleans false; numbers 0; arrays [].
+  from the schema: enums take ``"user"`` if allowed (a next-speaker check
+  must say "user", or the CLI keeps talking), else ``"flash"`` if allowed,
+  else the first value; strings get ``"standin"``; integers/numbers the
+  schema's ``minimum`` or 1 (the router's score); booleans false; arrays [].
 * ``side-text``: no function declarations AND not streaming (summaries,
   titles, loop checks...) -> text ``Standin summary``.
 * ``main``: everything else (the conversation). Decided on the LAST content
-  whose role is "user":
+  whose role is "user", ignoring text parts that start with
+  ``<session_context>`` (and a few similar wrappers) and thought parts:
 
   1. a queued scripted reply, if the script has ``queue`` entries left;
   2. the content has a ``functionResponse`` part -> text ``done``;

@@ -2,6 +2,7 @@
 //! binary, and ways to wait for what real PTYs print.
 #![allow(dead_code)]
 
+pub mod agent_cli;
 pub mod serve;
 
 use std::path::PathBuf;
