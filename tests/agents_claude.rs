@@ -6,7 +6,6 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::agent_cli::{Agent, ONE_AT_A_TIME, Standin, T, agents_dir, installed, texts};
 use common::eventually;
@@ -64,33 +63,31 @@ async fn relay_into_idle_claude_submits_each_message_once_in_order() {
     let _one = ONE_AT_A_TIME.lock().await;
     let Some(f) = claude().await else { return };
     assert_eq!(f.agent().await["kind"], "claude");
-    let bodies = [
-        "first: hello from the broker",
-        "second: a multi-line message\nline two of it\nline three",
-        "third: the last one",
-    ];
-    let mut ids = Vec::new();
-    for body in bodies {
-        ids.push(f.send(body).await);
-    }
-    for id in &ids {
-        let m = f.wait_message(id, "submitted").await;
-        // Either evidence counts: the hook's prompt, or the screen showing it went to work
-        // (which can be seen a few milliseconds before the hook arrives).
+    let records = f
+        .relay_in_order(
+            prompts,
+            &[
+                "first: hello from the broker",
+                "second: a multi-line message\nline two of it\nline three",
+                "third: the last one",
+            ],
+        )
+        .await;
+    for m in &records {
+        // Any evidence counts: the hook's prompt, or the screen (which can show the agent at
+        // work a few milliseconds before the hook arrives).
         let reason = m["reason"].as_str().unwrap_or("");
         assert!(
-            reason.contains("hook")
-                || reason.contains("started working")
-                || reason.contains("left the input"),
+            ["hook", "started working", "left the input"]
+                .iter()
+                .any(|r| reason.contains(r)),
             "{m}"
         );
     }
-    f.wait_state("idle").await;
-    f.assert_each_once_in_order(prompts, &ids, &bodies).await;
     // The hooks brokertui installed through --settings reported every prompt.
     let log = std::fs::read_to_string(f.serve.state.join("logs/cc.log")).unwrap_or_default();
     assert!(
-        log.matches("event=UserPromptSubmit").count() >= ids.len(),
+        log.matches("event=UserPromptSubmit").count() >= records.len(),
         "every prompt reached the broker through Claude Code's hook:\n{log}"
     );
 }
@@ -99,40 +96,7 @@ async fn relay_into_idle_claude_submits_each_message_once_in_order() {
 async fn a_message_sent_during_the_permission_dialog_does_not_answer_it() {
     let _one = ONE_AT_A_TIME.lock().await;
     let Some(f) = claude().await else { return };
-    let marker = f.proj.join("approved.txt");
-    f.send("RUN_TOOL:touch approved.txt").await;
-    let blocked = f
-        .state_follows_screen("Do you want to proceed?", "blocked")
-        .await;
-    assert!(!blocked["reason"].as_str().unwrap().is_empty());
-
-    // A message now must wait, and must not press the dialog's keys.
-    let late = f.send("after-dialog: please continue").await;
-    let m = f.wait_held(&late).await;
-    assert!(
-        m["reason"].as_str().unwrap().contains("blocked"),
-        "held with its reason: {m}"
-    );
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(!marker.exists(), "the message approved the command");
-    assert!(
-        f.serve
-            .screen("cc")
-            .await
-            .contains("Do you want to proceed?"),
-        "the dialog is still open"
-    );
-    assert_eq!(f.agent().await["state"], "blocked");
-
-    // The human answers; the command runs, and the held message is submitted once.
-    f.input("1").await;
-    eventually(T, "the approved command ran", || async {
-        marker.exists().then_some(())
-    })
-    .await;
-    f.wait_message(&late, "submitted").await;
-    f.wait_state("idle").await;
-    f.assert_each_once_in_order(prompts, &[late], &["after-dialog"])
+    f.message_during_dialog(prompts, "Do you want to proceed?", "1")
         .await;
 }
 

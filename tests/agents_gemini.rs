@@ -6,10 +6,8 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use common::agent_cli::{Agent, ONE_AT_A_TIME, Standin, T, agents_dir, installed, texts};
-use common::eventually;
+use common::agent_cli::{Agent, ONE_AT_A_TIME, Standin, agents_dir, installed, texts};
 use serde_json::json;
 
 /// The user turns the model was sent (the last user content of each main request).
@@ -59,43 +57,21 @@ async fn relay_into_idle_gemini_submits_each_message_once_in_order() {
     let _one = ONE_AT_A_TIME.lock().await;
     let Some(f) = gemini().await else { return };
     assert_eq!(f.agent().await["kind"], "gemini");
-    let bodies = [
-        "first: hello gemini",
-        "second: three lines\nline two\nline three",
-        "third: the end",
-    ];
-    let mut ids = Vec::new();
-    for body in bodies {
-        ids.push(f.send(body).await);
-    }
-    for id in &ids {
-        f.wait_message(id, "submitted").await;
-    }
-    f.wait_state("idle").await;
-    f.assert_each_once_in_order(prompts, &ids, &bodies).await;
+    f.relay_in_order(
+        prompts,
+        &[
+            "first: hello gemini",
+            "second: three lines\nline two\nline three",
+            "third: the end",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_sent_during_gemini_confirmation_does_not_answer_it() {
     let _one = ONE_AT_A_TIME.lock().await;
     let Some(f) = gemini().await else { return };
-    let marker = f.proj.join("approved.txt");
-    f.send("RUN_TOOL:touch approved.txt").await;
-    f.state_follows_screen("Allow execution of", "blocked")
-        .await;
-    let late = f.send("after-confirmation: carry on").await;
-    let m = f.wait_held(&late).await;
-    assert!(m["reason"].as_str().unwrap().contains("blocked"), "{m}");
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(!marker.exists(), "the message approved the command");
-    assert_eq!(f.agent().await["state"], "blocked");
-    f.input("1").await;
-    eventually(T, "the approved command ran", || async {
-        marker.exists().then_some(())
-    })
-    .await;
-    f.wait_message(&late, "submitted").await;
-    f.wait_state("idle").await;
-    f.assert_each_once_in_order(prompts, &[late], &["after-confirmation"])
+    f.message_during_dialog(prompts, "Allow execution of", "1")
         .await;
 }

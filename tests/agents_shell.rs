@@ -25,20 +25,9 @@ async fn send(s: &Serve, to: &str, body: &str) -> String {
     v["id"].as_str().unwrap().to_string()
 }
 
-async fn message(s: &Serve, id: &str) -> Value {
-    let (_, v) = s.call(Method::GET, "/api/messages", None).await;
-    v["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["id"] == id)
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
 async fn wait_message(s: &Serve, id: &str, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
     eventually(T, what, || async {
-        let m = message(s, id).await;
+        let m = s.message(id).await;
         ok(&m).then_some(m)
     })
     .await

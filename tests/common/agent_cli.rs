@@ -168,14 +168,64 @@ impl Agent {
     }
 
     pub async fn message(&self, id: &str) -> Value {
-        let (_, v) = self.serve.call(Method::GET, "/api/messages", None).await;
-        v["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["id"] == id)
-            .cloned()
-            .unwrap_or(Value::Null)
+        self.serve.message(id).await
+    }
+
+    /// Relays `bodies` into the idle agent and checks the model got each exactly once, in
+    /// order, intact; returns the messages' final records.
+    pub async fn relay_in_order(
+        &self,
+        prompts: impl Fn(&Standin) -> Vec<String>,
+        bodies: &[&str],
+    ) -> Vec<Value> {
+        let mut ids = Vec::new();
+        for body in bodies {
+            ids.push(self.send(body).await);
+        }
+        let mut records = Vec::new();
+        for id in &ids {
+            records.push(self.wait_message(id, "submitted").await);
+        }
+        self.wait_state("idle").await;
+        self.assert_each_once_in_order(prompts, &ids, bodies).await;
+        records
+    }
+
+    /// Asks for a tool call that the agent must confirm (`dialog` shows), sends a message
+    /// meanwhile, and checks it waits with its reason without answering the dialog, then is
+    /// submitted exactly once after the human answers with `approve`.
+    pub async fn message_during_dialog(
+        &self,
+        prompts: impl Fn(&Standin) -> Vec<String>,
+        dialog: &str,
+        approve: &str,
+    ) {
+        let marker = self.proj.join("approved.txt");
+        self.send("RUN_TOOL:touch approved.txt").await;
+        let blocked = self.state_follows_screen(dialog, "blocked").await;
+        assert!(!blocked["reason"].as_str().unwrap().is_empty());
+        let late = self.send("after-dialog: please continue").await;
+        let m = self.wait_held(&late).await;
+        assert!(
+            m["reason"].as_str().unwrap().contains("blocked"),
+            "held with its reason: {m}"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!marker.exists(), "the message approved the command");
+        assert!(
+            self.serve.screen("cc").await.contains(dialog),
+            "the dialog is still open"
+        );
+        assert_eq!(self.agent().await["state"], "blocked");
+        self.input(approve).await;
+        eventually(T, "the approved command ran", || async {
+            marker.exists().then_some(())
+        })
+        .await;
+        self.wait_message(&late, "submitted").await;
+        self.wait_state("idle").await;
+        self.assert_each_once_in_order(prompts, &[late], &["after-dialog"])
+            .await;
     }
 
     /// Waits for message `id` to reach `state`; on timeout says where it and the agent are.

@@ -150,6 +150,18 @@ impl Serve {
         }
     }
 
+    /// Message `id`'s entry in `GET /api/messages` (its delivery state), or null.
+    pub async fn message(&self, id: &str) -> Value {
+        let (_, v) = self.call(Method::GET, "/api/messages", None).await;
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
     pub async fn worker_pid(&self, name: &str) -> u32 {
         let (_, v) = self.call(Method::GET, "/api/spawned", None).await;
         let w = v["workers"]
