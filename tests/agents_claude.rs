@@ -107,7 +107,8 @@ async fn working_is_reported_and_send_wait_returns_submitted() {
     // A slow answer keeps Claude working long enough to see it.
     f.send("SLOW:4000 think about it").await;
     f.state_follows_screen("esc to interrupt", "working").await;
-    f.wait_state("idle").await;
+    // Its footer's hint comes back with the empty input box when the turn is over.
+    f.state_follows_screen("? for shortcuts", "idle").await;
 
     // `brokertui send --wait` from a script: exit 0 once submitted.
     let out = tokio::task::spawn_blocking({
