@@ -3,7 +3,10 @@
 enough to drive the real Gemini CLI (tested with @google/gemini-cli 0.61.0)
 through whole conversations offline.
 
-Dependency free (Python >= 3.11 standard library only).
+Needs nothing but the Python >= 3.11 standard library and its sibling
+``standin_http.py``, which holds the HTTP plumbing this stand-in shares with
+model_standin.py (request/response helpers, SSE chunks, the request log and
+id counter, the command line); only the Gemini routes and rules are here.
 
 Usage
 -----
@@ -93,13 +96,16 @@ Script file (all keys optional)
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import re
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# standin_http.py sits next to this file: importable from any cwd (even -P)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from standin_http import (RUN_TOOL_RE, BaseHandler, State,  # noqa: E402
+                          main as serve, one_line, slow_ms)
 
 HEADER_SUBSET = (
     "user-agent",
@@ -109,8 +115,6 @@ HEADER_SUBSET = (
     "x-gemini-api-privileged-user-id",
 )
 
-RUN_TOOL_RE = re.compile(r"RUN_TOOL:([^\r\n]+)")
-SLOW_RE = re.compile(r"SLOW:(\d+)")
 # Text parts the CLI adds to the user's turn (environment context); skipped
 # when looking for the user's own text.
 CONTEXT_PART_RE = re.compile(r"\s*<(session_context|system-reminder|"
@@ -128,39 +132,7 @@ KNOWN_MODELS = (
 )
 
 
-class State:
-    def __init__(self, script: dict, log_path: str | None):
-        self.script = script
-        self.queue = list(script.get("queue", []))
-        self.log_path = log_path
-        self.lock = threading.Lock()
-        self.counter = 0
-
-    def next_id(self) -> int:
-        with self.lock:
-            self.counter += 1
-            return self.counter
-
-    def pop_queue(self):
-        with self.lock:
-            if self.queue:
-                return self.queue.pop(0)
-        return None
-
-    def log(self, entry: dict) -> None:
-        if not self.log_path:
-            return
-        line = json.dumps(entry, ensure_ascii=False)
-        with self.lock:
-            with open(self.log_path, "a", encoding="utf-8") as f:
-                f.write(line + "\n")
-
-
 # ---------------------------------------------------------------- analysis
-
-
-def one_line(s: str) -> str:
-    return " ".join(s.split())
 
 
 def function_names(body: dict) -> list[str]:
@@ -264,15 +236,10 @@ def decide(body: dict, state: State, streaming: bool) -> dict:
                 "text": script.get("side_text", "Standin summary"),
                 "delay_ms": 0}
     user_text, has_fr, _fr = last_user(body)
-    m = SLOW_RE.search(user_text)
-    delay = int(m.group(1)) if m else 0
-    queued = state.pop_queue()
+    delay = slow_ms(user_text)
+    queued = state.pop_queued_spec("classification", delay)
     if queued is not None:
-        spec = dict(queued)
-        spec.setdefault("delay_ms", delay)
-        spec["classification"] = "main"
-        spec["rule"] = "queue"
-        return spec
+        return queued
     if has_fr:
         return {"classification": "main", "rule": "function_response",
                 "text": "done", "delay_ms": delay}
@@ -314,58 +281,13 @@ def model_entry(name: str) -> dict:
 # ---------------------------------------------------------------- handler
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(BaseHandler):
     server_version = "gemini-standin/1"
-    state: State  # set on the class by main()
-
-    def log_message(self, fmt, *args):  # keep stderr quiet
-        pass
-
-    # -- helpers
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            data = b""
-            while True:
-                size = int(self.rfile.readline().strip().split(b";")[0], 16)
-                if size == 0:
-                    self.rfile.readline()
-                    break
-                data += self.rfile.read(size)
-                self.rfile.readline()
-            return data
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
-
-    def _headers_subset(self) -> dict:
-        h = {k: self.headers[k] for k in HEADER_SUBSET if k in self.headers}
-        key = self.headers.get("x-goog-api-key")
-        if key:
-            h["x-goog-api-key"] = "..." + key[-4:]
-        auth = self.headers.get("authorization")
-        if auth:
-            h["authorization"] = auth.split(" ")[0] + " ..." + auth[-4:]
-        return h
-
-    def _send_json(self, code: int, obj):
-        data = json.dumps(obj).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    def _chunk(self, data: bytes):
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-        self.wfile.flush()
-
-    def _log(self, body, classification: str, **extra):
-        entry = {"t": round(time.time(), 3), "method": self.command,
-                 "path": self.path, "headers": self._headers_subset(),
-                 "body": body, "classification": classification}
-        entry.update(extra)
-        self.state.log(entry)
+    header_subset = HEADER_SUBSET
+    api_key_header = "x-goog-api-key"
+    classification_field = "classification"
+    json_content_type = "application/json; charset=UTF-8"
+    sse_content_type = "text/event-stream"
 
     def _not_found(self, body):
         self._log(body, "unknown", unknown=True)
@@ -374,10 +296,6 @@ class Handler(BaseHTTPRequestHandler):
             "message": "standin: no route for %s %s" % (self.command, self.path)}})
 
     # -- verbs
-    def do_HEAD(self):
-        self._log(None, "other")
-        self._send_json(200, {})
-
     def do_GET(self):
         path = self.path.split("?")[0].rstrip("/")
         if path == "":
@@ -396,11 +314,7 @@ class Handler(BaseHTTPRequestHandler):
         self._not_found(None)
 
     def do_POST(self):
-        raw = self._read_body()
-        try:
-            body = json.loads(raw) if raw else {}
-        except ValueError:
-            body = {"_raw": raw.decode("utf-8", "replace")}
+        raw, body = self._read_json()
         path = self.path.split("?")[0]
         m = MODEL_PATH_RE.match(path)
         if not m:
@@ -449,12 +363,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _stream(self, body, spec, parts, version, resp_id, out_tokens, delay):
         script = self.state.script
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        try:
+        self._start_sse()
+        with self._until_client_leaves():
             self.wfile.flush()
             # chunk list: each is a list of parts for one SSE event
             chunks: list[list[dict]] = []
@@ -485,34 +395,12 @@ class Handler(BaseHTTPRequestHandler):
                     ev["usageMetadata"] = {
                         "promptTokenCount": pu["promptTokenCount"],
                         "totalTokenCount": pu["promptTokenCount"]}
-                self._chunk(("data: %s\n\n" % json.dumps(ev)).encode())
+                self._sse(None, ev)
             self._chunk(b"")  # terminating zero-length chunk
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--log", default=None, help="append JSON lines here")
-    ap.add_argument("--script", default=None, help="JSON script file")
-    args = ap.parse_args(argv)
-    script = {}
-    if args.script:
-        with open(args.script, encoding="utf-8") as f:
-            script = json.load(f)
-    Handler.state = State(script, args.log)
-    srv = ThreadingHTTPServer((args.host, args.port), Handler)
-    srv.daemon_threads = True
-    print("PORT=%d" % srv.server_address[1], flush=True)
-    try:
-        srv.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        srv.server_close()
-    return 0
+    return serve(__doc__, Handler, argv)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 """Loopback stand-in for the Anthropic Messages API, good enough to drive the
 real Claude Code CLI (tested with 2.1.197) through whole conversations offline.
 
-Dependency free (Python >= 3.11 standard library only).
+Dependency free (Python >= 3.11 standard library only). The HTTP
+scaffolding (handler helpers, SSE chunks, request log, id counter, command
+line) is shared with gemini_standin.py and lives in ``standin_http.py`` next
+to this file; this file holds the Anthropic-specific routes and rules.
 
 Usage
 -----
@@ -95,13 +98,15 @@ Script file (all keys optional)
 
 from __future__ import annotations
 
-import argparse
 import json
-import re
+import os
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# standin_http.py sits next to this file: importable from any cwd (even -P)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from standin_http import (RUN_TOOL_RE, BaseHandler, State,  # noqa: E402
+                          main as serve, one_line, slow_ms)
 
 HEADER_SUBSET = (
     "user-agent",
@@ -115,37 +120,6 @@ HEADER_SUBSET = (
     "x-claude-code-session-id",
     "accept",
 )
-
-RUN_TOOL_RE = re.compile(r"RUN_TOOL:([^\r\n]+)")
-SLOW_RE = re.compile(r"SLOW:(\d+)")
-
-
-class State:
-    def __init__(self, script: dict, log_path: str | None):
-        self.script = script
-        self.queue = list(script.get("queue", []))
-        self.log_path = log_path
-        self.lock = threading.Lock()
-        self.counter = 0
-
-    def next_id(self) -> int:
-        with self.lock:
-            self.counter += 1
-            return self.counter
-
-    def pop_queue(self):
-        with self.lock:
-            if self.queue:
-                return self.queue.pop(0)
-        return None
-
-    def log(self, entry: dict) -> None:
-        if not self.log_path:
-            return
-        line = json.dumps(entry, ensure_ascii=False)
-        with self.lock:
-            with open(self.log_path, "a", encoding="utf-8") as f:
-                f.write(line + "\n")
 
 
 # ---------------------------------------------------------------- analysis
@@ -211,10 +185,6 @@ def classify(body: dict, script: dict) -> str:
     return "main"
 
 
-def one_line(s: str) -> str:
-    return " ".join(s.split())
-
-
 def fill_schema(schema: dict, text: str):
     """A minimal value satisfying a JSON schema (strings get `text`)."""
     t = schema.get("type")
@@ -251,15 +221,10 @@ def decide(body: dict, state: State) -> dict:
     if kind == "side":
         return {"kind": "side", "text": side_text(body, script), "delay_ms": 0}
     user_text, tool_result = last_user(body)
-    m = SLOW_RE.search(user_text)
-    delay = int(m.group(1)) if m else 0
-    queued = state.pop_queue()
+    delay = slow_ms(user_text)
+    queued = state.pop_queued_spec("kind", delay)
     if queued is not None:
-        spec = dict(queued)
-        spec.setdefault("delay_ms", delay)
-        spec["kind"] = "main"
-        spec["rule"] = "queue"
-        return spec
+        return queued
     if tool_result is not None:
         return {"kind": "main", "rule": "tool_result",
                 "text": "done: " + one_line(tool_result)[:40], "delay_ms": delay}
@@ -293,78 +258,26 @@ def usage(body: dict, out_tokens: int) -> dict:
 # ---------------------------------------------------------------- handler
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(BaseHandler):
     server_version = "model-standin/1"
-    state: State  # set on the class by main()
+    header_subset = HEADER_SUBSET
+    api_key_header = "x-api-key"
+    classification_field = "kind"
+    json_content_type = "application/json"
+    sse_content_type = "text/event-stream; charset=utf-8"
 
-    def log_message(self, fmt, *args):  # keep stderr quiet
-        pass
-
-    # -- helpers
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            data = b""
-            while True:
-                size = int(self.rfile.readline().strip().split(b";")[0], 16)
-                if size == 0:
-                    self.rfile.readline()
-                    break
-                data += self.rfile.read(size)
-                self.rfile.readline()
-            return data
-        n = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(n) if n else b""
-
-    def _headers_subset(self) -> dict:
-        h = {k: self.headers[k] for k in HEADER_SUBSET if k in self.headers}
-        key = self.headers.get("x-api-key")
-        if key:
-            h["x-api-key"] = "..." + key[-4:]
-        auth = self.headers.get("authorization")
-        if auth:
-            h["authorization"] = auth.split(" ")[0] + " ..." + auth[-4:]
-        return h
-
-    def _send_json(self, code: int, obj, extra: dict | None = None):
-        data = json.dumps(obj).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("request-id", "req_standin_%d" % self.state.next_id())
-        for k, v in (extra or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    def _chunk(self, data: bytes):
-        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-        self.wfile.flush()
-
-    def _sse(self, event: str, obj: dict):
-        self._chunk(("event: %s\ndata: %s\n\n" % (event, json.dumps(obj))).encode())
-
-    def _log(self, body, **extra):
-        entry = {"t": round(time.time(), 3), "method": self.command,
-                 "path": self.path, "headers": self._headers_subset(),
-                 "body": body}
-        entry.update(extra)
-        self.state.log(entry)
+    def _extra_headers(self) -> dict:
+        return {"request-id": "req_standin_%d" % self.state.next_id()}
 
     # -- verbs
-    def do_HEAD(self):
-        self._log(None, kind="other")
-        self._send_json(200, {})
-
     def do_GET(self):
         path = self.path.split("?")[0]
         model = self.state.script.get("model", "claude-sonnet-4-5")
         if path in ("/", ""):
-            self._log(None, kind="other")
+            self._log(None, "other")
             self._send_json(200, {"ok": True})
         elif path == "/v1/models":
-            self._log(None, kind="other")
+            self._log(None, "other")
             self._send_json(200, {"data": [{"type": "model", "id": model,
                                             "display_name": model,
                                             "created_at": "2025-01-01T00:00:00Z"}],
@@ -372,22 +285,18 @@ class Handler(BaseHTTPRequestHandler):
                                   "last_id": model})
         elif path.startswith("/v1/models/"):
             mid = path.rsplit("/", 1)[1]
-            self._log(None, kind="other")
+            self._log(None, "other")
             self._send_json(200, {"type": "model", "id": mid, "display_name": mid,
                                   "created_at": "2025-01-01T00:00:00Z"})
         else:
             self._not_found(None)
 
     def do_POST(self):
-        raw = self._read_body()
-        try:
-            body = json.loads(raw) if raw else {}
-        except ValueError:
-            body = {"_raw": raw.decode("utf-8", "replace")}
+        raw, body = self._read_json()
         path = self.path.split("?")[0]
         if path == "/v1/messages/count_tokens":
             n = max(1, len(raw) // 4)
-            self._log(body, kind="other", reply={"input_tokens": n})
+            self._log(body, "other", reply={"input_tokens": n})
             self._send_json(200, {"input_tokens": n})
         elif path == "/v1/messages":
             self._messages(body)
@@ -395,7 +304,7 @@ class Handler(BaseHTTPRequestHandler):
             self._not_found(body)
 
     def _not_found(self, body):
-        self._log(body, kind="other", unknown=True)
+        self._log(body, "other", unknown=True)
         self._send_json(404, {"type": "error", "error": {
             "type": "not_found_error", "message": "standin: no route " + self.path}})
 
@@ -407,7 +316,7 @@ class Handler(BaseHTTPRequestHandler):
         model = body.get("model") or state.script.get("model", "claude-sonnet-4-5")
         msg_id = "msg_standin_%04d" % state.next_id()
         out_tokens = max(1, len(json.dumps(blocks)) // 4)
-        self._log(body, kind=spec["kind"], rule=spec.get("rule"),
+        self._log(body, spec["kind"], rule=spec.get("rule"),
                   reply={"stop_reason": stop, "content": blocks,
                          "delay_ms": spec.get("delay_ms", 0)})
         if not body.get("stream"):
@@ -422,14 +331,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _stream(self, body, spec, blocks, stop, model, msg_id, out_tokens):
         script = self.state.script
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("request-id", "req_standin_%d" % self.state.next_id())
-        self.end_headers()
+        self._start_sse()
         u = usage(body, 1)
-        try:
+        with self._until_client_leaves():
             self._sse("message_start", {"type": "message_start", "message": {
                 "id": msg_id, "type": "message", "role": "assistant",
                 "model": model, "content": [], "stop_reason": None,
@@ -482,32 +386,10 @@ class Handler(BaseHTTPRequestHandler):
                                         "usage": {"output_tokens": out_tokens}})
             self._sse("message_stop", {"type": "message_stop"})
             self._chunk(b"")  # terminating zero-length chunk: b"0\r\n\r\n"
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--log", default=None, help="append JSON lines here")
-    ap.add_argument("--script", default=None, help="JSON script file")
-    args = ap.parse_args(argv)
-    script = {}
-    if args.script:
-        with open(args.script, encoding="utf-8") as f:
-            script = json.load(f)
-    Handler.state = State(script, args.log)
-    srv = ThreadingHTTPServer((args.host, args.port), Handler)
-    srv.daemon_threads = True
-    print("PORT=%d" % srv.server_address[1], flush=True)
-    try:
-        srv.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        srv.server_close()
-    return 0
+    return serve(__doc__, Handler, argv)
 
 
 if __name__ == "__main__":
