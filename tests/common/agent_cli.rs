@@ -146,12 +146,24 @@ impl Agent {
         v
     }
 
+    /// Waits for the agent to report `state`; on timeout says what it reports, what its screen
+    /// shows and how many requests the model stand-in got.
     pub async fn wait_state(&self, state: &str) -> Value {
-        eventually(T, &format!("agent {state}"), || async {
+        let until = Instant::now() + T;
+        loop {
             let a = self.agent().await;
-            (a["state"] == state).then_some(a)
-        })
-        .await
+            if a["state"] == state {
+                return a;
+            }
+            if Instant::now() > until {
+                panic!(
+                    "agent never {state}: {a}\nstand-in requests: {}\nscreen:\n{}",
+                    self.standin.requests().len(),
+                    self.serve.screen("cc").await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn send(&self, body: &str) -> String {
