@@ -60,6 +60,14 @@ pub struct WorkerProcess {
     stdin: mpsc::Sender<Vec<u8>>,
 }
 
+/// Inherited variables that tell a program it runs in CI with nobody watching, as the
+/// `is-in-ci` check of ink-based agents reads them (Gemini CLI then draws nothing until it
+/// exits). A pane is an interactive terminal, so a worker does not inherit them; its own env
+/// (the config's or the spawn request's) may still set them.
+fn says_no_human_watches(key: &str) -> bool {
+    key == "CI" || key == "CONTINUOUS_INTEGRATION" || key.starts_with("CI_")
+}
+
 impl WorkerProcess {
     pub fn spawn(id: WorkerId, spec: LaunchSpec, to_broker: ToBroker) -> std::io::Result<Self> {
         let stderr = match &spec.log_file {
@@ -76,7 +84,14 @@ impl WorkerProcess {
             }
             None => Stdio::null(),
         };
-        let mut child = Command::new(&spec.exe)
+        let mut command = Command::new(&spec.exe);
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if says_no_human_watches(&key) && !spec.env.iter().any(|(k, _)| *k == key) {
+                command.env_remove(key.as_ref());
+            }
+        }
+        let mut child = command
             .args(&spec.args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
