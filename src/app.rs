@@ -61,13 +61,7 @@ enum Msg {
 }
 
 pub async fn run(config: Config, state_dir: &Path) -> color_eyre::Result<()> {
-    // Signal handlers before anything else: a SIGTERM at any point must end in the orderly
-    // path (terminal restored, workers ended), never the default kill.
-    use tokio::signal::unix::{SignalKind, signal};
-    let signals = Signals {
-        term: signal(SignalKind::terminate())?,
-        hup: signal(SignalKind::hangup())?,
-    };
+    let signals = Signals::install()?;
     let stack =
         crate::stack::start(&config, crate::stack::StackOptions::loopback(), state_dir).await?;
     tracing::info!(url = %stack.url, "TUI started; API on loopback");
@@ -117,11 +111,7 @@ pub async fn run_remote(
     state_dir: &Path,
     opts: RunOptions,
 ) -> color_eyre::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let signals = Signals {
-        term: signal(SignalKind::terminate())?,
-        hup: signal(SignalKind::hangup())?,
-    };
+    let signals = Signals::install()?;
     // Fail before touching the terminal if the broker is not there.
     let workers = Backend::list(&broker)
         .await
@@ -205,9 +195,34 @@ fn spawn_terminal_reader() -> mpsc::Receiver<TermEvent> {
     rx
 }
 
+/// Every signal whose default action would kill the TUI, caught: whichever comes, the TUI
+/// ends by the orderly path (terminal restored, workers ended), never with the terminal left
+/// raw. Installed before anything else, so no moment of start-up is uncovered.
 struct Signals {
-    term: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
+    caught: Vec<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let kinds = [
+            SignalKind::terminate(),
+            SignalKind::hangup(),
+            SignalKind::interrupt(),
+            SignalKind::quit(),
+            SignalKind::user_defined1(),
+            SignalKind::user_defined2(),
+            SignalKind::alarm(),
+        ];
+        let caught = kinds.into_iter().map(signal).collect::<Result<_, _>>()?;
+        Ok(Signals { caught })
+    }
+
+    /// Resolves when any of them arrives.
+    async fn recv(&mut self) {
+        let all = self.caught.iter_mut().map(|s| Box::pin(s.recv()));
+        futures_util::future::select_all(all).await;
+    }
 }
 
 struct Runner<B: Backend> {
@@ -351,8 +366,7 @@ async fn run_loop<B: Backend>(
                 runner.perform(&mut app, actions);
                 dirty = true;
             }
-            _ = signals.term.recv() => break,
-            _ = signals.hup.recv() => break,
+            _ = signals.recv() => break,
             ev = events.recv() => {
                 runner.on_event(&mut app, ev);
                 dirty = true;

@@ -8,6 +8,7 @@ pub mod b64;
 pub mod broker;
 pub mod client;
 pub mod config;
+pub mod fsutil;
 pub mod mirror;
 pub mod protocol;
 pub mod requests;

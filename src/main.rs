@@ -76,9 +76,21 @@ enum Command {
     Worker(WorkerArgs),
 }
 
-fn main() -> color_eyre::Result<()> {
-    color_eyre::install()?;
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    // Panics keep color-eyre's report; an error is the user's to read: one line, no backtrace.
+    if let Err(e) = color_eyre::install() {
+        eprintln!("brokertui: {e}");
+    }
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("brokertui: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> color_eyre::Result<()> {
     match cli.command {
         Some(Command::Worker(args)) => {
             init_logging(None);
@@ -105,8 +117,14 @@ fn main() -> color_eyre::Result<()> {
         }
         None => {
             let state_dir = client::state_dir(cli.state_dir.as_deref());
-            std::fs::create_dir_all(&state_dir)
-                .wrap_err_with(|| format!("cannot create state dir {}", state_dir.display()))?;
+            let checked = brokertui::fsutil::private_dir(&state_dir)
+                .wrap_err_with(|| format!("cannot use state dir {}", state_dir.display()))?;
+            if let brokertui::fsutil::DirCheck::Tightened { was } = checked {
+                eprintln!(
+                    "warning: state dir {} was open to others (mode {was:o}); it holds tokens and messages, so it is now 0700",
+                    state_dir.display()
+                );
+            }
             init_logging(Some(&state_dir.join("brokertui.log")));
             let mut config = match Config::discover(cli.config.as_deref())? {
                 Some((path, config)) => {
@@ -190,13 +208,7 @@ fn init_logging(file: Option<&std::path::Path>) {
     let builder = tracing_subscriber::fmt()
         .with_ansi(false)
         .with_env_filter(filter);
-    match file.and_then(|p| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(p)
-            .ok()
-    }) {
+    match file.and_then(|p| brokertui::fsutil::append_private(p).ok()) {
         Some(f) => builder.with_writer(std::sync::Mutex::new(f)).init(),
         None => builder.with_writer(std::io::stderr).init(),
     }

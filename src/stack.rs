@@ -58,9 +58,11 @@ pub async fn start(
     bc.replay_events = opts.replay_events;
     bc.agents = Arc::new(config.agents.clone());
     bc.hooks_dir = Some(state_dir.join("agents"));
-    if opts.journal {
-        bc.journal = Some(state_dir.join("messages.jsonl"));
-    }
+    let store = if opts.journal {
+        Some(crate::broker::store::open(state_dir)?)
+    } else {
+        None
+    };
     let (env_url, env_tokens) = (url.clone(), tokens.clone());
     bc.worker_env = Some(Arc::new(move |name: &str| {
         vec![
@@ -71,7 +73,10 @@ pub async fn start(
     }));
     let gone_tokens = tokens.clone();
     bc.worker_gone = Some(Arc::new(move |name: &str| gone_tokens.revoke_worker(name)));
-    let broker = BrokerHandle::start(bc);
+    let broker = match store {
+        Some((store, loaded)) => BrokerHandle::start_with_store(bc, store, loaded),
+        None => BrokerHandle::start(bc),
+    };
     let server = api::Server::start_on(
         listener,
         ApiState {

@@ -244,9 +244,9 @@ async fn a_message_a_dead_worker_may_have_typed_is_not_typed_again() {
     let fx = Fixture::new();
     spawn_human_bob(&fx).await;
     let accepted = queue_for_bob(&fx, "maybe-typed").await;
-    // What a worker killed between recording an injection and reporting it leaves behind.
-    let record = brokertui::worker::inject_log::path(&fx.dir.path().join("logs"), "bob");
-    std::fs::write(&record, format!("{}\n", accepted.id)).unwrap();
+    // What a worker killed between its Enter and reporting it leaves behind.
+    let record = brokertui::protocol::inject_record::path(&fx.dir.path().join("logs"), "bob");
+    std::fs::write(&record, format!("typed {0}\nentered {0}\n", accepted.id)).unwrap();
     let info = fx.broker.info("bob").await.unwrap();
     signal(info.worker_pid, nix::sys::signal::Signal::SIGKILL);
     eventually(T, "worker gone", || async {

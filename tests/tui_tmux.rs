@@ -330,31 +330,44 @@ fn assert_restored(tui: &Tmux) {
 }
 
 #[test]
-fn terminal_is_restored_after_sigterm() {
-    let id = std::process::id() % 100_000;
-    let tui = Tmux::start(&format!("-w term{id}=sh"));
-    tui.wait_text(&format!("1 term{id}"), T);
-    tui.keys(&["Enter"]); // attached, in raw mode, worker in human mode
-    tui.wait_text("DRIVE", T);
-    let out = Command::new("pgrep")
-        .args([
-            "-f",
-            "--",
-            &format!("^{} --state-dir .* -w term{id}=sh", exe().display()),
-        ])
-        .output()
-        .unwrap();
-    let pid: u32 = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    signal(pid, nix::sys::signal::Signal::SIGTERM);
-    tui.wait_text("TUI-EXITED-0", T);
-    assert_restored(&tui);
-    assert!(worker_pid(&format!("term{id}")).is_none(), "workers ended");
+fn terminal_is_restored_after_every_signal_that_would_kill_it() {
+    use nix::sys::signal::Signal;
+    // SIGINT and SIGQUIT left it raw, in the alternate screen, with mouse reporting on.
+    for sig in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+    ] {
+        let id = std::process::id() % 100_000;
+        let name = format!(
+            "t{}{id}",
+            sig.as_str().to_lowercase().trim_start_matches("sig")
+        );
+        let tui = Tmux::start(&format!("-w {name}=sh"));
+        tui.wait_text(&format!("1 {name}"), T);
+        tui.keys(&["Enter"]); // attached, in raw mode, worker in human mode
+        tui.wait_text("DRIVE", T);
+        let out = Command::new("pgrep")
+            .args([
+                "-f",
+                "--",
+                &format!("^{} --state-dir .* -w {name}=sh", exe().display()),
+            ])
+            .output()
+            .unwrap();
+        let pid: u32 = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        signal(pid, sig);
+        tui.wait_text("TUI-EXITED-0", T);
+        assert_restored(&tui);
+        assert!(worker_pid(&name).is_none(), "{sig}: workers ended");
+    }
 }
 
 #[test]

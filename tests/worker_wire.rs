@@ -145,6 +145,44 @@ fn garbage_gets_worker_error_and_the_worker_keeps_serving() {
     assert!(w.child.wait().unwrap().success());
 }
 
+#[test]
+fn a_huge_resize_is_refused_and_the_worker_still_ends_on_eof() {
+    let mut w = Worker::start(&["sh"]);
+    w.next("ready");
+    let rss_kb = |pid: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+            .unwrap()
+    };
+    let before = rss_kb(w.child.id());
+    for size in [(65535, 65535), (1001, 80), (24, 1001)] {
+        w.send(&format!(
+            r#"{{"v":1,"type":"resize","payload":{{"rows":{},"cols":{}}}}}"#,
+            size.0, size.1
+        ));
+        let err = w.next("worker_error");
+        assert_eq!(
+            err["payload"]["code"], "invalid_dimensions",
+            "{size:?}: {err}"
+        );
+    }
+    w.send(r#"{"v":1,"type":"resize","payload":{"rows":1000,"cols":1000}}"#);
+    w.send(r#"{"v":1,"type":"input","payload":{"data":"echo st''ill\r"}}"#);
+    w.output_until("still\r\n");
+    assert!(
+        rss_kb(w.child.id()) < before + 64 * 1024,
+        "the worker did not grow for a refused size"
+    );
+    let ended = Instant::now();
+    drop(w.stdin.take());
+    w.next("exited");
+    assert!(ended.elapsed() < Duration::from_secs(5));
+    assert!(w.child.wait().unwrap().success());
+}
+
 /// Bytes a reader thread that really read PTY output has read at least (schedstat reads
 /// alone come to a few dozen bytes).
 const READ_CHUNK_MIN: u64 = 64 * 1024;

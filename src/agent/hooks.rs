@@ -46,10 +46,10 @@ pub fn install(
 ) -> std::io::Result<Vec<String>> {
     match mechanism {
         "claude" => {
-            std::fs::create_dir_all(dir)?;
+            crate::fsutil::create_private_dir(dir)?;
             let path: PathBuf = dir.join(format!("{name}.claude-settings.json"));
             let body = serde_json::to_vec_pretty(&claude_settings(exe)).expect("serializes");
-            std::fs::write(&path, body)?;
+            crate::fsutil::write_private(&path, &body)?;
             Ok(vec!["--settings".into(), path.display().to_string()])
         }
         other => Err(std::io::Error::other(format!(

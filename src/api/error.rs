@@ -49,6 +49,8 @@ impl From<BrokerError> for ApiError {
             BrokerError::SpawnFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             BrokerError::WorkerUnavailable { .. } => StatusCode::CONFLICT,
             BrokerError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            BrokerError::JournalFull(_) => StatusCode::INSUFFICIENT_STORAGE,
+            BrokerError::JournalUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         ApiError::new(status, e.code(), e.to_string())
     }

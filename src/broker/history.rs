@@ -36,6 +36,14 @@ pub struct History {
 }
 
 impl History {
+    /// Starts from what the store kept (oldest first).
+    pub fn restore(&mut self, records: Vec<MessageRecord>) {
+        self.records = records.into();
+        while self.records.iter().filter(|r| r.state.is_final()).count() > SETTLED_LIMIT {
+            self.evict();
+        }
+    }
+
     pub fn accepted(&mut self, to: &str, msg: &RelayMessage) {
         self.records.push_back(MessageRecord {
             id: msg.id.clone(),

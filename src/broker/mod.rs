@@ -15,10 +15,10 @@
 mod actor;
 pub mod events;
 pub mod history;
-pub mod journal;
 pub mod process;
 mod relay;
 pub mod request;
+pub mod store;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -65,9 +65,6 @@ pub struct BrokerConfig {
     pub worker_gone: Option<WorkerGoneFn>,
     /// Durable events kept for `subscribe_since` (the WebSocket's `?since=`).
     pub replay_events: usize,
-    /// Where accepted relay messages are journalled until injected (`--serve`); `None`
-    /// keeps them in memory only.
-    pub journal: Option<PathBuf>,
     /// Agent kinds' rules (built-ins plus the config's overrides).
     pub agents: Arc<crate::agent::Catalog>,
     /// Where per-worker agent settings (hooks) are written; `None` installs no hooks.
@@ -86,7 +83,6 @@ impl BrokerConfig {
             worker_env: None,
             worker_gone: None,
             replay_events: 10_000,
-            journal: None,
             agents: Arc::new(crate::agent::Catalog::default()),
             hooks_dir: None,
         }
@@ -162,6 +158,21 @@ pub enum BrokerError {
     WorkerUnavailable { name: String, reason: String },
     #[error("the broker is shutting down")]
     ShuttingDown,
+    #[error(
+        "not accepted: the message journal cannot grow ({0}); free space under the state dir and send again"
+    )]
+    JournalFull(String),
+    #[error("not accepted: the message journal cannot be written ({0})")]
+    JournalUnavailable(String),
+}
+
+impl From<store::WriteError> for BrokerError {
+    fn from(e: store::WriteError) -> Self {
+        match e {
+            store::WriteError::Full(m) => BrokerError::JournalFull(m),
+            other => BrokerError::JournalUnavailable(other.to_string()),
+        }
+    }
 }
 
 impl BrokerError {
@@ -173,6 +184,8 @@ impl BrokerError {
             BrokerError::SpawnFailed(_) => "spawn_failed",
             BrokerError::WorkerUnavailable { .. } => "worker_unavailable",
             BrokerError::ShuttingDown => "broker_shutting_down",
+            BrokerError::JournalFull(_) => "journal_full",
+            BrokerError::JournalUnavailable(_) => "journal_unavailable",
         }
     }
 }
@@ -255,7 +268,17 @@ pub struct BrokerHandle {
 impl BrokerHandle {
     /// Starts the broker task on the current tokio runtime.
     pub fn start(config: BrokerConfig) -> BrokerHandle {
-        actor::start(config)
+        actor::start(config, None)
+    }
+
+    /// Starts the broker with a durable store (`--serve`): what it held is owed again, and
+    /// every message is committed to it before it is accepted.
+    pub fn start_with_store(
+        config: BrokerConfig,
+        store: store::Store,
+        loaded: store::Loaded,
+    ) -> BrokerHandle {
+        actor::start(config, Some((store, loaded)))
     }
 
     pub fn config(&self) -> &BrokerConfig {

@@ -73,14 +73,9 @@ impl WorkerProcess {
         let stderr = match &spec.log_file {
             Some(path) => {
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
+                    crate::fsutil::create_private_dir(dir)?;
                 }
-                Stdio::from(
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(path)?,
-                )
+                Stdio::from(crate::fsutil::append_private(path)?)
             }
             None => Stdio::null(),
         };

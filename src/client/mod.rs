@@ -43,24 +43,9 @@ pub fn connection_path(state_dir: &Path) -> PathBuf {
 
 /// Writes `connection.json` readable by its owner only.
 pub fn write_connection(state_dir: &Path, conn: &Connection) -> std::io::Result<PathBuf> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(state_dir)?;
     let path = connection_path(state_dir);
-    let tmp = state_dir.join(".connection.json.tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(
-        serde_json::to_string_pretty(conn)
-            .expect("serializes")
-            .as_bytes(),
-    )?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path)?;
+    let text = serde_json::to_string_pretty(conn).expect("serializes");
+    crate::fsutil::write_private(&path, text.as_bytes())?;
     Ok(path)
 }
 
@@ -174,6 +159,7 @@ impl CallError {
             502 => 6,
             503 => 7,
             504 => 8,
+            507 => 11,
             _ => 1,
         }
     }

@@ -70,6 +70,14 @@ pub struct ResizePayload {
     pub cols: u16,
 }
 
+impl ResizePayload {
+    /// Both sides within `1..=MAX_DIMENSION`.
+    pub fn check(&self) -> Result<(), String> {
+        super::check_dimension("rows", self.rows)?;
+        super::check_dimension("cols", self.cols).map(drop)
+    }
+}
+
 /// `shutdown`: SIGHUP the child's session, wait `grace_ms`, SIGKILL what is left, exit.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]

@@ -17,6 +17,7 @@ pub mod codec;
 mod frames;
 #[cfg(test)]
 mod fuzz_tests;
+pub mod inject_record;
 
 pub use frames::*;
 
@@ -87,6 +88,21 @@ impl DecodeError {
 /// Longest frame either side accepts. Output chunks are at most 64 KiB of PTY bytes
 /// (~88 KiB of base64), and a relay message body is capped well below this.
 pub const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
+
+/// Largest screen side either end accepts: a screen's memory and every full redraw grow with
+/// rows × cols, so the wire refuses what the API refuses.
+pub const MAX_DIMENSION: u16 = 1000;
+
+/// Checks one screen side against `1..=MAX_DIMENSION`.
+pub fn check_dimension(what: &str, n: u16) -> Result<u16, String> {
+    if (1..=MAX_DIMENSION).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{what} must be between 1 and {MAX_DIMENSION}, got {n}"
+        ))
+    }
+}
 
 /// Decodes one line into an envelope, checking the version.
 pub fn decode_envelope(line: &[u8]) -> Result<Envelope, DecodeError> {

@@ -15,7 +15,6 @@
 
 pub mod agent;
 pub mod flood_peers;
-pub mod inject_log;
 pub mod pty;
 pub mod pty_reader;
 pub mod reap;
@@ -90,6 +89,9 @@ pub struct WorkerArgs {
     pub cmd: Vec<String>,
 }
 
+/// How long an injection in flight may take to finish once the worker is told to end (or its
+/// broker is gone): longer than any settle plus the wait for an agent's echo.
+const FINISH_INJECTION: Duration = Duration::from_secs(3);
 /// How long the child's leftovers get after the child itself exits on its own.
 const LEFTOVER_GRACE: Duration = Duration::from_millis(200);
 /// How long to keep reading the PTY after the child exits, for its last output: until it
@@ -197,8 +199,8 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
         b64: String::new(),
         broken: false,
     };
-    let rows = args.rows.max(1);
-    let cols = args.cols.max(1);
+    let rows = args.rows.clamp(1, crate::protocol::MAX_DIMENSION);
+    let cols = args.cols.clamp(1, crate::protocol::MAX_DIMENSION);
     let mut pty = match Pty::spawn(
         &args.cmd,
         args.cwd.as_deref(),
@@ -269,12 +271,8 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
     // When the agent's state should be read again (after output, a hook, a timer).
     let mut agent_eval: Option<tokio::time::Instant> = Some(tokio::time::Instant::now());
     if let Some(path) = &args.inject_log {
-        match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            Ok(file) => session = session.with_inject_log(file),
+        match crate::protocol::inject_record::Writer::open(path) {
+            Ok(record) => session = session.with_inject_log(record),
             Err(e) => tracing::warn!(
                 "cannot open {}: {e}; injections are not recorded",
                 path.display()
@@ -287,6 +285,8 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
     // After the child exits: (stop reading the PTY at, never later than).
     let mut drain: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
     let mut shutdown: Option<Duration> = None;
+    // When shutting down with an injection in flight: how long it may take to finish.
+    let mut finish_by: Option<Instant> = None;
 
     loop {
         let inject_due = session.next_deadline();
@@ -434,7 +434,16 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
         out.send_all(frames).await;
         out.flush().await;
 
-        if shutdown.is_some() || (exit_status.is_some() && !pty_open) {
+        if shutdown.is_some() {
+            // An injection is one unit: the one typed already gets its Enter (and its record)
+            // before the session ends, or a restarted broker would find it half-done.
+            session.drain();
+            let limit = *finish_by.get_or_insert_with(|| Instant::now() + FINISH_INJECTION);
+            if !session.injection_in_flight() || !pty_open || Instant::now() >= limit {
+                break;
+            }
+        }
+        if exit_status.is_some() && !pty_open {
             break;
         }
     }
@@ -506,10 +515,11 @@ async fn handle_line(
             }
         }
         to_worker::RESIZE => match decode_payload::<ResizePayload>(&env) {
-            Ok(ResizePayload { rows, cols }) if rows == 0 || cols == 0 => {
+            Ok(size) if size.check().is_err() => {
+                let why = size.check().unwrap_err();
                 out.send(&worker_error(
                     "invalid_dimensions",
-                    format!("cannot resize to {rows}x{cols}: rows and cols must be at least 1"),
+                    format!("cannot resize to {}x{}: {why}", size.rows, size.cols),
                 ))
                 .await
             }

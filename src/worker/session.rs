@@ -145,7 +145,9 @@ pub struct Session<S: PtySink> {
     seen_order: VecDeque<String>,
     /// Where the id of every message is written (and fsynced) *before* it is typed, so a
     /// worker that dies mid-injection leaves a record its successor's broker can check.
-    inject_log: Option<std::fs::File>,
+    inject_log: Option<crate::protocol::inject_record::Writer>,
+    /// Shutting down: the injection in flight is finished, no new one starts.
+    draining: bool,
     gate: Gate,
     /// `when` for messages that do not say.
     default_when: When,
@@ -185,6 +187,7 @@ impl<S: PtySink> Session<S> {
             seen: HashMap::new(),
             seen_order: VecDeque::new(),
             inject_log: None,
+            draining: false,
             gate: Gate::default(),
             default_when: When::Now,
             typing: 0,
@@ -299,9 +302,9 @@ impl<S: PtySink> Session<S> {
         }
     }
 
-    /// Records injected message ids in `file` (see [`crate::worker::inject_log`]).
-    pub fn with_inject_log(mut self, file: std::fs::File) -> Self {
-        self.inject_log = Some(file);
+    /// Records injections in `record` (see [`crate::protocol::inject_record`]).
+    pub fn with_inject_log(mut self, record: crate::protocol::inject_record::Writer) -> Self {
+        self.inject_log = Some(record);
         self
     }
 
@@ -600,6 +603,16 @@ impl<S: PtySink> Session<S> {
         frames
     }
 
+    /// Stops starting injections (shutdown): the one in flight still gets its Enter.
+    pub fn drain(&mut self) {
+        self.draining = true;
+    }
+
+    /// Whether a message is typed and waits for its Enter.
+    pub fn injection_in_flight(&self) -> bool {
+        self.current.is_some()
+    }
+
     /// Advances the injector: sends a due Enter, then starts the next injection if idle.
     /// `bracketed` is the program's current DECSET 2004 state.
     pub fn step(&mut self, now: Instant, bracketed: bool) -> Vec<Envelope> {
@@ -620,7 +633,17 @@ impl<S: PtySink> Session<S> {
                 }
                 let (injection, _) = self.current.take().expect("checked above");
                 match self.sink.write(b"\r".to_vec()) {
-                    Ok(()) => frames.extend(self.completed(injection)),
+                    Ok(()) => {
+                        if let Some(log) = &mut self.inject_log
+                            && let Err(e) = log.entered(&injection.item.msg.id)
+                        {
+                            tracing::warn!(
+                                "could not record the Enter of {}: {e}",
+                                injection.item.msg.id
+                            );
+                        }
+                        frames.extend(self.completed(injection))
+                    }
                     Err(e) => frames.extend(self.failed(injection, e)),
                 }
                 if !self.held_input.is_empty() {
@@ -630,7 +653,7 @@ impl<S: PtySink> Session<S> {
                     }
                 }
             }
-            if self.line.is_empty() {
+            if self.line.is_empty() || self.draining {
                 self.hold_reported = None;
                 return frames;
             }
@@ -652,9 +675,8 @@ impl<S: PtySink> Session<S> {
                 return frames;
             };
             if let Some(log) = &mut self.inject_log {
-                use std::io::Write;
                 let id = &injection.item.msg.id;
-                if let Err(e) = writeln!(log, "{id}").and_then(|_| log.sync_data()) {
+                if let Err(e) = log.typed(id) {
                     tracing::warn!("could not record injection of {id}: {e}");
                 }
             }

@@ -33,7 +33,7 @@ impl Broker {
                 when,
                 reply,
             } => {
-                let _ = reply.send(self.accept_message(from, to, body, when));
+                self.accept_message(from, to, body, when, reply);
             }
             Command::Hook(name, hook, reply) => {
                 let env = frame(to_worker::HOOK, &hook);
@@ -91,7 +91,12 @@ impl Broker {
             Command::DropMessage(id, reply) => {
                 let dropped = self.outbox.drop_id(&id);
                 for name in &dropped {
-                    self.journal_done(name, &id);
+                    self.record(
+                        name,
+                        &id,
+                        DeliveryState::Dropped,
+                        Some("dropped by request".into()),
+                    );
                 }
                 let _ = reply.send(dropped.len());
             }
@@ -235,7 +240,7 @@ impl Broker {
         if let Some(dir) = &self.config.log_dir {
             args.push("--inject-log".into());
             args.push(
-                crate::worker::inject_log::path(dir, &spec.name)
+                crate::protocol::inject_record::path(dir, &spec.name)
                     .display()
                     .to_string(),
             );

@@ -59,11 +59,11 @@ impl Broker {
                 DeliveryState::Injected => self.delivered(&name, &d.id),
                 DeliveryState::Queued => {
                     self.outbox.in_worker(&name, &d.id);
-                    self.history.set(&name, &d.id, DeliveryState::Queued, d.reason.clone());
+                    self.record(&name, &d.id, DeliveryState::Queued, d.reason.clone());
                     self.emit(EventKind::Delivery { name: name.clone(), id: d.id, state: d.state, reason: d.reason });
                 }
                 DeliveryState::Submitted | DeliveryState::Unconfirmed | DeliveryState::Dropped => {
-                    self.history.set(&name, &d.id, d.state, d.reason.clone());
+                    self.record(&name, &d.id, d.state, d.reason.clone());
                     if d.state == DeliveryState::Unconfirmed {
                         self.alert(
                             Severity::Warning,
@@ -76,7 +76,7 @@ impl Broker {
                     self.emit(EventKind::Delivery { name: name.clone(), id: d.id, state: d.state, reason: d.reason });
                 }
                 DeliveryState::Failed => {
-                    self.history.set(&name, &d.id, DeliveryState::Failed, d.reason.clone());
+                    self.record(&name, &d.id, DeliveryState::Failed, d.reason.clone());
                     self.outbox.undelivered(&name, &d.id);
                     self.schedule(REDELIVER_AFTER, Internal::Redeliver(name.clone()));
                     self.emit(EventKind::Delivery {

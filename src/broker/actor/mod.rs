@@ -59,6 +59,13 @@ enum Internal {
     Redeliver(String),
     ForceKill(WorkerId),
     ReadyTimeout(WorkerId),
+    /// The store committed (or refused) an accepted message's copies.
+    Durable {
+        accepted: Accepted,
+        copies: Vec<(String, RelayMessage)>,
+        result: Result<(), crate::broker::store::WriteError>,
+        reply: Reply<Result<Accepted, BrokerError>>,
+    },
 }
 
 struct Worker {
@@ -101,7 +108,8 @@ struct Broker {
     worker_tx: ToBroker,
     internal_tx: mpsc::UnboundedSender<Internal>,
     shutdown_waiters: Option<Vec<Reply<()>>>,
-    journal: Option<crate::broker::journal::Journal>,
+    /// The durable copy of the outbox and the history (`--serve`).
+    store: Option<crate::broker::store::Store>,
     /// Session clean-ups of dead workers still running; shutdown completes after them.
     cleanups: Vec<Cleanup>,
     /// Where flooding workers mark themselves (`worker::flood_peers`); `None` if it could
@@ -109,7 +117,10 @@ struct Broker {
     floods: Option<crate::worker::flood_peers::FloodsDir>,
 }
 
-pub(super) fn start(config: BrokerConfig) -> BrokerHandle {
+pub(super) fn start(
+    config: BrokerConfig,
+    store: Option<(crate::broker::store::Store, crate::broker::store::Loaded)>,
+) -> BrokerHandle {
     let (tx, rx) = mpsc::channel(1024);
     let (events, _) = broadcast::channel(EVENT_BUFFER);
     let (control_tx, control_rx) = mpsc::channel(WORKER_MSG_BUFFER);
@@ -135,14 +146,17 @@ pub(super) fn start(config: BrokerConfig) -> BrokerHandle {
         worker_tx,
         internal_tx,
         shutdown_waiters: None,
-        journal: None,
+        store: None,
         cleanups: Vec::new(),
         floods: crate::worker::flood_peers::FloodsDir::create()
             .inspect_err(|e| tracing::warn!("no directory for flood markers: {e}"))
             .ok(),
     };
     let mut broker = broker;
-    broker.open_journal();
+    if let Some((store, loaded)) = store {
+        broker.restore(loaded);
+        broker.store = Some(store);
+    }
     // On the caller's runtime: a dedicated thread with a current-thread runtime of its own
     // was measured too (BENCHMARKS.md) and was no faster.
     tokio::spawn(broker.run(rx, control_rx, output_rx, internal_rx));
@@ -195,44 +209,28 @@ impl Broker {
         }
     }
 
-    /// Replays the journal: what it still owes waits for workers of those names.
-    fn open_journal(&mut self) {
-        let Some(path) = self.config.journal.clone() else {
-            return;
-        };
-        match crate::broker::journal::Journal::open(&path) {
-            Ok((journal, replayed)) => {
-                if let Some(torn) = replayed.torn {
-                    self.alert(
-                        Severity::Warning,
-                        None,
-                        "journal",
-                        "journal_torn_record",
-                        format!("{}: skipped a torn last record ({torn:?}); everything before it was recovered", path.display()),
-                    );
-                }
-                if !replayed.owed.is_empty() {
-                    tracing::info!(
-                        messages = replayed.owed.len(),
-                        "relay messages recovered from the journal"
-                    );
-                }
-                for (to, msg) in replayed.owed {
-                    self.outbox.accept(&to, msg, false);
-                }
-                self.journal = Some(journal);
-            }
-            Err(e) => self.alert(
-                Severity::Error,
+    /// What the store held: what it still owes waits for workers of those names, and the
+    /// history shows where every kept copy stands.
+    fn restore(&mut self, loaded: crate::broker::store::Loaded) {
+        for warning in loaded.warnings {
+            self.alert(
+                Severity::Warning,
                 None,
                 "journal",
-                "journal_unavailable",
-                format!(
-                    "cannot open {}: {e}; messages are kept in memory only",
-                    path.display()
-                ),
-            ),
+                warning.code,
+                warning.message,
+            );
         }
+        if !loaded.owed.is_empty() {
+            tracing::info!(
+                messages = loaded.owed.len(),
+                "relay messages recovered from the journal"
+            );
+        }
+        for (to, msg) in loaded.owed {
+            self.outbox.accept(&to, msg, false);
+        }
+        self.history.restore(loaded.history);
     }
 
     // ----- events -----------------------------------------------------------------------
@@ -303,13 +301,7 @@ impl Broker {
 }
 
 fn check_dimension(what: &str, n: u16) -> Result<u16, BrokerError> {
-    if (1..=1000).contains(&n) {
-        Ok(n)
-    } else {
-        Err(BrokerError::InvalidRequest(format!(
-            "{what} must be between 1 and 1000, got {n}"
-        )))
-    }
+    crate::protocol::check_dimension(what, n).map_err(BrokerError::InvalidRequest)
 }
 
 /// SIGKILL a worker process, and end its child's session (the worker can no longer do it).

@@ -6,13 +6,51 @@ use super::*;
 impl Broker {
     // ----- relay ------------------------------------------------------------------------
 
+    /// Accepts a message: addressed, then (with a store) committed on the writer thread, and
+    /// only then queued for its recipients and answered — see [`Internal::Durable`].
     pub(super) fn accept_message(
         &mut self,
         from: String,
         to: String,
         body: String,
         when: Option<When>,
-    ) -> Result<Accepted, BrokerError> {
+        reply: Reply<Result<Accepted, BrokerError>>,
+    ) {
+        let (accepted, copies) = match self.address(from, to, body, when) {
+            Ok(addressed) => addressed,
+            Err(e) => return drop(reply.send(Err(e))),
+        };
+        match &self.store {
+            None => {
+                self.admit(&accepted, copies);
+                let _ = reply.send(Ok(accepted));
+            }
+            Some(store) => {
+                let tx = self.internal_tx.clone();
+                store.accept(
+                    copies.clone(),
+                    Box::new(move |result| {
+                        let _ = tx.send(Internal::Durable {
+                            accepted,
+                            copies,
+                            result,
+                            reply,
+                        });
+                    }),
+                );
+            }
+        }
+    }
+
+    /// The copies of a message (one per recipient) and what the sender will hear.
+    #[allow(clippy::type_complexity)]
+    fn address(
+        &mut self,
+        from: String,
+        to: String,
+        body: String,
+        when: Option<When>,
+    ) -> Result<(Accepted, Vec<(String, RelayMessage)>), BrokerError> {
         if body.len() > MAX_BODY_BYTES {
             return Err(BrokerError::InvalidRequest(format!(
                 "message body of {} bytes exceeds the {MAX_BODY_BYTES}-byte limit",
@@ -52,24 +90,22 @@ impl Broker {
                 (name.clone(), msg)
             })
             .collect();
-        // On disk before the sender hears "accepted".
-        if let Some(journal) = &mut self.journal {
-            for (name, msg) in &messages {
-                journal
-                    .accept(name, msg)
-                    .map_err(|e| BrokerError::WorkerUnavailable {
-                        name: name.clone(),
-                        reason: format!("could not journal the message: {e}"),
-                    })?;
-            }
-        }
+        Ok((Accepted { id, recipients }, messages))
+    }
+
+    /// Queues an accepted (and, with a store, durable) message's copies and hands each to its
+    /// worker if it is ready.
+    pub(super) fn admit(&mut self, accepted: &Accepted, copies: Vec<(String, RelayMessage)>) {
+        let Some((_, first)) = copies.first() else {
+            return;
+        };
         self.emit(EventKind::MessageAccepted {
-            id: id.clone(),
-            from: from.clone(),
-            to: to.clone(),
-            recipients: recipients.clone(),
+            id: accepted.id.clone(),
+            from: first.from.clone(),
+            to: first.to.clone(),
+            recipients: accepted.recipients.clone(),
         });
-        for (name, msg) in messages {
+        for (name, msg) in copies {
             let deliverable = self
                 .live(&name)
                 .is_ok_and(|w| w.state == WorkerState::Running);
@@ -79,7 +115,6 @@ impl Broker {
                 self.dispatch(&name, msg);
             }
         }
-        Ok(Accepted { id, recipients })
     }
 
     /// Sends one `deliver` through the request helper; the outcome comes back as
@@ -134,7 +169,7 @@ impl Broker {
                     Some(DeliveryState::Injected) => self.delivered(&worker, &id),
                     Some(DeliveryState::Queued) if current => {
                         self.outbox.in_worker(&worker, &id);
-                        self.history.set(&worker, &id, DeliveryState::Queued, None);
+                        self.record(&worker, &id, DeliveryState::Queued, None);
                         self.emit(EventKind::Delivery {
                             name: worker,
                             id,
@@ -152,8 +187,7 @@ impl Broker {
                             Err(e) => e.to_string(),
                             Ok(v) => format!("unexpected deliver response {v}"),
                         };
-                        self.history
-                            .set(&worker, &id, DeliveryState::Failed, Some(reason.clone()));
+                        self.record(&worker, &id, DeliveryState::Failed, Some(reason.clone()));
                         self.emit(EventKind::Delivery {
                             name: worker,
                             id,
@@ -170,6 +204,21 @@ impl Broker {
                     self.cleanups.extend(cleanup);
                 }
             }
+            Internal::Durable {
+                accepted,
+                copies,
+                result,
+                reply,
+            } => match result {
+                Ok(()) => {
+                    self.admit(&accepted, copies);
+                    let _ = reply.send(Ok(accepted));
+                }
+                Err(e) => {
+                    tracing::error!("message not accepted: {e}");
+                    let _ = reply.send(Err(e.into()));
+                }
+            },
             Internal::ReadyTimeout(id) => {
                 if let Some(w) = self
                     .workers
@@ -190,48 +239,52 @@ impl Broker {
     }
 
     /// Hands a name's undelivered messages to its worker — except those an earlier worker of
-    /// that name recorded as (maybe) injected before it died: those count as injected.
+    /// that name recorded as entered (they may have reached its program): those count as
+    /// injected. One it typed without its Enter died in that program's input line and is
+    /// typed again.
     pub(super) fn hand_over(&mut self, name: &str) {
+        use crate::protocol::inject_record;
         let log = self
             .config
             .log_dir
             .as_ref()
-            .map(|dir| crate::worker::inject_log::path(dir, name));
-        let recorded = log
-            .as_deref()
-            .map(crate::worker::inject_log::read)
-            .unwrap_or_default();
+            .map(|dir| inject_record::path(dir, name));
+        let recorded = log.as_deref().map(inject_record::read).unwrap_or_default();
         for msg in self.outbox.take_for_delivery(name) {
-            if recorded.contains(&msg.id) {
-                tracing::info!(%name, id = %msg.id, "already injected by an earlier worker; not typed again");
+            if recorded.entered.contains(&msg.id) {
+                tracing::info!(%name, id = %msg.id, "already entered by an earlier worker; not typed again");
                 self.delivered(name, &msg.id);
             } else {
+                if recorded.typed_only.contains(&msg.id) {
+                    tracing::info!(%name, id = %msg.id, "typed without its Enter by an earlier worker; typed again");
+                }
                 self.dispatch(name, msg);
             }
         }
         if self.outbox.count(name) == 0
             && let Some(log) = &log
         {
-            crate::worker::inject_log::clear(log);
+            inject_record::clear(log);
         }
     }
 
-    /// Records in the journal (if any) that `worker` is no longer owed `id`; the outbox
-    /// supplies what is still owed if the journal compacts.
-    pub(super) fn journal_done(&mut self, worker: &str, id: &str) {
-        if let Some(journal) = &mut self.journal {
-            let outbox = &self.outbox;
-            let live = || outbox.all().into_iter().map(|(to, m, _)| (to, m)).collect();
-            if let Err(e) = journal.done(worker, id, live) {
-                tracing::error!("journal write failed: {e}");
-            }
+    /// Where `worker`'s copy of `id` stands now: in the history, and in the store (if any).
+    pub(super) fn record(
+        &mut self,
+        worker: &str,
+        id: &str,
+        state: DeliveryState,
+        reason: Option<String>,
+    ) {
+        if let Some(store) = &self.store {
+            store.set_state(worker, id, state, reason.clone());
         }
+        self.history.set(worker, id, state, reason);
     }
 
     pub(super) fn delivered(&mut self, worker: &str, id: &str) {
         self.outbox.injected(worker, id);
-        self.history.set(worker, id, DeliveryState::Injected, None);
-        self.journal_done(worker, id);
+        self.record(worker, id, DeliveryState::Injected, None);
         self.emit(EventKind::Delivery {
             name: worker.to_string(),
             id: id.to_string(),

@@ -527,6 +527,9 @@ impl Grid {
                 // size.cols
                 .unwrap()
                 .is_wide_continuation();
+        // brokertui patch: at most the cells to the right margin (a count from the wire can
+        // be 65535, and each insert shifts the whole row).
+        let count = count.min(size.cols.saturating_sub(pos.col));
         let row = self.current_row_mut();
         for _ in 0..count {
             if wide {
@@ -560,6 +563,10 @@ impl Grid {
     }
 
     pub fn insert_lines(&mut self, count: u16) {
+        // brokertui patch: at most the lines down to the scroll region's bottom.
+        let count = count.min(
+            (self.scroll_bottom + 1).saturating_sub(self.pos.row),
+        );
         for _ in 0..count {
             self.rows.remove(usize::from(self.scroll_bottom));
             self.rows.insert(usize::from(self.pos.row), self.new_row());
@@ -634,6 +641,8 @@ impl Grid {
     }
 
     pub fn scroll_down(&mut self, count: u16) {
+        // brokertui patch: at most the scroll region's height.
+        let count = count.min(self.scroll_bottom - self.scroll_top + 1);
         for _ in 0..count {
             self.rows.remove(usize::from(self.scroll_bottom));
             self.rows
