@@ -452,3 +452,140 @@ async fn slow_and_many_connections_do_not_stall_the_broker() {
     assert_eq!(st, StatusCode::OK);
     assert_eq!(h["pending_requests"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_send_nothing_cannot_take_the_api_down() {
+    // 400 of them at a 256-fd limit made the API dead for everyone, for good.
+    let s = Serve::start_with_fd_limit(256);
+    let mut idle = Vec::new();
+    for _ in 0..400 {
+        idle.push(tokio::net::TcpStream::connect(addr(&s)).await.unwrap());
+    }
+    // One past the cap is told so at once, not left hanging.
+    let mut last = idle.pop().unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), last.read_to_end(&mut answer))
+        .await
+        .expect("answered at once")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 503") && answer.contains("too_many_connections"),
+        "{answer}"
+    );
+    // Within the header deadline the idle ones are closed and the API serves again, while
+    // their clients still hold them open.
+    let t = Instant::now();
+    eventually(Duration::from_secs(15), "the API answers again", || async {
+        let (st, v) = raw_get(&s, "/api/spawned").await;
+        if st == 503 {
+            assert_eq!(v["error"]["code"], "too_many_connections", "{v}");
+        }
+        (st == 200).then_some(())
+    })
+    .await;
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    s.spawn("w", &["sh"]).await;
+    let (st, _) = s.call(Method::GET, "/api/spawned/w/mode", None).await;
+    assert_eq!(st, StatusCode::OK);
+    drop(idle);
+}
+
+fn rss_mib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
+        .unwrap()
+        / 1024
+}
+
+async fn input(s: &Serve, name: &str, data: &str) -> (StatusCode, Value) {
+    s.call(
+        Method::POST,
+        &format!("/api/input/{name}"),
+        Some(json!({"data": data})),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_for_a_stopped_worker_is_bounded_and_refused_not_buffered() {
+    // 240 × 900 KB to a SIGSTOPped worker grew the broker from 42 to 252 MB.
+    let s = Serve::start(&[]);
+    s.spawn("w", &["cat"]).await;
+    let worker = s.worker_pid("w").await;
+    let broker_before = rss_mib(s.child.id());
+    signal(worker, Signal::SIGSTOP);
+    let chunk = "y".repeat(900 * 1024);
+    let mut refused = None;
+    for i in 0..240 {
+        let (st, v) = input(&s, "w", &chunk).await;
+        if st != StatusCode::ACCEPTED {
+            refused = Some((i, st, v));
+            break;
+        }
+    }
+    let (after, st, v) = refused.expect("the excess was refused");
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert_eq!(v["error"]["code"], "input_backlog");
+    assert!(after < 40, "refused after {after} chunks");
+    assert!(
+        rss_mib(s.child.id()) < broker_before + 64,
+        "broker {} MiB (was {broker_before})",
+        rss_mib(s.child.id())
+    );
+    // The worker reads again: its queue drains and input is taken again.
+    signal(worker, Signal::SIGCONT);
+    eventually(T, "input taken again", || async {
+        (input(&s, "w", "z").await.0 == StatusCode::ACCEPTED).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_for_a_program_that_does_not_read_is_bounded_in_the_worker() {
+    let s = Serve::start(&[]);
+    // Raw mode: the terminal's buffer fills and the worker's writes block (a canonical-mode
+    // line discipline would discard the excess itself).
+    s.spawn("w", &["sh", "-c", "stty raw -echo; exec sleep 600"])
+        .await;
+    let worker = s.worker_pid("w").await;
+    let worker_before = rss_mib(worker);
+    let mut events = s.ws("since=0").await;
+    let chunk = "y".repeat(900 * 1024);
+    for _ in 0..60 {
+        let (st, v) = input(&s, "w", &chunk).await;
+        assert!(
+            st == StatusCode::ACCEPTED || st == StatusCode::TOO_MANY_REQUESTS,
+            "{st} {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The worker refuses what the program cannot take, and says so.
+    use futures_util::StreamExt;
+    let alert = tokio::time::timeout(T, async {
+        loop {
+            let m = events.next().await.unwrap().unwrap();
+            let v: Value = serde_json::from_str(m.to_text().unwrap()).unwrap();
+            if v["type"] == "alert" && v["code"] == "pty_write_failed" {
+                return v;
+            }
+        }
+    })
+    .await
+    .expect("an alert about the refused input");
+    assert!(
+        alert["message"]
+            .as_str()
+            .unwrap()
+            .contains("not reading its terminal"),
+        "{alert}"
+    );
+    assert!(
+        rss_mib(worker) < worker_before + 48,
+        "worker {} MiB (was {worker_before})",
+        rss_mib(worker)
+    );
+}

@@ -48,6 +48,7 @@ impl From<BrokerError> for ApiError {
             BrokerError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             BrokerError::SpawnFailed(_) => StatusCode::UNPROCESSABLE_ENTITY,
             BrokerError::WorkerUnavailable { .. } => StatusCode::CONFLICT,
+            BrokerError::WorkerBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
             BrokerError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             BrokerError::JournalFull(_) => StatusCode::INSUFFICIENT_STORAGE,
             BrokerError::JournalUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod error;
 mod events;
 mod extract;
+pub mod listen;
 mod routes;
 
 use std::net::SocketAddr;
@@ -82,15 +83,12 @@ impl Server {
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let app = router(state);
+        let limits = listen::Limits::for_this_process();
         let task = tokio::spawn(async move {
-            let result = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await;
-            if let Err(e) = result {
-                tracing::error!("API server failed: {e}");
-            }
+            listen::serve(listener, app, limits, async {
+                let _ = rx.await;
+            })
+            .await;
         });
         Ok(Server {
             addr,

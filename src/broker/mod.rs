@@ -156,6 +156,8 @@ pub enum BrokerError {
     SpawnFailed(String),
     #[error("{name}: {reason}")]
     WorkerUnavailable { name: String, reason: String },
+    #[error("{name}: {reason}")]
+    WorkerBusy { name: String, reason: String },
     #[error("the broker is shutting down")]
     ShuttingDown,
     #[error(
@@ -183,6 +185,7 @@ impl BrokerError {
             BrokerError::InvalidRequest(_) => "invalid_request",
             BrokerError::SpawnFailed(_) => "spawn_failed",
             BrokerError::WorkerUnavailable { .. } => "worker_unavailable",
+            BrokerError::WorkerBusy { .. } => "input_backlog",
             BrokerError::ShuttingDown => "broker_shutting_down",
             BrokerError::JournalFull(_) => "journal_full",
             BrokerError::JournalUnavailable(_) => "journal_unavailable",

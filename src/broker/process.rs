@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::codec::FramedRead;
 
 use crate::protocol::codec::{Line, LineCodec};
@@ -57,7 +59,9 @@ pub struct LaunchSpec {
 /// The broker's side of a running worker process.
 pub struct WorkerProcess {
     pub pid: u32,
-    stdin: mpsc::Sender<Vec<u8>>,
+    stdin: mpsc::Sender<(Vec<u8>, OwnedSemaphorePermit)>,
+    /// Bytes that may wait for the worker to read them; each queued frame holds its share.
+    stdin_budget: Arc<Semaphore>,
 }
 
 /// Inherited variables that tell a program it runs in CI with nobody watching, as the
@@ -67,6 +71,28 @@ pub struct WorkerProcess {
 fn says_no_human_watches(key: &str) -> bool {
     key == "CI" || key == "CONTINUOUS_INTEGRATION" || key.starts_with("CI_")
 }
+
+/// Why a frame could not be queued for a worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// It is not reading what it was sent (stopped, or flooded with input).
+    Backlog,
+    /// Its input is closed (it is ending or gone).
+    Closed,
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SendError::Backlog => "the worker is not reading its input (its queue is full)",
+            SendError::Closed => "the worker's input is closed",
+        })
+    }
+}
+
+/// Bytes of frames that may wait for a worker to read them (the broker's memory for a worker
+/// that stopped reading); above the largest frame, so one always fits an empty queue.
+pub const STDIN_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 
 impl WorkerProcess {
     pub fn spawn(id: WorkerId, spec: LaunchSpec, to_broker: ToBroker) -> std::io::Result<Self> {
@@ -101,16 +127,22 @@ impl WorkerProcess {
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
 
-        let (stdin_tx, mut stdin_rx) = mpsc::channel::<Vec<u8>>(STDIN_QUEUE);
+        let (stdin_tx, mut stdin_rx) =
+            mpsc::channel::<(Vec<u8>, OwnedSemaphorePermit)>(STDIN_QUEUE);
         tokio::spawn(async move {
             let mut stdin = stdin;
             let mut batch = Vec::with_capacity(64 * 1024);
-            while let Some(line) = stdin_rx.recv().await {
+            let mut permits = Vec::new();
+            while let Some((line, permit)) = stdin_rx.recv().await {
                 // Whatever else is already queued goes out in the same write.
                 batch.extend_from_slice(&line);
+                permits.push(permit);
                 while batch.len() < 64 * 1024 {
                     match stdin_rx.try_recv() {
-                        Ok(more) => batch.extend_from_slice(&more),
+                        Ok((more, permit)) => {
+                            batch.extend_from_slice(&more);
+                            permits.push(permit);
+                        }
                         Err(_) => break,
                     }
                 }
@@ -118,6 +150,7 @@ impl WorkerProcess {
                     break;
                 }
                 batch.clear();
+                permits.clear();
             }
             // Dropping stdin is the worker's signal to end its session.
         });
@@ -126,15 +159,22 @@ impl WorkerProcess {
         Ok(WorkerProcess {
             pid,
             stdin: stdin_tx,
+            stdin_budget: Arc::new(Semaphore::new(STDIN_QUEUE_BYTES)),
         })
     }
 
     /// Queues a frame for the worker's stdin without waiting. Fails if the worker has
-    /// stopped reading (the queue is full) or is gone.
-    pub fn send(&self, env: &Envelope) -> Result<(), &'static str> {
-        self.stdin.try_send(env.to_line()).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => "the worker is not reading its input",
-            mpsc::error::TrySendError::Closed(_) => "the worker's input is closed",
+    /// stopped reading (its queue holds [`STDIN_QUEUE_BYTES`] or [`STDIN_QUEUE`] frames) or
+    /// is gone.
+    pub fn send(&self, env: &Envelope) -> Result<(), SendError> {
+        let line = env.to_line();
+        let permit = u32::try_from(line.len())
+            .ok()
+            .and_then(|n| self.stdin_budget.clone().try_acquire_many_owned(n).ok())
+            .ok_or(SendError::Backlog)?;
+        self.stdin.try_send((line, permit)).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendError::Backlog,
+            mpsc::error::TrySendError::Closed(_) => SendError::Closed,
         })
     }
 

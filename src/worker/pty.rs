@@ -3,6 +3,8 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use color_eyre::eyre::{WrapErr, eyre};
 use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
@@ -32,6 +34,8 @@ pub struct Pty {
     pub pid: i32,
     master: Box<dyn MasterPty + Send>,
     writer_tx: std::sync::mpsc::Sender<Vec<u8>>,
+    /// Bytes handed to the writer thread and not yet written.
+    writer_queued: Arc<AtomicUsize>,
     pub output: mpsc::Receiver<Vec<u8>>,
     pub exit: oneshot::Receiver<ExitedPayload>,
     /// Who is reading the output (a starved flood is read by an idle-priority thread).
@@ -109,11 +113,15 @@ impl Pty {
 
         let mut writer = pair.master.take_writer().map_err(|e| eyre!("{e}"))?;
         let (writer_tx, writer_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        let writer_queued = Arc::new(AtomicUsize::new(0));
+        let queued = writer_queued.clone();
         std::thread::Builder::new()
             .name("pty-writer".into())
             .spawn(move || {
                 while let Ok(bytes) = writer_rx.recv() {
-                    if let Err(e) = writer.write_all(&bytes).and_then(|_| writer.flush()) {
+                    let result = writer.write_all(&bytes).and_then(|_| writer.flush());
+                    queued.fetch_sub(bytes.len(), Ordering::Relaxed);
+                    if let Err(e) = result {
                         tracing::warn!("PTY write failed: {e}");
                         break;
                     }
@@ -151,6 +159,7 @@ impl Pty {
             pid,
             master: pair.master,
             writer_tx,
+            writer_queued,
             output,
             exit,
             readers,
@@ -207,18 +216,34 @@ impl Pty {
     pub fn writer(&self) -> PtyWriter {
         PtyWriter {
             tx: self.writer_tx.clone(),
+            queued: self.writer_queued.clone(),
         }
     }
 }
 
+/// Input waiting for a program that does not read its terminal (stopped, or busy) is kept up
+/// to this many bytes; more is refused, not buffered without end.
+pub const WRITE_QUEUE_BYTES: usize = 8 * 1024 * 1024;
+
 pub struct PtyWriter {
     tx: std::sync::mpsc::Sender<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
 }
 
 impl PtySink for PtyWriter {
     fn write(&mut self, bytes: Vec<u8>) -> Result<(), String> {
-        self.tx
-            .send(bytes)
-            .map_err(|_| "the PTY writer has stopped (the child closed its terminal)".to_string())
+        let waiting = self.queued.load(Ordering::Relaxed);
+        if waiting + bytes.len() > WRITE_QUEUE_BYTES {
+            return Err(format!(
+                "the program is not reading its terminal ({waiting} bytes of input already wait); {} bytes were refused",
+                bytes.len()
+            ));
+        }
+        self.queued.fetch_add(bytes.len(), Ordering::Relaxed);
+        let len = bytes.len();
+        self.tx.send(bytes).map_err(|_| {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            "the PTY writer has stopped (the child closed its terminal)".to_string()
+        })
     }
 }

@@ -325,6 +325,13 @@ impl<S: PtySink> Session<S> {
     pub fn input(&mut self, bytes: Vec<u8>) -> Result<(), String> {
         self.track_typing(&bytes);
         if self.current.is_some() {
+            if self.held_input.len() + bytes.len() > crate::worker::pty::WRITE_QUEUE_BYTES {
+                return Err(format!(
+                    "the program is not reading its terminal fast enough ({} bytes wait for an injection to finish); {} bytes were refused",
+                    self.held_input.len(),
+                    bytes.len()
+                ));
+            }
             self.held_input.extend_from_slice(&bytes);
             Ok(())
         } else {

@@ -28,12 +28,28 @@ impl Serve {
         s
     }
 
+    /// A broker allowed only `fds` open file descriptors (soft and hard limit).
+    pub fn start_with_fd_limit(fds: u32) -> Serve {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &format!("ulimit -n {fds} && exec \"$0\" \"$@\"")])
+            .arg(exe())
+            .args(["--serve", "--state-dir"])
+            .arg(dir.path());
+        let mut s = Self::start_cmd(cmd, dir.path());
+        s._dir = Some(dir);
+        s
+    }
+
     /// A broker on an existing state dir (to restart one).
     pub fn start_in(state: &std::path::Path, extra: &[&str]) -> Serve {
-        let mut child = Command::new(exe())
-            .args(["--serve", "--state-dir"])
-            .arg(state)
-            .args(extra)
+        let mut cmd = Command::new(exe());
+        cmd.args(["--serve", "--state-dir"]).arg(state).args(extra);
+        Self::start_cmd(cmd, state)
+    }
+
+    fn start_cmd(mut cmd: Command, state: &std::path::Path) -> Serve {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

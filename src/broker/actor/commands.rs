@@ -172,12 +172,19 @@ impl Broker {
 
     pub(super) fn send_to(&self, name: &str, env: &Envelope) -> Result<(), BrokerError> {
         let w = self.live(name)?;
-        w.process
-            .send(env)
-            .map_err(|reason| BrokerError::WorkerUnavailable {
+        w.process.send(env).map_err(|reason| match reason {
+            crate::broker::process::SendError::Backlog => BrokerError::WorkerBusy {
+                name: name.to_string(),
+                reason: format!(
+                    "{reason}: {} MiB wait for it already; nothing of this was queued",
+                    crate::broker::process::STDIN_QUEUE_BYTES >> 20
+                ),
+            },
+            crate::broker::process::SendError::Closed => BrokerError::WorkerUnavailable {
                 name: name.to_string(),
                 reason: reason.to_string(),
-            })
+            },
+        })
     }
 
     pub(super) fn spawn(&mut self, spec: SpawnSpec, reply: Reply<Result<WorkerInfo, BrokerError>>) {
@@ -446,7 +453,7 @@ impl Broker {
         if let Err(reason) = self.workers[&id].process.send(&env) {
             // A full queue means the worker stopped reading: let the deadline speak.
             tracing::warn!(worker = %name, %kind, "request not written: {reason}");
-            if reason.contains("closed") {
+            if reason == crate::broker::process::SendError::Closed {
                 let error = RequestWorkerError::WorkerDisappeared { worker: name, kind };
                 self.pending.fail(&request_id, error.clone());
                 self.alert_request(&error);
