@@ -320,7 +320,8 @@ async fn every_error_status_for_real() {
     );
     assert!(started.elapsed() < Duration::from_secs(3));
 
-    // 502: the worker answers with an error (its cells snapshot would exceed a frame).
+    // A response over a frame (the snapshot of a busy 1000×1000 screen, tens of MB)
+    // travels in parts and arrives whole.
     s.spawn(
         "huge",
         &[
@@ -340,15 +341,32 @@ async fn every_error_status_for_real() {
     let (st, v) = s
         .call(
             Method::GET,
-            "/api/spawned/huge/snapshot?format=cells&timeout_ms=30000",
+            "/api/spawned/huge/snapshot?format=ansi&timeout_ms=30000",
             None,
         )
         .await;
-    assert_eq!(
-        (st, code(&v).as_str()),
-        (StatusCode::BAD_GATEWAY, "response_too_large"),
-        "{v}"
-    );
+    assert_eq!(st, StatusCode::OK, "{}", code(&v));
+
+    // And over the WebSocket, its ANSI screen arrives in pieces a client can take.
+    let mut ws = s.ws("output=huge").await;
+    let mut data = String::new();
+    let mut pieces = 0;
+    loop {
+        let m = ws.next().await.unwrap().unwrap();
+        let v: Value = serde_json::from_str(m.to_text().unwrap()).unwrap();
+        assert!(v["type"] == "screen" || v["type"] == "screen_more", "{v}");
+        assert!(m.len() <= 5 * 1024 * 1024);
+        data.push_str(v["data_b64"].as_str().unwrap());
+        pieces += 1;
+        if v["more"] == false {
+            break;
+        }
+    }
+    assert!(pieces > 1, "a screen this large comes in pieces");
+    let ansi = brokertui::b64::decode(&data).unwrap();
+    let mut parser = vt100::Parser::new(1000, 1000, 0);
+    parser.process(&ansi);
+    assert!(parser.screen().contents().starts_with("ABABAB"));
 
     let (_, h) = s.call_as(None, Method::GET, "/health", None).await;
     assert_eq!(h["pending_requests"], 0);

@@ -7,7 +7,8 @@
 //!   `alert`, …) — with `?since=SEQ`, first the retained ones after SEQ, and
 //!   `{"type":"gap","since","oldest_available"}` if some were already dropped;
 //! - with `?output=a,b`: for each worker first `{"type":"screen","name","offset","rows",
-//!   "cols","data_b64"}` (an `ansi` snapshot), then `{"type":"output","name","offset",
+//!   "cols","data_b64","more"}` (an `ansi` snapshot; a large one continues in
+//!   `{"type":"screen_more","name","data_b64","more"}` messages until `more` is false), then `{"type":"output","name","offset",
 //!   "data_b64"}` chunks strictly continuing from that offset — no lost or doubled bytes;
 //! - `{"type":"lagged","stream","missed"}` when this client fell behind; for output the
 //!   worker's stream restarts with a fresh `screen`.
@@ -141,6 +142,23 @@ async fn run(
     }
 }
 
+/// Base64 of a screen per WebSocket message: well under the 16 MiB frame most clients accept.
+const SCREEN_PIECE: usize = 4 * 1024 * 1024;
+
+/// A screen's base64 in pieces of at most [`SCREEN_PIECE`] characters, each decodable alone
+/// (a multiple of 4 characters); always at least one.
+fn screen_pieces(data: &str) -> std::vec::IntoIter<&str> {
+    let mut pieces: Vec<&str> = Vec::new();
+    let mut rest = data;
+    while rest.len() > SCREEN_PIECE {
+        let (piece, tail) = rest.split_at(SCREEN_PIECE);
+        pieces.push(piece);
+        rest = tail;
+    }
+    pieces.push(rest);
+    pieces.into_iter()
+}
+
 /// One worker's screen, then its output from exactly that point; starts over after a lag.
 async fn forward_output(broker: BrokerHandle, name: String, tx: mpsc::Sender<String>) {
     loop {
@@ -150,12 +168,24 @@ async fn forward_output(broker: BrokerHandle, name: String, tx: mpsc::Sender<Str
         let Ok(snap) = broker.snapshot(&name, SnapshotFormat::Ansi, None).await else {
             return;
         };
+        let data = snap.screen.as_str().unwrap_or_default();
+        let mut pieces = screen_pieces(data);
+        let first = pieces.next().unwrap_or_default();
         let screen = json!({
             "type": "screen", "name": name, "offset": snap.offset,
-            "rows": snap.rows, "cols": snap.cols, "cursor": snap.cursor, "data_b64": snap.screen,
+            "rows": snap.rows, "cols": snap.cols, "cursor": snap.cursor, "data_b64": first,
+            "more": pieces.len() > 0,
         });
         if tx.send(screen.to_string()).await.is_err() {
             return;
+        }
+        while let Some(piece) = pieces.next() {
+            let more = json!({
+                "type": "screen_more", "name": name, "data_b64": piece, "more": pieces.len() > 0,
+            });
+            if tx.send(more.to_string()).await.is_err() {
+                return;
+            }
         }
         let mut next = snap.offset;
         loop {

@@ -22,8 +22,8 @@ use crate::protocol::codec::{Line, LineCodec};
 
 use super::WorkerId;
 use crate::protocol::{
-    DecodeError, Envelope, MAX_FRAME_BYTES, OutputPayload, decode_envelope, decode_payload,
-    from_worker,
+    DecodeError, Envelope, MAX_FRAME_BYTES, OutputPayload, decode_envelope, decode_envelope_within,
+    decode_payload, from_worker,
 };
 
 /// Frames buffered towards a worker's stdin before the broker treats it as stuck.
@@ -194,8 +194,24 @@ async fn read_frames(
     // Bytes, not `String`: output frames are most of the traffic and are decoded without a
     // separate UTF-8 pass (serde_json checks what it reads).
     let mut lines = FramedRead::with_capacity(stdout, LineCodec::new(MAX_FRAME_BYTES), 256 * 1024);
+    let mut joiner = crate::protocol::parts::Joiner::default();
     while let Some(line) = lines.next().await {
         let msg = match line {
+            Ok(Line::Frame(line)) if line.starts_with(PART_PREFIX) => {
+                match decode_envelope(&line).and_then(|env| joiner.push(&env)) {
+                    Ok(Some(whole)) => {
+                        match decode_envelope_within(
+                            &whole,
+                            crate::protocol::parts::MAX_JOINED_BYTES,
+                        ) {
+                            Ok(env) => WorkerMsg::Frame(id, env),
+                            Err(e) => WorkerMsg::BadFrame(id, e),
+                        }
+                    }
+                    Ok(None) => continue,
+                    Err(e) => WorkerMsg::BadFrame(id, e),
+                }
+            }
             Ok(Line::Frame(line)) => decode(id, &line),
             Ok(Line::TooLong(n)) => WorkerMsg::BadFrame(id, DecodeError::TooLarge(n)),
             Err(_) => break,
@@ -238,6 +254,8 @@ struct OutputRef<'a> {
 }
 
 const OUTPUT_PREFIX: &[u8] = b"{\"v\":1,\"type\":\"output\"";
+/// How every `part` frame starts (see [`crate::protocol::parts`]).
+const PART_PREFIX: &[u8] = b"{\"v\":1,\"type\":\"part\"";
 
 pub(crate) fn decode(id: WorkerId, line: &[u8]) -> WorkerMsg {
     // Fast path for the frames the worker writes by hand; anything unusual takes the

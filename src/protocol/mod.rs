@@ -18,6 +18,7 @@ mod frames;
 #[cfg(test)]
 mod fuzz_tests;
 pub mod inject_record;
+pub mod parts;
 
 pub use frames::*;
 
@@ -106,7 +107,12 @@ pub fn check_dimension(what: &str, n: u16) -> Result<u16, String> {
 
 /// Decodes one line into an envelope, checking the version.
 pub fn decode_envelope(line: &[u8]) -> Result<Envelope, DecodeError> {
-    if line.len() > MAX_FRAME_BYTES {
+    decode_envelope_within(line, MAX_FRAME_BYTES)
+}
+
+/// [`decode_envelope`] for a frame that may be up to `limit` bytes (one joined from parts).
+pub fn decode_envelope_within(line: &[u8], limit: usize) -> Result<Envelope, DecodeError> {
+    if line.len() > limit {
         return Err(DecodeError::TooLarge(line.len()));
     }
     let env: Envelope =

@@ -122,6 +122,12 @@ struct Out {
 impl Out {
     async fn send(&mut self, env: &Envelope) {
         let line = env.to_line();
+        if line.len() > MAX_FRAME_BYTES && line.len() <= crate::protocol::parts::MAX_JOINED_BYTES {
+            for part in crate::protocol::parts::split(&line[..line.len() - 1]) {
+                self.write(&part).await;
+            }
+            return;
+        }
         if line.len() > MAX_FRAME_BYTES
             && let Some(rid) = env.request_id.as_deref()
         {
@@ -134,8 +140,9 @@ impl Out {
             let error = ErrorBody::new(
                 "response_too_large",
                 format!(
-                    "the {kind} response is {} bytes, over the {MAX_FRAME_BYTES}-byte frame limit; try format=plain",
-                    line.len()
+                    "the {kind} response is {} bytes, over the {}-byte limit of a frame sent in parts; try format=plain",
+                    line.len(),
+                    crate::protocol::parts::MAX_JOINED_BYTES
                 ),
             );
             self.write(&response_err(rid, &kind, error).to_line()).await;
