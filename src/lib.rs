@@ -15,5 +15,6 @@ pub mod requests;
 pub mod sched;
 pub mod serve;
 pub mod stack;
+pub mod teardown;
 pub mod ui;
 pub mod worker;

@@ -43,6 +43,8 @@ pub async fn start(
     opts: StackOptions,
     state_dir: &Path,
 ) -> color_eyre::Result<Stack> {
+    // What brokers killed with their workers left running in their cgroups ends now.
+    crate::teardown::cgroup::sweep_stale();
     let bind = opts.bind;
     let tokens = Tokens::new();
     let listener = tokio::net::TcpListener::bind(bind)

@@ -198,7 +198,7 @@ async fn children_that_exit_at_once_ignore_sighup_or_fork_leave_nothing_behind()
     tokio::time::sleep(Duration::from_millis(300)).await;
     let sessions: Vec<Vec<i32>> = [&stubborn, &forker]
         .iter()
-        .map(|w| brokertui::worker::reap::session_members(w.pid.unwrap() as i32))
+        .map(|w| brokertui::teardown::session::session_members(w.pid.unwrap() as i32))
         .collect();
     assert!(
         sessions[1].len() >= 5,

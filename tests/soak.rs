@@ -278,7 +278,7 @@ async fn soak_mixed_load_with_random_kills() {
     .await;
     let orphans: Vec<i32> = pids
         .iter()
-        .flat_map(|p| brokertui::worker::reap::session_members(*p))
+        .flat_map(|p| brokertui::teardown::session::session_members(*p))
         .collect();
     assert!(orphans.is_empty(), "orphaned processes: {orphans:?}");
     let fds_after = fds();

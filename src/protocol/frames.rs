@@ -91,12 +91,16 @@ pub fn default_grace_ms() -> u32 {
 }
 
 /// `ready`: the worker's first frame.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ReadyPayload {
     pub pid: u32,
     pub rows: u16,
     pub cols: u16,
     pub protocol: u32,
+    /// The cgroup the child runs in, if it has one of its own (the broker kills it if the
+    /// worker dies first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<std::path::PathBuf>,
 }
 
 /// `output`: PTY bytes; `offset` is the count of PTY bytes sent before this chunk.

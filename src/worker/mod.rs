@@ -10,14 +10,13 @@
 //! `select!` loop on a current-thread runtime.
 //!
 //! On stdin EOF or `shutdown` the child's whole session gets SIGHUP, a grace period, SIGKILL
-//! ([`reap::terminate_session`]); the same happens to what a child leaves behind when it
+//! ([`crate::teardown`]); the same happens to what a child leaves behind when it
 //! exits on its own. `exited` is always the last frame.
 
 pub mod agent;
 pub mod flood_peers;
 pub mod pty;
 pub mod pty_reader;
-pub mod reap;
 pub mod screen;
 pub mod session;
 pub mod stdio;
@@ -208,14 +207,23 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
     };
     let rows = args.rows.clamp(1, crate::protocol::MAX_DIMENSION);
     let cols = args.cols.clamp(1, crate::protocol::MAX_DIMENSION);
-    let mut pty = match Pty::spawn(
-        &args.cmd,
-        args.cwd.as_deref(),
-        rows,
-        cols,
-        &args.term,
-        args.floods_dir.clone(),
-    ) {
+    let (spawned, cgroup) = crate::teardown::cgroup::Cgroup::spawn_in(&args.name, || {
+        Pty::spawn(
+            &args.cmd,
+            args.cwd.as_deref(),
+            rows,
+            cols,
+            &args.term,
+            args.floods_dir.clone(),
+        )
+    });
+    // Without a cgroup, what leaves the session and double-forks is re-parented to us.
+    let subreaper = cgroup.is_none();
+    if subreaper {
+        crate::teardown::become_subreaper();
+    }
+    let mut orphans = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())?;
+    let mut pty = match spawned {
         Ok(pty) => pty,
         Err(e) => {
             tracing::error!(name = %args.name, "spawn failed: {e:#}");
@@ -245,6 +253,7 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
             rows,
             cols,
             protocol: protocol::PROTOCOL_VERSION,
+            cgroup: cgroup.as_ref().map(|c| c.path.clone()),
         },
     ))
     .await;
@@ -375,6 +384,7 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
             }
             _ = sleep_until_opt(inject_due.map(tokio::time::Instant::from_std)), if inject_due.is_some() => {}
             _ = sleep_until_opt(agent_due), if agent_due.is_some() => {}
+            _ = orphans.recv(), if subreaper => crate::teardown::reap_orphans(pid),
         }
         let now = Instant::now();
         if tracker.take_dirty() {
@@ -458,9 +468,10 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
     // End the child's whole session: everything on a shutdown, the leftovers (background
     // jobs) when the child exited on its own.
     let grace = shutdown.unwrap_or(LEFTOVER_GRACE);
-    let killed = tokio::task::spawn_blocking(move || reap::terminate_session(pid, grace))
-        .await
-        .unwrap_or(0);
+    let killed =
+        tokio::task::spawn_blocking(move || crate::teardown::end_all(pid, cgroup.as_ref(), grace))
+            .await
+            .unwrap_or(0);
     if killed > 0 {
         tracing::warn!(killed, "processes ignored SIGHUP and were killed");
     }

@@ -10,9 +10,9 @@ use color_eyre::eyre::{WrapErr, eyre};
 use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
 use tokio::sync::{mpsc, oneshot};
 
-use super::reap::signal_name;
 use super::session::PtySink;
 use crate::protocol::ExitedPayload;
+use crate::teardown::session::signal_name;
 
 /// Chunks buffered between the reader thread and the loop. Small on purpose: when the
 /// broker cannot keep up, the reader blocks and the child blocks on its writes.

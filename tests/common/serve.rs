@@ -48,7 +48,7 @@ impl Serve {
         Self::start_cmd(cmd, state)
     }
 
-    fn start_cmd(mut cmd: Command, state: &std::path::Path) -> Serve {
+    pub fn start_cmd(mut cmd: Command, state: &std::path::Path) -> Serve {
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -319,6 +319,7 @@ impl Broker {
             started_at_ms: now_ms(),
             process,
             child_pid: None,
+            cgroup: None,
             exit: None,
             closed: false,
             output,

@@ -137,6 +137,7 @@ impl Broker {
             return;
         };
         w.child_pid = Some(ready.pid);
+        w.cgroup = ready.cgroup.clone();
         w.rows = ready.rows;
         w.cols = ready.cols;
         if w.state == WorkerState::Starting {
@@ -212,10 +213,10 @@ impl Broker {
             use std::os::unix::process::ExitStatusExt;
             let how = status
                 .and_then(|s| s.signal())
-                .map(crate::worker::reap::signal_name)
+                .map(crate::teardown::session::signal_name)
                 .unwrap_or_else(|| format!("{status:?}"));
             if let Some(pid) = w.child_pid {
-                let cleanup = end_session(pid, Duration::from_millis(200));
+                let cleanup = end_session(pid, w.cgroup.clone(), Duration::from_millis(200));
                 self.cleanups.push(cleanup);
             }
             self.on_exited(

@@ -80,6 +80,8 @@ struct Worker {
     process: WorkerProcess,
     /// The PTY child's pid (a session leader), from `ready`.
     child_pid: Option<u32>,
+    /// The child's own cgroup, from `ready`, if it has one.
+    cgroup: Option<std::path::PathBuf>,
     exit: Option<ExitedPayload>,
     /// The process's stdout closed and it was reaped.
     closed: bool,
@@ -305,20 +307,28 @@ fn check_dimension(what: &str, n: u16) -> Result<u16, BrokerError> {
 }
 
 /// SIGKILL a worker process, and end its child's session (the worker can no longer do it).
-fn kill_worker(worker_pid: u32, child_pid: Option<u32>) -> Option<Cleanup> {
+fn kill_worker(
+    worker_pid: u32,
+    child_pid: Option<u32>,
+    cgroup: Option<std::path::PathBuf>,
+) -> Option<Cleanup> {
     use nix::sys::signal::{Signal, kill};
     let _ = kill(
         nix::unistd::Pid::from_raw(worker_pid as i32),
         Signal::SIGKILL,
     );
-    child_pid.map(|pid| end_session(pid, Duration::ZERO))
+    child_pid.map(|pid| end_session(pid, cgroup, Duration::ZERO))
 }
 
 /// Ending a dead worker's child session, off the broker task; shutdown waits for these.
 type Cleanup = tokio::task::JoinHandle<usize>;
 
-fn end_session(child_pid: u32, grace: Duration) -> Cleanup {
+fn end_session(child_pid: u32, cgroup: Option<std::path::PathBuf>, grace: Duration) -> Cleanup {
     tokio::task::spawn_blocking(move || {
-        crate::worker::reap::terminate_session(child_pid as i32, grace)
+        let mut killed = crate::teardown::session::terminate_session(child_pid as i32, grace);
+        if let Some(path) = cgroup {
+            killed += crate::teardown::cgroup::Cgroup { path }.kill_and_remove();
+        }
+        killed
     })
 }

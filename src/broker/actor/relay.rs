@@ -200,7 +200,7 @@ impl Broker {
             Internal::ForceKill(id) => {
                 if let Some(w) = self.workers.get(&id).filter(|w| !w.closed) {
                     tracing::warn!(name = %w.name, "worker did not end in time; killing it and its session");
-                    let cleanup = kill_worker(w.process.pid, w.child_pid);
+                    let cleanup = kill_worker(w.process.pid, w.child_pid, w.cgroup.clone());
                     self.cleanups.extend(cleanup);
                 }
             }
@@ -232,7 +232,7 @@ impl Broker {
                             READY_TIMEOUT.as_secs()
                         ))));
                     }
-                    let _ = kill_worker(w.process.pid, None);
+                    let _ = kill_worker(w.process.pid, None, None);
                 }
             }
         }

@@ -66,6 +66,46 @@ pub fn terminate_session(sid: i32, grace: Duration) -> usize {
     }
 }
 
+/// Live descendants of `pid` (children, their children, …), found through `/proc`'s parent
+/// links.
+pub fn descendants(pid: i32) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parents: Vec<(i32, i32)> = dir
+        .filter_map(|entry| {
+            let p: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let mut fields = rest.split(' ');
+            let state = fields.next()?;
+            let ppid: i32 = fields.next()?.parse().ok()?;
+            (state != "Z").then_some((p, ppid))
+        })
+        .collect();
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// SIGKILLs every live descendant of `pid`; returns how many there were.
+pub fn kill_descendants(pid: i32) -> usize {
+    let left = descendants(pid);
+    signal_all(&left, Signal::SIGKILL);
+    left.len()
+}
+
 /// The conventional name of a signal number (`SIGKILL`), or `SIG<n>`.
 pub fn signal_name(signo: i32) -> String {
     Signal::try_from(signo)

@@ -1,0 +1,80 @@
+//! Ending everything a worker's program started, as far as the machine allows (see
+//! `docs/reliability.md`, "Processes"):
+//!
+//! - [`session`]: every process in the child's session (found in `/proc` by session id) gets
+//!   SIGHUP, a grace period, then SIGKILL;
+//! - [`cgroup`]: where a cgroup v2 hierarchy is writable (root, or a delegated subtree), the
+//!   child starts in a cgroup of its own, and whatever is left in it at the end — processes
+//!   that called `setsid` and left the session too — is killed with `cgroup.kill`; cgroups
+//!   of brokers that died without cleaning up are swept when the next broker starts;
+//! - without cgroups, the worker is a child subreaper: a process that leaves the session and
+//!   double-forks is re-parented to the worker, and the worker's descendants are killed too.
+
+pub mod cgroup;
+pub mod session;
+
+use std::time::Duration;
+
+/// Ends everything the child started: its session (SIGHUP, `grace`, SIGKILL), then what
+/// escaped it — the worker's other descendants, and the rest of `cgroup`, if any. Returns how
+/// many processes needed SIGKILL.
+pub fn end_all(child_sid: i32, cgroup: Option<&cgroup::Cgroup>, grace: Duration) -> usize {
+    let mut killed = session::terminate_session(child_sid, grace);
+    killed += session::kill_descendants(std::process::id() as i32);
+    if let Some(cg) = cgroup {
+        killed += cg.kill_and_remove();
+    }
+    killed
+}
+
+/// Reaps the exited orphans re-parented to this (subreaper) process — every child but
+/// `main`, whose status its own waiter collects.
+pub fn reap_orphans(main: i32) {
+    let me = std::process::id() as i32;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == main {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let mut fields = rest.split(' ');
+        let (state, ppid) = (
+            fields.next(),
+            fields.next().and_then(|p| p.parse::<i32>().ok()),
+        );
+        if state == Some("Z") && ppid == Some(me) {
+            let _ = nix::sys::wait::waitpid(
+                nix::unistd::Pid::from_raw(pid),
+                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+            );
+        }
+    }
+}
+
+/// Makes this process a child subreaper: orphans among its descendants are re-parented to it
+/// instead of init, so [`session::kill_descendants`] still finds them.
+pub fn become_subreaper() {
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) takes plain integers and changes only this
+    // process's reaper flag.
+    let r = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    if r != 0 {
+        tracing::warn!(
+            "cannot become a child subreaper: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
