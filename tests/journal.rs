@@ -332,7 +332,9 @@ async fn a_broker_killed_while_a_message_is_typed_loses_nothing() {
     let config = dir.path().join("brokertui.toml");
     std::fs::write(&config, "settle_ms = 1500\n").unwrap();
     let record = dir.path().join("bob-received");
-    let cmd = format!("stty -echo; exec cat >> {}", record.display());
+    // A program that takes its hang-up gracefully (as agents do: they save their state), so
+    // what it read before is written before it goes.
+    let cmd = format!("stty -echo; trap '' HUP; exec cat >> {}", record.display());
     let args = ["--config", config.to_str().unwrap()];
     let mut a = Serve::start_in(dir.path(), &args);
     a.spawn("bob", &["sh", "-c", &cmd]).await;
@@ -358,7 +360,8 @@ async fn a_broker_killed_while_a_message_is_typed_loses_nothing() {
     let first = std::fs::read_to_string(&record).unwrap_or_default();
     assert!(
         first.contains("in-flight-when-the-broker-died"),
-        "the message in flight got its Enter before the worker ended: {first:?}"
+        "the message in flight got its Enter before the worker ended: {first:?}\nworker log:\n{}",
+        std::fs::read_to_string(a.state.join("logs/bob.log")).unwrap_or_default()
     );
 
     let b = Serve::start_in(dir.path(), &args);

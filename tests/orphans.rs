@@ -39,15 +39,16 @@ fn sleepers(secs: u32) -> Vec<i32> {
         .collect()
 }
 
-/// A worker whose program starts `sleep <secs>` in a session of its own.
-async fn spawn_escaper(s: &Serve, name: &str, secs: u32) {
+/// A worker whose program starts `sleep <secs>` in a session of its own; returns its pid.
+async fn spawn_escaper(s: &Serve, name: &str, secs: u32) -> i32 {
+    let before = sleepers(secs);
     let script = format!("setsid -f sleep {secs}; echo escaped; exec sleep 300");
     s.spawn(name, &["sh", "-c", &script]).await;
     s.wait_screen(name, "escaped").await;
     eventually(T, "the escaper running", || async {
-        (!sleepers(secs).is_empty()).then_some(())
+        sleepers(secs).into_iter().find(|p| !before.contains(p))
     })
-    .await;
+    .await
 }
 
 fn cgroups_usable() -> bool {
@@ -64,11 +65,11 @@ fn cgroups_usable() -> bool {
 
 async fn released_worker_leaves_nothing(cgroups: bool, secs: u32) {
     let (s, _dir) = serve(cgroups);
-    spawn_escaper(&s, "w", secs).await;
+    let escaper = spawn_escaper(&s, "w", secs).await;
     let (st, v) = s.call(Method::DELETE, "/api/spawned/w", None).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     eventually(T, "the process that left the session gone", || async {
-        sleepers(secs).is_empty().then_some(())
+        (!alive(escaper)).then_some(())
     })
     .await;
 }
@@ -91,17 +92,21 @@ async fn with_cgroups_what_survives_an_oom_kill_of_everything_ends_at_the_next_s
         return;
     }
     let (mut a, _dir) = serve(true);
-    spawn_escaper(&a, "w", 31073).await;
+    let escaper = spawn_escaper(&a, "w", 31073).await;
     let worker = a.worker_pid("w").await;
     // Broker and worker killed together, as the OOM killer does: nobody is left to clean up.
     signal(a.child.id(), Signal::SIGKILL);
     signal(worker, Signal::SIGKILL);
     a.child.wait().unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!sleepers(31073).is_empty(), "it survived them");
+    eventually(T, "the worker gone", || async {
+        (!alive(worker as i32)).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(alive(escaper), "it survived them");
     let (_b, _dir2) = serve(true);
     eventually(T, "the survivor ended by the next broker", || async {
-        sleepers(31073).is_empty().then_some(())
+        (!alive(escaper)).then_some(())
     })
     .await;
 }
@@ -112,10 +117,10 @@ async fn with_cgroups_a_killed_workers_escaped_children_end_too() {
         return;
     }
     let (s, _dir) = serve(true);
-    spawn_escaper(&s, "w", 31074).await;
+    let escaper = spawn_escaper(&s, "w", 31074).await;
     signal(s.worker_pid("w").await, Signal::SIGKILL);
     eventually(T, "the escaper gone with its worker", || async {
-        sleepers(31074).is_empty().then_some(())
+        (!alive(escaper)).then_some(())
     })
     .await;
 }

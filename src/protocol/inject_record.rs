@@ -14,6 +14,7 @@
 
 use std::collections::HashSet;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Where the broker asks a worker named `name` to keep its record.
@@ -57,10 +58,15 @@ pub fn read(path: &Path) -> Recorded {
     r
 }
 
-/// Forgets the record (nothing is owed to that name any more).
+/// Forgets the record (nothing is owed to that name any more). Truncated in place: a worker
+/// of that name may already hold it open for appending.
 pub fn clear(path: &Path) {
-    if path.exists() {
-        let _ = crate::fsutil::write_private(path, b"");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path);
+    if let Ok(file) = file {
+        let _ = file.set_len(0);
     }
 }
 
@@ -109,5 +115,8 @@ mod tests {
         assert_eq!(r.typed_only, HashSet::from(["b".into()]));
         clear(&p);
         assert_eq!(read(&p), Recorded::default());
+        // A writer that had it open before the clear still records into it.
+        w.typed("c").unwrap();
+        assert_eq!(read(&p).typed_only, HashSet::from(["c".into()]));
     }
 }

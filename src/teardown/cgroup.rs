@@ -114,9 +114,18 @@ impl Cgroup {
     }
 }
 
+/// Whether a process `pid` exists and is not a zombie.
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rfind(')').map(|i| s[i + 2..].starts_with('Z')))
+        .is_some_and(|zombie| !zombie)
+}
+
 /// Kills and removes the cgroups of brokers that are gone (killed with their workers); returns
-/// how many processes they still held. A broker's directory is left alone while any process
-/// has its pid (pid reuse can only keep leftovers alive longer, never kill a live broker's).
+/// how many processes they still held. A broker's directory, or a worker's within it, is left
+/// alone while a live process has its pid (pid reuse can only keep leftovers alive longer, never
+/// kill what a live broker or worker is still ending).
 pub fn sweep_stale() -> usize {
     if !enabled() {
         return 0;
@@ -134,7 +143,7 @@ pub fn sweep_stale() -> usize {
         else {
             continue;
         };
-        if Path::new(&format!("/proc/{pid}")).exists() {
+        if running(pid) {
             continue;
         }
         for worker in std::fs::read_dir(entry.path())
@@ -142,6 +151,15 @@ pub fn sweep_stale() -> usize {
             .flatten()
             .flatten()
         {
+            // A worker that outlived its broker is still ending its child's session itself.
+            let worker_pid = worker
+                .file_name()
+                .to_string_lossy()
+                .rsplit_once('.')
+                .and_then(|(_, pid)| pid.parse::<u32>().ok());
+            if worker_pid.is_some_and(running) {
+                continue;
+            }
             if worker.path().is_dir() {
                 killed += Cgroup {
                     path: worker.path(),

@@ -7,8 +7,9 @@
 //!   child starts in a cgroup of its own, and whatever is left in it at the end — processes
 //!   that called `setsid` and left the session too — is killed with `cgroup.kill`; cgroups
 //!   of brokers that died without cleaning up are swept when the next broker starts;
-//! - without cgroups, the worker is a child subreaper: a process that leaves the session and
-//!   double-forks is re-parented to the worker, and the worker's descendants are killed too.
+//! - the worker is a child subreaper: a process that leaves the session and double-forks is
+//!   re-parented to the worker, and the worker's descendants are killed too (all there is
+//!   without cgroups).
 
 pub mod cgroup;
 pub mod session;

@@ -91,6 +91,8 @@ pub struct WorkerArgs {
 /// How long an injection in flight may take to finish once the worker is told to end (or its
 /// broker is gone): longer than any settle plus the wait for an agent's echo.
 const FINISH_INJECTION: Duration = Duration::from_secs(3);
+/// How often a worker told to end looks again whether its program has read its last input.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(5);
 /// How long the child's leftovers get after the child itself exits on its own.
 const LEFTOVER_GRACE: Duration = Duration::from_millis(200);
 /// How long to keep reading the PTY after the child exits, for its last output: until it
@@ -207,6 +209,9 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
     };
     let rows = args.rows.clamp(1, crate::protocol::MAX_DIMENSION);
     let cols = args.cols.clamp(1, crate::protocol::MAX_DIMENSION);
+    // What leaves the session and double-forks is re-parented to us (before the child runs,
+    // so nothing it starts slips past), and ended with the rest.
+    crate::teardown::become_subreaper();
     let (spawned, cgroup) = crate::teardown::cgroup::Cgroup::spawn_in(&args.name, || {
         Pty::spawn(
             &args.cmd,
@@ -217,11 +222,6 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
             args.floods_dir.clone(),
         )
     });
-    // Without a cgroup, what leaves the session and double-forks is re-parented to us.
-    let subreaper = cgroup.is_none();
-    if subreaper {
-        crate::teardown::become_subreaper();
-    }
     let mut orphans = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())?;
     let mut pty = match spawned {
         Ok(pty) => pty,
@@ -302,7 +302,8 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
     let mut drain: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
     let mut shutdown: Option<Duration> = None;
     // When shutting down with an injection in flight: how long it may take to finish.
-    let mut finish_by: Option<Instant> = None;
+    // (deadline, whether a message was being typed when it began).
+    let mut finish_by: Option<(Instant, bool)> = None;
 
     loop {
         let inject_due = session.next_deadline();
@@ -384,7 +385,8 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
             }
             _ = sleep_until_opt(inject_due.map(tokio::time::Instant::from_std)), if inject_due.is_some() => {}
             _ = sleep_until_opt(agent_due), if agent_due.is_some() => {}
-            _ = orphans.recv(), if subreaper => crate::teardown::reap_orphans(pid),
+            _ = orphans.recv() => crate::teardown::reap_orphans(pid),
+            _ = tokio::time::sleep(SHUTDOWN_POLL), if shutdown.is_some() => {}
         }
         let now = Instant::now();
         if tracker.take_dirty() {
@@ -455,8 +457,24 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
             // An injection is one unit: the one typed already gets its Enter (and its record)
             // before the session ends, or a restarted broker would find it half-done.
             session.drain();
-            let limit = *finish_by.get_or_insert_with(|| Instant::now() + FINISH_INJECTION);
-            if !session.injection_in_flight() || !pty_open || Instant::now() >= limit {
+            let (limit, typing) = *finish_by.get_or_insert_with(|| {
+                (
+                    Instant::now() + FINISH_INJECTION,
+                    session.injection_in_flight(),
+                )
+            });
+            // Finished means entered and read: the program gets to take the message that was
+            // being typed before its session is hung up.
+            let finished = !session.injection_in_flight()
+                && (!typing || pty.unread_input().is_none_or(|n| n == 0));
+            if finished || !pty_open || Instant::now() >= limit {
+                if typing {
+                    tracing::info!(
+                        finished,
+                        unread = ?pty.unread_input(),
+                        "ending with the message that was being typed entered"
+                    );
+                }
                 break;
             }
         }

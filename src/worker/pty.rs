@@ -2,6 +2,7 @@
 //! input and wait for it.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -209,6 +210,23 @@ impl Pty {
         // `self.master` lives; on Linux the master reports the terminal's settings.
         let mut t: libc::termios = unsafe { std::mem::zeroed() };
         unsafe { libc::tcgetattr(fd, &mut t) == 0 && t.c_lflag & libc::ICANON != 0 }
+    }
+
+    /// Bytes typed into the terminal that the program has not read yet (`None` if that cannot
+    /// be told). Opens the terminal's own side just for the question: kept open, it would
+    /// hide the child's exit from the reader.
+    pub fn unread_input(&self) -> Option<usize> {
+        use std::os::fd::AsRawFd;
+        let path = self.master.tty_name()?;
+        let tty = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+            .open(path)
+            .ok()?;
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int for a descriptor we hold open.
+        let r = unsafe { libc::ioctl(tty.as_raw_fd(), libc::FIONREAD, &mut n) };
+        (r == 0).then_some(n.max(0) as usize)
     }
 
     /// The sink the session writes through (input and injections share one writer thread,

@@ -191,3 +191,24 @@ fn a_database_that_is_a_directory_refuses_the_start() {
     std::fs::create_dir(dir.path().join(FILE)).unwrap();
     assert!(open(dir.path()).is_err());
 }
+
+#[test]
+fn an_unconfirmed_copy_keeps_its_body_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path()).unwrap();
+    accept(&store, "b", "1");
+    store.set_state("b", "1", DeliveryState::Injected, None);
+    store.set_state(
+        "b",
+        "1",
+        DeliveryState::Unconfirmed,
+        Some("no sign it was taken".into()),
+    );
+    drop(store);
+    let (_store, loaded) = open(dir.path()).unwrap();
+    assert!(loaded.owed.is_empty(), "never typed again by itself");
+    let kept = &loaded.history[0];
+    assert_eq!(kept.state, DeliveryState::Unconfirmed);
+    assert_eq!(kept.body, "body 1", "kept for the user to check and resend");
+    assert_eq!(kept.reason.as_deref(), Some("no sign it was taken"));
+}
