@@ -10,21 +10,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::serve::Serve;
+use common::serve::{QUIET_CAT, Serve};
 use common::*;
 use nix::sys::signal::Signal;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(10);
-/// `cat` without the terminal's echo, so each injected line shows exactly once.
-const QUIET_CAT: &[&str] = &["sh", "-c", "stty -echo; exec cat"];
-
-async fn owed(s: &Serve) -> Vec<Value> {
-    let (st, v) = s.call(Method::GET, "/api/messages?owed=true", None).await;
-    assert_eq!(st, StatusCode::OK, "{v}");
-    v["messages"].as_array().unwrap().clone()
-}
 
 async fn send(s: &Serve, to: &str, body: &str) -> (StatusCode, Value) {
     s.call(
@@ -88,7 +80,7 @@ async fn a_bad_record_in_an_old_journal_costs_only_itself() {
     );
     std::fs::write(dir.path().join("messages.jsonl"), text).unwrap();
     let s = Serve::start_in(dir.path(), &[]);
-    let bodies: Vec<Value> = owed(&s).await.iter().map(|m| m["body"].clone()).collect();
+    let bodies: Vec<Value> = s.owed().await.iter().map(|m| m["body"].clone()).collect();
     assert_eq!(
         bodies,
         [json!("body-m1"), json!("body-m2"), json!("body-m3")]
@@ -297,7 +289,8 @@ async fn a_full_disk_refuses_messages_with_journal_full_and_loses_none() {
     signal(a.child.id(), Signal::SIGKILL);
     a.child.wait().unwrap();
     let b = Serve::start_in(&state, &[]);
-    let bodies: Vec<String> = owed(&b)
+    let bodies: Vec<String> = b
+        .owed()
         .await
         .iter()
         .map(|m| m["body"].as_str().unwrap().chars().take(22).collect())
@@ -315,117 +308,121 @@ async fn a_full_disk_refuses_messages_with_journal_full_and_loses_none() {
     assert_eq!(bodies, want);
 }
 
-/// What `sh -c 'exec cat >> FILE'` read, once it holds `needle`.
-async fn received(path: &Path, needle: &str) -> String {
-    eventually(T, needle, || async {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        text.contains(needle).then_some(text)
+/// A state dir whose broker waits 1.5 s between typing a message and its Enter — so a kill
+/// lands in that window every time — and a worker program that appends what it reads to a
+/// file.
+struct SlowTyping {
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    record: std::path::PathBuf,
+    cmd: String,
+}
+
+impl SlowTyping {
+    /// `program` reads stdin (after `stty -echo`), its output appended to the record.
+    fn new(program: &str) -> SlowTyping {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("brokertui.toml");
+        std::fs::write(&config, "settle_ms = 1500\n").unwrap();
+        let record = dir.path().join("bob-received");
+        let cmd = format!("stty -echo; {program} >> {}", record.display());
+        SlowTyping {
+            dir,
+            config,
+            record,
+            cmd,
+        }
+    }
+
+    async fn start_with_bob(&self) -> Serve {
+        let s = Serve::start_in(
+            self.dir.path(),
+            &["--config", self.config.to_str().unwrap()],
+        );
+        s.spawn("bob", &["sh", "-c", &self.cmd]).await;
+        s
+    }
+
+    fn received(&self) -> String {
+        std::fs::read_to_string(&self.record).unwrap_or_default()
+    }
+
+    /// Waits until every body arrived, a while longer for duplicates, then checks each arrived
+    /// exactly once.
+    async fn each_arrived_once(&self, bodies: &[&str]) {
+        eventually(T, "every message read", || async {
+            let text = self.received();
+            bodies.iter().all(|b| text.contains(b)).then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        let text = self.received();
+        for body in bodies {
+            assert_eq!(text.matches(body).count(), 1, "{body} in {text}");
+        }
+    }
+}
+
+/// Waits until `s`'s worker bob recorded `typed <what>`.
+async fn typed(s: &Serve, what: &str) {
+    let injected = s.state.join("logs/bob.injected");
+    let line = format!("typed {what}");
+    eventually(T, "the message typed", || async {
+        std::fs::read_to_string(&injected)
+            .unwrap_or_default()
+            .contains(&line)
+            .then_some(())
     })
-    .await
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_killed_while_a_message_is_typed_loses_nothing() {
-    // A long settle keeps each message typed-but-not-entered for a while: the broker dies in
-    // that window, every time.
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("brokertui.toml");
-    std::fs::write(&config, "settle_ms = 1500\n").unwrap();
-    let record = dir.path().join("bob-received");
     // A program that takes its hang-up gracefully (as agents do: they save their state), so
     // what it read before is written before it goes.
-    let cmd = format!("stty -echo; trap '' HUP; exec cat >> {}", record.display());
-    let args = ["--config", config.to_str().unwrap()];
-    let mut a = Serve::start_in(dir.path(), &args);
-    a.spawn("bob", &["sh", "-c", &cmd]).await;
+    let fx = SlowTyping::new("trap '' HUP; exec cat");
+    let mut a = fx.start_with_bob().await;
     let (st, _) = send(&a, "bob", "in-flight-when-the-broker-died").await;
     assert_eq!(st, StatusCode::ACCEPTED);
     let (st, _) = send(&a, "bob", "still-queued-when-it-died").await;
     assert_eq!(st, StatusCode::ACCEPTED);
-    let injected = a.state.join("logs/bob.injected");
-    eventually(T, "the first message typed", || async {
-        std::fs::read_to_string(&injected)
-            .unwrap_or_default()
-            .contains("typed ")
-            .then_some(())
-    })
-    .await;
-    let worker = a.worker_pid("bob").await;
-    signal(a.child.id(), Signal::SIGKILL);
-    a.child.wait().unwrap();
-    eventually(T, "the worker to finish and follow its broker", || async {
-        (!alive(worker as i32)).then_some(())
-    })
-    .await;
-    let first = std::fs::read_to_string(&record).unwrap_or_default();
+    typed(&a, "").await;
+    a.crash("bob").await;
+    let first = fx.received();
     assert!(
         first.contains("in-flight-when-the-broker-died"),
         "the message in flight got its Enter before the worker ended: {first:?}\nworker log:\n{}",
         std::fs::read_to_string(a.state.join("logs/bob.log")).unwrap_or_default()
     );
-
-    let b = Serve::start_in(dir.path(), &args);
-    b.spawn("bob", &["sh", "-c", &cmd]).await;
-    let text = received(&record, "still-queued-when-it-died").await;
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-    let text = std::fs::read_to_string(&record).unwrap_or(text);
-    assert_eq!(
-        text.matches("in-flight-when-the-broker-died").count(),
-        1,
-        "{text}"
-    );
-    assert_eq!(
-        text.matches("still-queued-when-it-died").count(),
-        1,
-        "{text}"
-    );
+    let _b = fx.start_with_bob().await;
+    fx.each_arrived_once(&[
+        "in-flight-when-the-broker-died",
+        "still-queued-when-it-died",
+    ])
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_while_a_message_is_typed_gets_it_typed_again_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("brokertui.toml");
-    std::fs::write(&config, "settle_ms = 1500\n").unwrap();
-    let record = dir.path().join("bob-received");
-    let cmd = format!("stty -echo; exec cat >> {}", record.display());
-    let s = Serve::start_in(dir.path(), &["--config", config.to_str().unwrap()]);
-    s.spawn("bob", &["sh", "-c", &cmd]).await;
+    let fx = SlowTyping::new("exec cat");
+    let s = fx.start_with_bob().await;
     let (st, v) = send(&s, "bob", "typed-when-the-worker-died").await;
     assert_eq!(st, StatusCode::ACCEPTED);
-    let id = v["id"].as_str().unwrap().to_string();
-    let injected = s.state.join("logs/bob.injected");
-    eventually(T, "the message typed", || async {
-        std::fs::read_to_string(&injected)
-            .unwrap_or_default()
-            .contains(&format!("typed {id}"))
-            .then_some(())
-    })
-    .await;
+    typed(&s, v["id"].as_str().unwrap()).await;
     signal(s.worker_pid("bob").await, Signal::SIGKILL);
     eventually(T, "bob to exit", || async {
         let (_, v) = s.call(Method::GET, "/api/spawned", None).await;
         (v["workers"][0]["state"] == "exited").then_some(())
     })
     .await;
-    assert!(
-        !std::fs::read_to_string(&record)
-            .unwrap_or_default()
-            .contains("typed-when-the-worker-died")
-    );
+    assert!(!fx.received().contains("typed-when-the-worker-died"));
     let (st, v) = s
         .call(
             Method::POST,
             "/api/spawn",
-            Some(json!({"name": "bob", "cmd": ["sh", "-c", &cmd]})),
+            Some(json!({"name": "bob", "cmd": ["sh", "-c", &fx.cmd]})),
         )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
-    let text = received(&record, "typed-when-the-worker-died").await;
-    tokio::time::sleep(Duration::from_millis(2000)).await;
-    let text = std::fs::read_to_string(&record).unwrap_or(text);
-    assert_eq!(
-        text.matches("typed-when-the-worker-died").count(),
-        1,
-        "{text}"
-    );
+    fx.each_arrived_once(&["typed-when-the-worker-died"]).await;
 }

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use brokertui::broker::{EventKind, Received};
-use common::serve::Serve;
+use common::serve::{QUIET_CAT, Serve};
 use common::*;
 use nix::sys::signal::Signal;
 use reqwest::{Method, StatusCode};
@@ -15,14 +15,6 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const T: Duration = Duration::from_secs(10);
-/// `cat` without the terminal's echo, so each injected line shows exactly once.
-const QUIET_CAT: &[&str] = &["sh", "-c", "stty -echo; exec cat"];
-
-async fn messages(s: &Serve) -> Vec<Value> {
-    let (st, v) = s.call(Method::GET, "/api/messages?owed=true", None).await;
-    assert_eq!(st, StatusCode::OK, "{v}");
-    v["messages"].as_array().unwrap().clone()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_messages_survive_a_broker_crash_and_arrive_once() {
@@ -47,21 +39,14 @@ async fn accepted_messages_survive_a_broker_crash_and_arrive_once() {
         assert_eq!(st, StatusCode::ACCEPTED);
     }
     eventually(T, "both queued in the worker", || async {
-        let m = messages(&a).await;
+        let m = a.owed().await;
         (m.len() == 2 && m.iter().all(|x| x["where"] == "in_worker")).then_some(())
     })
     .await;
-    let worker = a.worker_pid("bob").await;
-    // The broker crashes: no shutdown, no cleanup.
-    signal(a.child.id(), Signal::SIGKILL);
-    a.child.wait().unwrap();
-    eventually(T, "worker to follow its broker", || async {
-        (!alive(worker as i32)).then_some(())
-    })
-    .await;
+    a.crash("bob").await;
 
     let b = Serve::start_in(dir.path(), &[]);
-    let owed = messages(&b).await;
+    let owed = b.owed().await;
     assert_eq!(owed.len(), 2, "{owed:?}");
     assert_eq!(owed[0]["body"], "first-msg");
     assert_eq!(owed[1]["where"], "waiting");
@@ -80,14 +65,14 @@ async fn accepted_messages_survive_a_broker_crash_and_arrive_once() {
     assert_eq!(text.matches("second-msg").count(), 1, "{text}");
     assert!(text.find("first-msg") < text.find("second-msg"));
     eventually(T, "journal emptied", || async {
-        messages(&b).await.is_empty().then_some(())
+        b.owed().await.is_empty().then_some(())
     })
     .await;
     drop(b);
 
     // A third start owes nothing: the deliveries were journalled too.
     let c = Serve::start_in(dir.path(), &[]);
-    assert!(messages(&c).await.is_empty());
+    assert!(c.owed().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +85,7 @@ async fn torn_journal_record_is_skipped_with_a_warning() {
     )
     .unwrap();
     let s = Serve::start_in(dir.path(), &[]);
-    let owed = messages(&s).await;
+    let owed = s.owed().await;
     assert_eq!(owed.len(), 1);
     assert_eq!(owed[0]["body"], "kept");
     let mut ws = s.ws("since=0").await;
@@ -136,14 +121,14 @@ async fn undelivered_messages_can_be_listed_and_dropped() {
         .await;
     let id = sent["id"].as_str().unwrap().to_string();
     eventually(T, "listed", || async {
-        (messages(&s).await.len() == 1).then_some(())
+        (s.owed().await.len() == 1).then_some(())
     })
     .await;
     let (st, v) = s
         .call(Method::DELETE, &format!("/api/messages/{id}"), None)
         .await;
     assert_eq!((st, v["dropped"].as_u64()), (StatusCode::OK, Some(1)));
-    assert!(messages(&s).await.is_empty());
+    assert!(s.owed().await.is_empty());
     let (st, _) = s
         .call(Method::DELETE, &format!("/api/messages/{id}"), None)
         .await;

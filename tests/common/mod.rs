@@ -147,9 +147,23 @@ pub fn signal(pid: u32, sig: nix::sys::signal::Signal) {
 /// Writes `script` as an executable stand-in for `brokertui worker` (the broker runs it with the
 /// worker's arguments, which a script may ignore) and returns its path.
 pub fn fake_worker(dir: &tempfile::TempDir, script: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
+    use std::io::Write;
     let path = dir.path().join("fake-worker");
-    std::fs::write(&path, script).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Written by a child process: a file this (multi-threaded) process had open for writing
+    // can be inherited by a child another test forks at that moment, and exec'ing it then
+    // fails with "text file busy".
+    let mut writer = std::process::Command::new("sh")
+        .args(["-c", "cat > \"$0\" && chmod 755 \"$0\""])
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writer
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(writer.wait().unwrap().success());
     path
 }

@@ -11,6 +11,9 @@ use serde_json::{Value, json};
 
 use super::exe;
 
+/// `cat` without the terminal's echo, so each injected line shows exactly once.
+pub const QUIET_CAT: &[&str] = &["sh", "-c", "stty -echo; exec cat"];
+
 pub struct Serve {
     pub child: Child,
     pub url: String,
@@ -164,6 +167,29 @@ impl Serve {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The broker crashes (SIGKILL: no shutdown, no cleanup); returns once `worker`'s worker
+    /// process, which sees its stdin close, has ended too.
+    pub async fn crash(&mut self, worker: &str) {
+        let pid = self.worker_pid(worker).await;
+        super::signal(self.child.id(), Signal::SIGKILL);
+        self.child.wait().unwrap();
+        super::eventually(
+            Duration::from_secs(10),
+            "the worker to follow its broker",
+            || async { (!super::alive(pid as i32)).then_some(()) },
+        )
+        .await;
+    }
+
+    /// The messages still owed (`GET /api/messages?owed=true`).
+    pub async fn owed(&self) -> Vec<Value> {
+        let (st, v) = self
+            .call(Method::GET, "/api/messages?owed=true", None)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        v["messages"].as_array().unwrap().clone()
     }
 
     /// Message `id`'s entry in `GET /api/messages` (its delivery state), or null.

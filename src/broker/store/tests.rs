@@ -53,15 +53,24 @@ fn what_is_owed_comes_back_in_order_and_settled_copies_lose_their_bodies() {
     );
 }
 
-#[test]
-fn a_settled_copy_stays_settled() {
+/// Copy `b:1` accepted, taken through `states`, and the store reopened.
+fn reopened_after(states: &[(DeliveryState, Option<&str>)]) -> Loaded {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = open(dir.path()).unwrap();
     accept(&store, "b", "1");
-    store.set_state("b", "1", DeliveryState::Submitted, None);
-    store.set_state("b", "1", DeliveryState::Queued, None);
+    for (state, reason) in states {
+        store.set_state("b", "1", *state, reason.map(str::to_string));
+    }
     drop(store);
-    let (_store, loaded) = open(dir.path()).unwrap();
+    open(dir.path()).unwrap().1
+}
+
+#[test]
+fn a_settled_copy_stays_settled() {
+    let loaded = reopened_after(&[
+        (DeliveryState::Submitted, None),
+        (DeliveryState::Queued, None),
+    ]);
     assert!(loaded.owed.is_empty());
     assert_eq!(loaded.history[0].state, DeliveryState::Submitted);
 }
@@ -194,18 +203,10 @@ fn a_database_that_is_a_directory_refuses_the_start() {
 
 #[test]
 fn an_unconfirmed_copy_keeps_its_body_across_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = open(dir.path()).unwrap();
-    accept(&store, "b", "1");
-    store.set_state("b", "1", DeliveryState::Injected, None);
-    store.set_state(
-        "b",
-        "1",
-        DeliveryState::Unconfirmed,
-        Some("no sign it was taken".into()),
-    );
-    drop(store);
-    let (_store, loaded) = open(dir.path()).unwrap();
+    let loaded = reopened_after(&[
+        (DeliveryState::Injected, None),
+        (DeliveryState::Unconfirmed, Some("no sign it was taken")),
+    ]);
     assert!(loaded.owed.is_empty(), "never typed again by itself");
     let kept = &loaded.history[0];
     assert_eq!(kept.state, DeliveryState::Unconfirmed);
