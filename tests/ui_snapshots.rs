@@ -145,3 +145,21 @@ fn agent_states_badges_and_the_needs_you_counter() {
     }
     insta::assert_snapshot!(render(&a, 120, 12));
 }
+
+#[test]
+fn an_unknown_key_after_the_prefix_says_so() {
+    use brokertui::ui::state::{Attached, ClientMode};
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let mut a = app(&["alice"], 100, 8);
+    a.mode = ClientMode::Drive;
+    a.attached = Some(Attached {
+        name: "alice".into(),
+        restore: brokertui::protocol::SessionMode::Relay,
+    });
+    let ctrl_b = KeyEvent::new(KeyCode::Char('b'), KeyModifiers::CONTROL);
+    let q = KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE);
+    assert!(brokertui::ui::input::handle_key(&mut a, ctrl_b).is_empty());
+    let typed = brokertui::ui::input::handle_key(&mut a, q);
+    assert!(typed.is_empty(), "nothing reaches the program");
+    insta::assert_snapshot!(render(&a, 100, 8));
+}

@@ -319,7 +319,17 @@ fn attached_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
                 app.overlay = Some(Overlay::Help);
                 Vec::new()
             }
-            _ => Vec::new(),
+            _ => {
+                // Never swallowed silently: say what the prefix takes.
+                app.note(
+                    format!(
+                        "unknown key {} after the prefix: d detach · f flush · p pending · z zoom · ? help",
+                        describe(&key)
+                    ),
+                    std::time::Instant::now(),
+                );
+                Vec::new()
+            }
         };
     }
     if app.prefix.matches(&key) {
@@ -331,6 +341,19 @@ fn attached_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
         Some(bytes) => vec![Action::Input { name, bytes }],
         None => Vec::new(),
     }
+}
+
+/// A key as a person names it: `Ctrl-q`, `Alt-x`, `F5`.
+fn describe(key: &KeyEvent) -> String {
+    let mut name = String::new();
+    if key.modifiers.contains(KeyModifiers::CONTROL) {
+        name.push_str("Ctrl-");
+    }
+    if key.modifiers.contains(KeyModifiers::ALT) {
+        name.push_str("Alt-");
+    }
+    name.push_str(&key.code.to_string());
+    name
 }
 
 fn overlay_key(app: &mut App, key: KeyEvent) -> Vec<Action> {

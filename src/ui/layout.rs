@@ -53,27 +53,36 @@ pub fn inner(area: Rect) -> Rect {
     )
 }
 
-/// The neighbour of pane `from` in direction (dx, dy), by the centres of their areas.
+/// The neighbour of pane `from` in direction (dx, dy), as tmux picks it: the nearest pane wholly
+/// on that side that shares some of `from`'s extent across the move, the one sharing most on a
+/// tie.
 pub fn neighbour(areas: &[Rect], from: usize, dx: i32, dy: i32) -> Option<usize> {
-    let centre = |r: &Rect| {
-        (
-            r.x as i32 * 2 + r.width as i32,
-            r.y as i32 * 2 + r.height as i32,
-        )
+    let f = areas.get(from)?;
+    // Along the move: the gap from `from`'s edge to the candidate's near edge (it must lie
+    // wholly on that side). Across it: how much the two overlap (there must be some).
+    let span = |r: &Rect| -> ((i32, i32), (i32, i32)) {
+        let x = (r.x as i32, r.x as i32 + r.width as i32);
+        let y = (r.y as i32, r.y as i32 + r.height as i32);
+        if dx != 0 { (x, y) } else { (y, x) }
     };
-    let (fx, fy) = centre(areas.get(from)?);
+    let dir = if dx != 0 { dx } else { dy };
+    let (f_along, f_across) = span(f);
     areas
         .iter()
         .enumerate()
         .filter(|(i, _)| *i != from)
         .filter_map(|(i, r)| {
-            let (x, y) = centre(r);
-            let (ddx, ddy) = (x - fx, y - fy);
-            let along = ddx * dx + ddy * dy;
-            (along > 0).then(|| (i, along + 2 * (ddx * dy - ddy * dx).abs()))
+            let (along, across) = span(r);
+            let gap = if dir > 0 {
+                along.0 - f_along.1
+            } else {
+                f_along.0 - along.1
+            };
+            let overlap = across.1.min(f_across.1) - across.0.max(f_across.0);
+            (gap >= 0 && overlap > 0).then_some((i, gap, overlap))
         })
-        .min_by_key(|(_, score)| *score)
-        .map(|(i, _)| i)
+        .min_by_key(|&(_, gap, overlap)| (gap, -overlap))
+        .map(|(i, _, _)| i)
 }
 
 #[cfg(test)]
@@ -113,5 +122,32 @@ mod tests {
         assert_eq!(neighbour(&tiles, 0, 0, 1), Some(2));
         assert_eq!(neighbour(&tiles, 3, -1, 0), Some(2));
         assert_eq!(neighbour(&tiles, 0, -1, 0), None);
+    }
+
+    #[test]
+    fn a_move_picks_the_pane_on_that_side_that_overlaps_most() {
+        // Two panes on top, one wide below: Right from the top-left is the top-right one,
+        // not the wide pane whose centre happens to be nearer.
+        let top_left = Rect::new(0, 0, 40, 10);
+        let top_right = Rect::new(40, 0, 40, 10);
+        let bottom = Rect::new(0, 10, 80, 30);
+        let areas = [top_left, top_right, bottom];
+        assert_eq!(neighbour(&areas, 0, 1, 0), Some(1));
+        assert_eq!(neighbour(&areas, 1, -1, 0), Some(0));
+        assert_eq!(neighbour(&areas, 0, 0, 1), Some(2));
+        assert_eq!(neighbour(&areas, 1, 0, 1), Some(2));
+        assert_eq!(
+            neighbour(&areas, 2, 0, -1),
+            Some(0),
+            "the one it overlaps most (a tie: the first)"
+        );
+        assert_eq!(neighbour(&areas, 2, 1, 0), None);
+        // Up from a pane under two unequal ones: the one it overlaps most.
+        let areas = [
+            Rect::new(0, 0, 20, 10),
+            Rect::new(20, 0, 60, 10),
+            Rect::new(10, 10, 70, 10),
+        ];
+        assert_eq!(neighbour(&areas, 2, 0, -1), Some(1));
     }
 }
