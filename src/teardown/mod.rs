@@ -29,40 +29,30 @@ pub fn end_all(child_sid: i32, cgroup: Option<&cgroup::Cgroup>, grace: Duration)
 }
 
 /// Reaps the exited orphans re-parented to this (subreaper) process — every child but
-/// `main`, whose status its own waiter collects.
+/// `main`, whose status its own waiter collects. Looks without reaping first (`WNOWAIT`), so
+/// `main` is never taken from its waiter; once `main` is the one waiting, the rest wait for
+/// the teardown.
 pub fn reap_orphans(main: i32) {
-    let me = std::process::id() as i32;
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
+    loop {
+        // SAFETY: waitid fills a zeroed siginfo_t; WNOWAIT leaves the child waitable.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_ALL,
+                0,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
         };
-        if pid == main {
-            continue;
+        // SAFETY: si_pid is valid for a child-state siginfo that waitid filled.
+        let pid = unsafe { info.si_pid() };
+        if r != 0 || pid == 0 || pid == main {
+            return;
         }
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-            continue;
-        };
-        let mut fields = rest.split(' ');
-        let (state, ppid) = (
-            fields.next(),
-            fields.next().and_then(|p| p.parse::<i32>().ok()),
+        let _ = nix::sys::wait::waitpid(
+            nix::unistd::Pid::from_raw(pid),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
         );
-        if state == Some("Z") && ppid == Some(me) {
-            let _ = nix::sys::wait::waitpid(
-                nix::unistd::Pid::from_raw(pid),
-                Some(nix::sys::wait::WaitPidFlag::WNOHANG),
-            );
-        }
     }
 }
 
