@@ -299,8 +299,24 @@ async fn run_loop<B: Backend>(
         let actions = crate::ui::input::attach(&mut app, mode);
         runner.perform(&mut app, actions);
     }
-    for spec in opts.spawn {
+    // Every worker starts at its pane's size: a program resized just after it started (vim in
+    // a large window) can come up garbled.
+    let size = terminal.size()?;
+    app.area = areas(ratatui::layout::Rect::new(0, 0, size.width, size.height)).0;
+    for spec in &opts.spawn {
         app.add_pane(&spec.name);
+    }
+    for mut spec in opts.spawn {
+        if spec.rows.is_none()
+            && spec.cols.is_none()
+            && let Some((rows, cols)) = app.pty_size_of(&spec.name)
+        {
+            spec.rows = Some(rows);
+            spec.cols = Some(cols);
+            if let Some(p) = app.pane_mut(&spec.name) {
+                p.pty_size = Some((rows, cols));
+            }
+        }
         runner.start_forwarder(&spec.name);
         let (broker, tx) = (broker.clone(), tx.clone());
         tokio::spawn(async move {
@@ -828,7 +844,7 @@ impl<B: Backend> Runner<B> {
                 }),
                 Action::Spawn { arg } => {
                     let taken: Vec<String> = app.panes.iter().map(|p| p.name.clone()).collect();
-                    let spec = match parse_new_worker(&arg, &taken) {
+                    let mut spec = match parse_new_worker(&arg, &taken) {
                         Ok(spec) => spec,
                         Err(message) => {
                             app.push_alert(
@@ -838,6 +854,9 @@ impl<B: Backend> Runner<B> {
                             continue;
                         }
                     };
+                    let (rows, cols) = app.next_pane_size();
+                    spec.rows.get_or_insert(rows);
+                    spec.cols.get_or_insert(cols);
                     self.spawn_task(async move {
                         match broker.spawn(spec.clone()).await {
                             Ok(_) => None,

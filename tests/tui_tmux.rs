@@ -408,3 +408,27 @@ fn attach_survives_a_lost_worker_and_a_lost_broker() {
     tui.wait_text("TUI-EXITED-", T);
     assert_restored(&tui);
 }
+
+#[test]
+fn a_worker_starts_at_its_panes_size() {
+    // Started at 80x24 and resized just after, vim in a large window came up garbled.
+    let id = std::process::id() % 100_000;
+    let tui = Tmux::start(&format!(
+        "-w \"sz{id}=sh -c 'echo S1=\\$(stty size); sleep 1; echo S2=\\$(stty size); exec sleep 30'\""
+    ));
+    let screen = tui.wait_text("S2=", T).join("\n");
+    let size = |tag: &str| {
+        screen
+            .split(tag)
+            .nth(1)
+            .and_then(|rest| rest.lines().next())
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default()
+    };
+    assert_ne!(size("S1="), "24 80", "{screen}");
+    assert_eq!(
+        size("S1="),
+        size("S2="),
+        "never resized after start: {screen}"
+    );
+}

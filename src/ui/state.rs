@@ -218,6 +218,24 @@ impl App {
     }
 
     /// Visible panes and their outer areas: every pane tiled, or the focused one zoomed.
+    /// The terminal size pane `name` gets in the current layout: (rows, cols) inside its border.
+    pub fn pty_size_of(&self, name: &str) -> Option<(u16, u16)> {
+        self.layout()
+            .into_iter()
+            .find(|(i, _)| self.panes[*i].name == name)
+            .map(|(_, r)| {
+                let r = super::layout::inner(r);
+                (r.height.max(1), r.width.max(1))
+            })
+    }
+
+    /// The terminal size a pane added now would get (it goes last in the tiling).
+    pub fn next_pane_size(&self) -> (u16, u16) {
+        let tiles = super::layout::tile(self.area, self.panes.len() + 1);
+        let r = super::layout::inner(tiles.last().copied().unwrap_or(self.area));
+        (r.height.max(1), r.width.max(1))
+    }
+
     pub fn layout(&self) -> Vec<(usize, Rect)> {
         if self.panes.is_empty() {
             return Vec::new();
