@@ -178,3 +178,55 @@ fn huge_counts_in_every_parameterised_sequence_cost_next_to_nothing() {
         finals.len() * 60
     );
 }
+
+/// Insert mode (`CSI 4 h`) pushes the line right, as tmux does; `mc`'s function-key bar lost a
+/// cell without it.
+#[test]
+fn insert_mode_inserts_and_survives_a_snapshot() {
+    let mut p = vt100::Parser::new(5, 20, 0);
+    p.process(b"abcdef\x1b[4D\x1b[4hXY\x1b[4l");
+    assert_eq!(p.screen().contents(), "abXYcdef");
+    p.process(b"Z");
+    assert_eq!(
+        p.screen().contents(),
+        "abXYZdef",
+        "overwrites again after CSI 4 l"
+    );
+    // A parser rebuilt from a snapshot taken in insert mode keeps inserting.
+    let mut q = vt100::Parser::new(5, 20, 0);
+    q.process(b"12345\x1b[3D\x1b[4h");
+    let mut r = vt100::Parser::new(5, 20, 0);
+    r.process(&q.screen().state_formatted());
+    q.process(b"X");
+    r.process(b"X");
+    assert_eq!(q.screen().contents(), "12X345");
+    assert_eq!(r.screen().contents(), q.screen().contents());
+}
+
+/// Inserted characters and lines take the current background colour (tmux fills them too).
+#[test]
+fn inserted_cells_and_lines_take_the_background_colour() {
+    let blue = vt100::Color::Idx(4);
+    let mut p = vt100::Parser::new(5, 20, 0);
+    p.process(b"abcdef\x1b[1;3H\x1b[44m\x1b[3@\x1b[0m");
+    assert_eq!(p.screen().contents().lines().next(), Some("ab   cdef"));
+    for col in 2..5 {
+        assert_eq!(
+            p.screen().cell(0, col).unwrap().bgcolor(),
+            blue,
+            "col {col}"
+        );
+    }
+    assert_eq!(
+        p.screen().cell(0, 5).unwrap().bgcolor(),
+        vt100::Color::Default
+    );
+    p.process(b"\x1b[2;1H\x1b[44m\x1b[L\x1b[0m");
+    for col in [0, 10, 19] {
+        assert_eq!(
+            p.screen().cell(1, col).unwrap().bgcolor(),
+            blue,
+            "col {col}"
+        );
+    }
+}

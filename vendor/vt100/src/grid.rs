@@ -516,7 +516,9 @@ impl Grid {
         }
     }
 
-    pub fn insert_cells(&mut self, count: u16) {
+    /// brokertui patch: the inserted cells take `attrs`' colours (tmux and xterm fill them
+    /// with the current background).
+    pub fn insert_cells(&mut self, count: u16, attrs: crate::attrs::Attrs) {
         let size = self.size;
         let pos = self.pos;
         let wide = pos.col < size.cols
@@ -541,6 +543,11 @@ impl Grid {
             }
         }
         row.truncate(size.cols);
+        for col in pos.col..pos.col.saturating_add(count).min(size.cols) {
+            if !row.get(col).is_some_and(|c| c.is_wide_continuation()) {
+                row.erase(col, attrs);
+            }
+        }
     }
 
     pub fn delete_cells(&mut self, count: u16) {
@@ -562,14 +569,19 @@ impl Grid {
         }
     }
 
-    pub fn insert_lines(&mut self, count: u16) {
+    /// brokertui patch: the inserted lines take `attrs`' colours, as erased cells do.
+    pub fn insert_lines(&mut self, count: u16, attrs: crate::attrs::Attrs) {
         // brokertui patch: at most the lines down to the scroll region's bottom.
         let count = count.min(
             (self.scroll_bottom + 1).saturating_sub(self.pos.row),
         );
         for _ in 0..count {
             self.rows.remove(usize::from(self.scroll_bottom));
-            self.rows.insert(usize::from(self.pos.row), self.new_row());
+            let mut row = self.new_row();
+            for col in 0..self.size.cols {
+                row.erase(col, attrs);
+            }
+            self.rows.insert(usize::from(self.pos.row), row);
             // self.scroll_bottom is maintained to always be a valid row
             self.rows[usize::from(self.scroll_bottom)].wrap(false);
         }

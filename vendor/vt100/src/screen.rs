@@ -6,6 +6,8 @@ const MODE_APPLICATION_CURSOR: u8 = 0b0000_0010;
 const MODE_HIDE_CURSOR: u8 = 0b0000_0100;
 const MODE_ALTERNATE_SCREEN: u8 = 0b0000_1000;
 const MODE_BRACKETED_PASTE: u8 = 0b0001_0000;
+// brokertui patch: insert mode (IRM, `CSI 4 h` / `CSI 4 l`).
+const MODE_INSERT: u8 = 0b0010_0000;
 
 /// The xterm mouse handling mode currently in use.
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Default)]
@@ -397,6 +399,9 @@ impl Screen {
         .write_buf(contents);
         crate::term::BracketedPaste::new(self.mode(MODE_BRACKETED_PASTE))
             .write_buf(contents);
+        if self.mode(MODE_INSERT) {
+            contents.extend_from_slice(b"\x1b[4h");
+        }
         crate::term::MouseProtocolMode::new(
             self.mouse_protocol_mode,
             MouseProtocolMode::None,
@@ -440,6 +445,13 @@ impl Screen {
         {
             crate::term::BracketedPaste::new(self.mode(MODE_BRACKETED_PASTE))
                 .write_buf(contents);
+        }
+        if self.mode(MODE_INSERT) != prev.mode(MODE_INSERT) {
+            contents.extend_from_slice(if self.mode(MODE_INSERT) {
+                b"\x1b[4h"
+            } else {
+                b"\x1b[4l"
+            });
         }
         crate::term::MouseProtocolMode::new(
             self.mouse_protocol_mode,
@@ -728,7 +740,10 @@ impl Screen {
         // pending (the cursor is on the screen, the last column included), needs none of
         // the wrapping or wide-character bookkeeping below; this takes it in one row
         // lookup instead of five (the parser's hottest path).
-        if !self.upstream_paths && (c.is_ascii_graphic() || c == ' ') {
+        if !self.upstream_paths
+            && !self.mode(MODE_INSERT)
+            && (c.is_ascii_graphic() || c == ' ')
+        {
             let attrs = self.attrs;
             let grid = self.grid_mut();
             let pos = grid.pos();
@@ -788,6 +803,11 @@ impl Screen {
         }
         self.grid_mut().col_wrap(width, wrap);
         let pos = self.grid().pos();
+        // brokertui patch: in insert mode a character pushes the rest of the line right
+        // (what falls off the right margin is lost) instead of overwriting it.
+        if width > 0 && self.mode(MODE_INSERT) {
+            self.grid_mut().insert_cells(width, crate::attrs::Attrs::default());
+        }
 
         if width == 0 {
             if pos.col > 0 {
@@ -1047,7 +1067,28 @@ impl Screen {
 
     // CSI @
     pub(crate) fn ich(&mut self, count: u16) {
-        self.grid_mut().insert_cells(count);
+        let attrs = self.attrs;
+        self.grid_mut().insert_cells(count, attrs);
+    }
+
+    // CSI 4 h (brokertui patch)
+    pub(crate) fn sm(&mut self, params: &vte::Params, mut unhandled: impl FnMut(&mut Self)) {
+        for param in params {
+            match param {
+                [4] => self.set_mode(MODE_INSERT),
+                _ => unhandled(self),
+            }
+        }
+    }
+
+    // CSI 4 l (brokertui patch)
+    pub(crate) fn rm(&mut self, params: &vte::Params, mut unhandled: impl FnMut(&mut Self)) {
+        for param in params {
+            match param {
+                [4] => self.clear_mode(MODE_INSERT),
+                _ => unhandled(self),
+            }
+        }
     }
 
     // CSI A
@@ -1145,7 +1186,8 @@ impl Screen {
 
     // CSI L
     pub(crate) fn il(&mut self, count: u16) {
-        self.grid_mut().insert_lines(count);
+        let attrs = self.attrs;
+        self.grid_mut().insert_lines(count, attrs);
     }
 
     // CSI M
