@@ -14,6 +14,7 @@
 //! exits on its own. `exited` is always the last frame.
 
 pub mod agent;
+pub mod answers;
 pub mod flood_peers;
 pub mod pty;
 pub mod pty_reader;
@@ -259,7 +260,12 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
     .await;
     out.flush().await;
 
-    let mut screen = SharedScreen::new(rows, cols);
+    let mut answers_to = pty.writer();
+    let mut screen = SharedScreen::new(rows, cols, move |bytes| {
+        if let Err(e) = session::PtySink::write(&mut answers_to, bytes) {
+            tracing::warn!("could not answer a terminal query: {e}");
+        }
+    });
     // After the child and our throughput threads exist: only this thread gets the short slice.
     crate::sched::latency_thread();
     let relief = screen.relief.clone();

@@ -11,7 +11,7 @@ use crate::requests::snapshot::{CellRun, Snapshot, SnapshotFormat};
 const WORKER_SCROLLBACK: usize = 0;
 
 pub struct Screen {
-    parser: vt100::Parser,
+    parser: vt100::Parser<super::answers::Answers>,
     /// PTY bytes processed so far: the `offset` of the next output chunk.
     offset: u64,
 }
@@ -23,7 +23,12 @@ fn nz(n: u16) -> u16 {
 impl Screen {
     pub fn new(rows: u16, cols: u16) -> Self {
         Screen {
-            parser: vt100::Parser::new(nz(rows), nz(cols), WORKER_SCROLLBACK),
+            parser: vt100::Parser::new_with_callbacks(
+                nz(rows),
+                nz(cols),
+                WORKER_SCROLLBACK,
+                super::answers::Answers::default(),
+            ),
             offset: 0,
         }
     }
@@ -35,6 +40,12 @@ impl Screen {
 
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// What the program asked its terminal since the last call, answered (see
+    /// [`super::answers`]).
+    pub fn take_answers(&mut self) -> Vec<u8> {
+        self.parser.callbacks_mut().take()
     }
 
     pub fn set_size(&mut self, rows: u16, cols: u16) {
@@ -92,7 +103,9 @@ pub struct SharedScreen {
 }
 
 impl SharedScreen {
-    pub fn new(rows: u16, cols: u16) -> Self {
+    /// `answer` gets the answers to the program's terminal queries, right after the bytes
+    /// that asked them are parsed (the worker writes them to the PTY).
+    pub fn new(rows: u16, cols: u16, mut answer: impl FnMut(Vec<u8>) + Send + 'static) -> Self {
         use std::sync::atomic::Ordering;
         let state = std::sync::Arc::new((
             std::sync::Mutex::new(Screen::new(rows, cols)),
@@ -108,8 +121,15 @@ impl SharedScreen {
                 crate::sched::throughput_thread();
                 while let Ok(bytes) = rx.recv() {
                     let (lock, cvar) = &*st;
-                    lock.lock().expect("screen lock").process(&bytes);
+                    let answers = {
+                        let mut screen = lock.lock().expect("screen lock");
+                        screen.process(&bytes);
+                        screen.take_answers()
+                    };
                     cvar.notify_all();
+                    if !answers.is_empty() {
+                        answer(answers);
+                    }
                     let before = bl.fetch_sub(bytes.len(), Ordering::AcqRel);
                     if before >= PARSE_BACKLOG_LIMIT && before - bytes.len() < PARSE_BACKLOG_LIMIT {
                         rl.notify_one();
