@@ -163,3 +163,20 @@ fn an_unknown_key_after_the_prefix_says_so() {
     assert!(typed.is_empty(), "nothing reaches the program");
     insta::assert_snapshot!(render(&a, 100, 8));
 }
+
+#[test]
+fn a_tiny_terminal_degrades_visibly() {
+    use brokertui::ui::state::Overlay;
+    // 20x6: three panes do not fit; the focused one is shown, and the compose line stays
+    // visible.
+    let mut a = app(&["alice", "bob", "carol"], 20, 6);
+    insta::assert_snapshot!("tiny_panes", render(&a, 20, 6));
+    a.overlay = Some(Overlay::Compose {
+        to: "bob".into(),
+        text: "hi bob".into(),
+    });
+    insta::assert_snapshot!("tiny_compose", render(&a, 20, 6));
+    // Smaller than any pane can be: said so, not a blank screen.
+    let b = app(&["alice"], 8, 3);
+    insta::assert_snapshot!("too_small", render(&b, 8, 3));
+}

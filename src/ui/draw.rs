@@ -29,6 +29,27 @@ pub fn draw(frame: &mut Frame, app: &App) {
         let msg = Paragraph::new("No workers. Press n to start one, q to quit.")
             .style(Style::new().fg(Color::DarkGray));
         frame.render_widget(msg, inner(app.area));
+    } else if app.too_small() {
+        let size = frame.area();
+        let note = match app.layout().len() {
+            0 => format!("{}x{}: too small", size.width, size.height),
+            _ => format!("too small: 1 of {}", app.panes.len()),
+        };
+        let style = Style::new().fg(Color::Black).bg(Color::Yellow);
+        let row = if app.layout().is_empty() {
+            app.area
+        } else {
+            Rect::new(
+                app.area.x,
+                app.area.bottom().saturating_sub(1),
+                app.area.width,
+                1,
+            )
+        };
+        frame.render_widget(
+            Paragraph::new(note).style(style).wrap(Wrap { trim: true }),
+            row,
+        );
     }
     draw_status(frame, app, status);
     if let Some(overlay) = &app.overlay {
@@ -425,7 +446,15 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay) {
                 Line::from(vec![
                     Span::raw("to: "),
                     Span::styled(to.clone(), key),
-                    Span::styled("  (Tab switches)", Style::new().fg(Color::DarkGray)),
+                    // Only where it fits on the line: wrapped, it pushed the text out of sight.
+                    Span::styled(
+                        if frame.area().width >= 40 {
+                            "  (Tab switches)"
+                        } else {
+                            ""
+                        },
+                        Style::new().fg(Color::DarkGray),
+                    ),
                 ]),
                 Line::from(format!("{text}▏")),
             ];

@@ -160,6 +160,11 @@ pub struct App {
     pub owns_workers: bool,
 }
 
+/// Whether a pane in `r` has at least one row and two columns inside its border.
+fn fits(r: Rect) -> bool {
+    r.height >= 3 && r.width >= 4
+}
+
 impl App {
     pub fn new(prefix: PrefixKey, scrollback: usize) -> Self {
         App {
@@ -236,17 +241,23 @@ impl App {
         (r.height.max(1), r.width.max(1))
     }
 
+    /// Where each shown pane goes. When the terminal is too small for every pane to get a row
+    /// inside its border, only the focused one is shown ([`App::too_small`] says so); when it
+    /// is too small even for that one, none is.
     pub fn layout(&self) -> Vec<(usize, Rect)> {
-        if self.panes.is_empty() {
+        if self.panes.is_empty() || !fits(self.area) {
             return Vec::new();
         }
-        if self.zoom {
+        let tiles = super::layout::tile(self.area, self.panes.len());
+        if self.zoom || !tiles.iter().all(|r| fits(*r)) {
             return vec![(self.focus, self.area)];
         }
-        super::layout::tile(self.area, self.panes.len())
-            .into_iter()
-            .enumerate()
-            .collect()
+        tiles.into_iter().enumerate().collect()
+    }
+
+    /// The terminal is too small to show every pane (and not because of zoom).
+    pub fn too_small(&self) -> bool {
+        !self.panes.is_empty() && !self.zoom && self.layout().len() < self.panes.len()
     }
 
     pub fn push_alert(&mut self, alert: Alert, now: Instant) {
