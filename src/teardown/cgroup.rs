@@ -95,12 +95,7 @@ impl Cgroup {
         let members = self.members();
         if !members.is_empty() && write(&self.path.join("cgroup.kill"), "1").is_err() {
             // Kernels before 5.14 have no cgroup.kill.
-            for pid in &members {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(*pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+            super::session::signal_all(&members, nix::sys::signal::Signal::SIGKILL);
         }
         let until = Instant::now() + Duration::from_secs(2);
         while !self.members().is_empty() && Instant::now() < until {
@@ -112,14 +107,6 @@ impl Cgroup {
         }
         members.len()
     }
-}
-
-/// Whether a process `pid` exists and is not a zombie.
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rfind(')').map(|i| s[i + 2..].starts_with('Z')))
-        .is_some_and(|zombie| !zombie)
 }
 
 /// Kills and removes the cgroups of brokers that are gone (killed with their workers); returns
@@ -139,11 +126,11 @@ pub fn sweep_stale() -> usize {
         let name = entry.file_name().to_string_lossy().to_string();
         let Some(pid) = name
             .strip_prefix(PREFIX)
-            .and_then(|p| p.parse::<u32>().ok())
+            .and_then(|p| p.parse::<i32>().ok())
         else {
             continue;
         };
-        if running(pid) {
+        if super::session::running(pid) {
             continue;
         }
         for worker in std::fs::read_dir(entry.path())
@@ -156,8 +143,8 @@ pub fn sweep_stale() -> usize {
                 .file_name()
                 .to_string_lossy()
                 .rsplit_once('.')
-                .and_then(|(_, pid)| pid.parse::<u32>().ok());
-            if worker_pid.is_some_and(running) {
+                .and_then(|(_, pid)| pid.parse::<i32>().ok());
+            if worker_pid.is_some_and(super::session::running) {
                 continue;
             }
             if worker.path().is_dir() {

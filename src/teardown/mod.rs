@@ -16,16 +16,17 @@ pub mod session;
 
 use std::time::Duration;
 
-/// Ends everything the child started: its session (SIGHUP, `grace`, SIGKILL), then what
-/// escaped it — the worker's other descendants, and the rest of `cgroup`, if any. Returns how
-/// many processes needed SIGKILL.
+/// Ends the child's session (SIGHUP, `grace`, SIGKILL), then the rest of its cgroup, if it
+/// has one (what left the session). What the broker does for a worker that died first.
+/// Returns how many processes needed SIGKILL.
+pub fn end_child(child_sid: i32, cgroup: Option<&cgroup::Cgroup>, grace: Duration) -> usize {
+    session::terminate_session(child_sid, grace) + cgroup.map_or(0, cgroup::Cgroup::kill_and_remove)
+}
+
+/// What the worker does at its end: [`end_child`], and its own other descendants (what left
+/// the session and was re-parented to it, the subreaper).
 pub fn end_all(child_sid: i32, cgroup: Option<&cgroup::Cgroup>, grace: Duration) -> usize {
-    let mut killed = session::terminate_session(child_sid, grace);
-    killed += session::kill_descendants(std::process::id() as i32);
-    if let Some(cg) = cgroup {
-        killed += cg.kill_and_remove();
-    }
-    killed
+    end_child(child_sid, cgroup, grace) + session::kill_descendants(std::process::id() as i32)
 }
 
 /// Reaps the exited orphans re-parented to this (subreaper) process — every child but

@@ -11,26 +11,56 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-/// Live (non-zombie) processes whose session id is `sid`.
-pub fn session_members(sid: i32) -> Vec<i32> {
+/// What `/proc/<pid>/stat` says of a process.
+struct Stat {
+    pid: i32,
+    zombie: bool,
+    ppid: i32,
+    session: i32,
+}
+
+fn stat(pid: i32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces and parentheses):
+    // state ppid pgrp session ...
+    let rest = &text[text.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let zombie = fields.next()? == "Z";
+    let ppid = fields.next()?.parse().ok()?;
+    let session = fields.nth(1)?.parse().ok()?;
+    Some(Stat {
+        pid,
+        zombie,
+        ppid,
+        session,
+    })
+}
+
+/// Every live (non-zombie) process.
+fn live_processes() -> Vec<Stat> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    dir.filter_map(|entry| {
-        let pid: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Fields after the command name (which may contain spaces and parentheses):
-        // state ppid pgrp session ...
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let mut fields = rest.split(' ');
-        let state = fields.next()?;
-        let session: i32 = fields.nth(2)?.parse().ok()?;
-        (session == sid && state != "Z").then_some(pid)
-    })
-    .collect()
+    dir.filter_map(|entry| stat(entry.ok()?.file_name().to_str()?.parse().ok()?))
+        .filter(|s| !s.zombie)
+        .collect()
 }
 
-fn signal_all(pids: &[i32], sig: Signal) {
+/// Whether process `pid` exists and is not a zombie.
+pub fn running(pid: i32) -> bool {
+    stat(pid).is_some_and(|s| !s.zombie)
+}
+
+/// Live (non-zombie) processes whose session id is `sid`.
+pub fn session_members(sid: i32) -> Vec<i32> {
+    live_processes()
+        .into_iter()
+        .filter(|s| s.session == sid)
+        .map(|s| s.pid)
+        .collect()
+}
+
+pub(super) fn signal_all(pids: &[i32], sig: Signal) {
     for &pid in pids {
         let _ = kill(Pid::from_raw(pid), sig);
     }
@@ -69,30 +99,12 @@ pub fn terminate_session(sid: i32, grace: Duration) -> usize {
 /// Live descendants of `pid` (children, their children, …), found through `/proc`'s parent
 /// links.
 pub fn descendants(pid: i32) -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let parents: Vec<(i32, i32)> = dir
-        .filter_map(|entry| {
-            let p: i32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-            let rest = &stat[stat.rfind(')')? + 2..];
-            let mut fields = rest.split(' ');
-            let state = fields.next()?;
-            let ppid: i32 = fields.next()?.parse().ok()?;
-            (state != "Z").then_some((p, ppid))
-        })
-        .collect();
+    let live = live_processes();
     let mut found = vec![pid];
     let mut i = 0;
     while i < found.len() {
         let parent = found[i];
-        found.extend(
-            parents
-                .iter()
-                .filter(|(_, pp)| *pp == parent)
-                .map(|(p, _)| *p),
-        );
+        found.extend(live.iter().filter(|s| s.ppid == parent).map(|s| s.pid));
         i += 1;
     }
     found.remove(0);

@@ -325,10 +325,7 @@ type Cleanup = tokio::task::JoinHandle<usize>;
 
 fn end_session(child_pid: u32, cgroup: Option<std::path::PathBuf>, grace: Duration) -> Cleanup {
     tokio::task::spawn_blocking(move || {
-        let mut killed = crate::teardown::session::terminate_session(child_pid as i32, grace);
-        if let Some(path) = cgroup {
-            killed += crate::teardown::cgroup::Cgroup { path }.kill_and_remove();
-        }
-        killed
+        let cgroup = cgroup.map(|path| crate::teardown::cgroup::Cgroup { path });
+        crate::teardown::end_child(child_pid as i32, cgroup.as_ref(), grace)
     })
 }
