@@ -59,6 +59,16 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
+/// Empties `path` in place (whoever holds it open keeps writing into it), refusing a symlink;
+/// a missing file is left missing.
+pub fn truncate_private(path: &Path) -> std::io::Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?
+        .set_len(0)
+}
+
 /// Creates `dir` (and its parents) `0700` if it does not exist.
 pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::DirBuilder::new()
@@ -89,10 +99,7 @@ pub fn private_dir(dir: &Path) -> std::io::Result<DirCheck> {
     };
     match std::fs::symlink_metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)?;
+            create_private_dir(dir)?;
             // `recursive` applies the mode to the last component only after the umask.
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
             Ok(DirCheck::Ok)

@@ -14,7 +14,6 @@
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Where the broker asks a worker named `name` to keep its record.
@@ -61,13 +60,7 @@ pub fn read(path: &Path) -> Recorded {
 /// Forgets the record (nothing is owed to that name any more). Truncated in place: a worker
 /// of that name may already hold it open for appending.
 pub fn clear(path: &Path) {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path);
-    if let Ok(file) = file {
-        let _ = file.set_len(0);
-    }
+    let _ = crate::fsutil::truncate_private(path);
 }
 
 /// The worker's side: appends records, each fsynced before it returns.

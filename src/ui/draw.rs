@@ -22,21 +22,23 @@ pub fn areas(size: Rect) -> (Rect, Rect) {
 
 pub fn draw(frame: &mut Frame, app: &App) {
     let (_, status) = areas(frame.area());
-    for (i, area) in app.layout() {
+    let shown = app.layout();
+    for &(i, area) in &shown {
         draw_pane(frame, app, i, area);
     }
     if app.panes.is_empty() {
         let msg = Paragraph::new("No workers. Press n to start one, q to quit.")
             .style(Style::new().fg(Color::DarkGray));
         frame.render_widget(msg, inner(app.area));
-    } else if app.too_small() {
+    } else if !app.zoom && shown.len() < app.panes.len() {
+        // Too small for every pane to get a row: the focused one only, or none.
         let size = frame.area();
-        let note = match app.layout().len() {
+        let note = match shown.len() {
             0 => format!("{}x{}: too small", size.width, size.height),
             _ => format!("too small: 1 of {}", app.panes.len()),
         };
         let style = Style::new().fg(Color::Black).bg(Color::Yellow);
-        let row = if app.layout().is_empty() {
+        let row = if shown.is_empty() {
             app.area
         } else {
             Rect::new(

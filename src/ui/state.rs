@@ -242,8 +242,8 @@ impl App {
     }
 
     /// Where each shown pane goes. When the terminal is too small for every pane to get a row
-    /// inside its border, only the focused one is shown ([`App::too_small`] says so); when it
-    /// is too small even for that one, none is.
+    /// inside its border, only the focused one is shown; when it is too small even for that
+    /// one, none is.
     pub fn layout(&self) -> Vec<(usize, Rect)> {
         if self.panes.is_empty() || !fits(self.area) {
             return Vec::new();
@@ -253,11 +253,6 @@ impl App {
             return vec![(self.focus, self.area)];
         }
         tiles.into_iter().enumerate().collect()
-    }
-
-    /// The terminal is too small to show every pane (and not because of zoom).
-    pub fn too_small(&self) -> bool {
-        !self.panes.is_empty() && !self.zoom && self.layout().len() < self.panes.len()
     }
 
     pub fn push_alert(&mut self, alert: Alert, now: Instant) {

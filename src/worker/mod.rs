@@ -471,13 +471,13 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
             });
             // Finished means entered and read: the program gets to take the message that was
             // being typed before its session is hung up.
-            let finished = !session.injection_in_flight()
-                && (!typing || pty.unread_input().is_none_or(|n| n == 0));
+            let unread = typing.then(|| pty.unread_input()).flatten();
+            let finished = !session.injection_in_flight() && unread.is_none_or(|n| n == 0);
             if finished || !pty_open || Instant::now() >= limit {
                 if typing {
                     tracing::info!(
                         finished,
-                        unread = ?pty.unread_input(),
+                        ?unread,
                         "ending with the message that was being typed entered"
                     );
                 }
@@ -557,8 +557,7 @@ async fn handle_line(
             }
         }
         to_worker::RESIZE => match decode_payload::<ResizePayload>(&env) {
-            Ok(size) if size.check().is_err() => {
-                let why = size.check().unwrap_err();
+            Ok(size) if let Err(why) = size.check() => {
                 out.send(&worker_error(
                     "invalid_dimensions",
                     format!("cannot resize to {}x{}: {why}", size.rows, size.cols),
