@@ -23,8 +23,8 @@ use crate::broker::{
 use crate::client::backend::{Backend, RemoteBroker};
 use crate::config::{self, Config};
 use crate::protocol::{AgentState, SessionMode};
-use crate::requests::pending::PendingEntry;
-use crate::requests::snapshot::{Snapshot, SnapshotFormat};
+use crate::protocol::requests::pending::PendingEntry;
+use crate::protocol::requests::snapshot::{Snapshot, SnapshotFormat};
 use crate::ui::draw::{areas, draw};
 use crate::ui::feed::{Fed, Generation, Synced};
 use crate::ui::input::{handle_key, handle_mouse, handle_paste};

@@ -50,7 +50,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::broker::{SpawnSpec, validate_name};
 use crate::protocol::SessionMode;
-use crate::worker::session::{DEFAULT_SETTLE, DEFAULT_TEMPLATE};
+use crate::protocol::worker_args::{DEFAULT_SETTLE, DEFAULT_TEMPLATE};
 
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_millis(5000);
 pub const DEFAULT_SCROLLBACK: usize = 10_000;

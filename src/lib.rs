@@ -11,7 +11,6 @@ pub mod config;
 pub mod fsutil;
 pub mod mirror;
 pub mod protocol;
-pub mod requests;
 pub mod sched;
 pub mod serve;
 pub mod stack;

@@ -3,7 +3,7 @@
 //! offset. A chunk that straddles the offset is trimmed; one from before it is skipped; a
 //! gap (lost bytes) is reported so the caller can resync from a new snapshot.
 
-use crate::requests::snapshot::Snapshot;
+use crate::protocol::requests::snapshot::Snapshot;
 
 pub struct ScreenMirror {
     pub parser: vt100::Parser,
@@ -84,7 +84,7 @@ impl ScreenMirror {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::requests::snapshot::SnapshotFormat;
+    use crate::protocol::requests::snapshot::SnapshotFormat;
     use crate::worker::screen::Screen;
 
     #[test]

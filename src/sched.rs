@@ -1,27 +1,17 @@
-//! Keeping a flooding worker from delaying everyone else's requests: scheduler hints, all
-//! unprivileged and per thread.
+//! Scheduler hints for the threads that answer people, all unprivileged and per thread.
 //!
-//! On two cores, twenty agents flooding output mean ~80 busy threads, and fair sharing gave
-//! the broker ~6% of the CPU and a quiet worker's request 60 ms at p99 (BENCHMARKS.md).
-//! - [`idle_thread`] (`SCHED_IDLE`): the PTY reader that takes over while a child floods
-//!   (`worker::pty_reader`) — it reads only on CPU nobody else wants, and the flooding
-//!   child blocks on its full PTY meanwhile, as on a slow terminal.
 //! - [`throughput_thread`] (`SCHED_BATCH`): the vt100 parser — full CPU share, but it never
 //!   preempts anyone when it wakes.
 //! - [`latency_thread`] (a short EEVDF slice): threads that answer requests and keys — the
 //!   worker's main loop, the broker's and the TUI's runtime threads — run soon after they
 //!   wake.
+//!
+//! A flood is kept from crowding everyone else by flow control, not by priorities: a worker
+//! forwards no faster than its watchers take output (`broker::feed`).
 
 /// Marks the calling thread `SCHED_BATCH` (best effort: on failure it stays as it was).
 pub fn throughput_thread() {
     set_policy(libc::SCHED_BATCH)
-}
-
-/// Marks the calling thread `SCHED_IDLE`: it runs only on CPU nobody else wants. One-way
-/// for an unprivileged thread (leaving needs `CAP_SYS_NICE`), hence the twin reader in
-/// `worker::pty_reader`.
-pub fn idle_thread() {
-    set_policy(libc::SCHED_IDLE)
 }
 
 /// Sets the calling thread's scheduling policy (best effort: on failure it stays as it was).

@@ -380,7 +380,7 @@ async fn every_error_status_for_real() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connection_file_and_flood_markers_are_private_and_removed_on_exit() {
+async fn connection_file_is_private_and_removed_on_exit() {
     use std::os::unix::fs::PermissionsExt;
     let mut s = Serve::start(&[]);
     let path = s.state.join("connection.json");
@@ -388,17 +388,10 @@ async fn connection_file_and_flood_markers_are_private_and_removed_on_exit() {
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    // The directory where flooding workers mark themselves (worker::flood_peers).
-    let floods = std::env::temp_dir().join(format!("brokertui-{}-floods", s.child.id()));
-    assert_eq!(
-        std::fs::metadata(&floods).unwrap().permissions().mode() & 0o777,
-        0o700
-    );
     signal(s.child.id(), Signal::SIGTERM);
     let status = s.child.wait().unwrap();
     assert!(status.success());
     assert!(!path.exists(), "connection.json left behind");
-    assert!(!floods.exists(), "flood markers' directory left behind");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -444,8 +437,8 @@ async fn mirror_until(
             continue;
         }
         match v["type"].as_str().unwrap() {
-            "screen" => mirror.reset(&brokertui::requests::snapshot::Snapshot {
-                format: brokertui::requests::snapshot::SnapshotFormat::Ansi,
+            "screen" => mirror.reset(&brokertui::protocol::requests::snapshot::Snapshot {
+                format: brokertui::protocol::requests::snapshot::SnapshotFormat::Ansi,
                 rows: v["rows"].as_u64().unwrap() as u16,
                 cols: v["cols"].as_u64().unwrap() as u16,
                 cursor: [0, 0],

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use brokertui::requests::snapshot::{CellRun, SnapshotFormat};
+use brokertui::protocol::requests::snapshot::{CellRun, SnapshotFormat};
 use common::*;
 
 const T: Duration = Duration::from_secs(10);

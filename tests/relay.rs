@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use brokertui::broker::{EventKind, Received, SpawnSpec};
 use brokertui::protocol::{DeliveryState, SessionMode};
-use brokertui::requests::snapshot::SnapshotFormat;
+use brokertui::protocol::requests::snapshot::SnapshotFormat;
 use common::*;
 
 const T: Duration = Duration::from_secs(10);

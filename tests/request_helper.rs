@@ -1,4 +1,4 @@
-//! Every path of the correlated request helper (SPEC §4), against real worker processes.
+//! Every path of the correlated request helper, against real worker processes.
 //! After each, the pending-request map must be empty.
 
 mod common;
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use brokertui::broker::RequestWorkerError;
 use brokertui::protocol::SessionMode;
-use brokertui::requests::RequestKind;
+use brokertui::protocol::requests::RequestKind;
 use common::*;
 use nix::sys::signal::Signal;
 use serde_json::json;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use brokertui::broker::{BrokerError, EventKind, Received, SpawnSpec};
 use brokertui::protocol::{DeliveryState, SessionMode};
-use brokertui::requests::snapshot::SnapshotFormat;
+use brokertui::protocol::requests::snapshot::SnapshotFormat;
 use common::*;
 use rand::RngExt;
 

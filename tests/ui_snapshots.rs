@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime};
 use brokertui::broker::Severity;
 use brokertui::config::PrefixKey;
 use brokertui::protocol::{AgentReport, AgentState, ExitedPayload, SessionMode};
-use brokertui::requests::pending::PendingEntry;
+use brokertui::protocol::requests::pending::PendingEntry;
 use brokertui::ui::draw::{areas, draw};
 use brokertui::ui::state::{Alert, App, ClientMode, Overlay};
 use ratatui::Terminal;

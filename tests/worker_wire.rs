@@ -19,18 +19,24 @@ struct Worker {
 }
 
 impl Worker {
+    /// A worker watched with all the credit it could want (as a broker with a subscriber
+    /// that keeps up would grant).
     fn start(cmd: &[&str]) -> Worker {
-        Worker::start_with(&[], &[], cmd)
+        let mut w = Worker::spawn(cmd);
+        watch(&mut w, u64::MAX);
+        w
     }
 
-    /// With extra worker options (before `--`) and environment.
-    fn start_with(opts: &[&str], env: &[(&str, &str)], cmd: &[&str]) -> Worker {
+    /// A worker nobody watches: it parses its output and forwards none.
+    fn start_unwatched(cmd: &[&str]) -> Worker {
+        Worker::spawn(cmd)
+    }
+
+    fn spawn(cmd: &[&str]) -> Worker {
         let mut child = Command::new(exe())
             .args(["worker", "--name", "t"])
-            .args(opts)
             .arg("--")
             .args(cmd)
-            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -183,63 +189,66 @@ fn a_huge_resize_is_refused_and_the_worker_still_ends_on_eof() {
     assert!(w.child.wait().unwrap().success());
 }
 
-/// Bytes a reader thread that really read PTY output has read at least (schedstat reads
-/// alone come to a few dozen bytes).
-const READ_CHUNK_MIN: u64 = 64 * 1024;
+fn watch(w: &mut Worker, grant: u64) {
+    w.send(&format!(r#"{{"v":1,"type":"watch","payload":{{"grant":{grant}}}}}"#));
+}
 
-/// Bytes the worker's thread `name` has read: `pty-reader` (the ordinary PTY reader) or
-/// `pty-flood` (its `SCHED_IDLE` twin).
-fn thread_bytes(pid: u32, name: &str) -> u64 {
-    let mut names = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let dir = task.unwrap().path();
-        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if comm.trim() == name {
-            let io = std::fs::read_to_string(dir.join("io")).unwrap();
-            let rchar = io.lines().find_map(|l| l.strip_prefix("rchar: ")).unwrap();
-            return rchar.trim().parse().unwrap();
-        }
-        names.push(comm);
-    }
-    panic!("worker {pid} has no {name} thread, only {names:?}");
+/// The offset of the worker's screen: PTY bytes it has read and parsed.
+fn parsed(w: &mut Worker) -> u64 {
+    w.send(r#"{"v":1,"type":"snapshot","request_id":"s","payload":{"format":"plain"}}"#);
+    w.next("response")["payload"]["ok"]["offset"].as_u64().unwrap()
 }
 
 #[test]
-fn floods_arrive_whole_and_in_order_across_reader_hand_offs() {
-    // Three floods with pauses: output waiting at a read passes reading to the SCHED_IDLE
-    // twin; a pause passes it back. Whether a flood lasts and starves its reader depends on
-    // how busy the machine is, so the hook makes any waiting output a flood (those judgements
-    // have their own unit tests in pty_reader.rs). Each flood is a file `cat` writes as fast
-    // as the PTY takes it, so output waits at some read.
+fn a_watched_flood_stops_at_its_credit_and_arrives_whole_and_in_order() {
+    // Three floods with pauses, forwarded only as far as the credit the test grants; between
+    // grants the worker must forward nothing and read nothing (the child blocks).
     const LINES: usize = 300_000;
+    const STEP: u64 = 256 * 1024;
     let script = format!(
         "stty -onlcr; f=$(mktemp); for r in 1 2 3; do seq 1 {LINES} | sed \"s/^/$r:/\" > $f; \
          cat $f; sleep 0.3; done; rm $f; echo flood-done; read x; echo got-$x; read x"
     );
-    // The flooding worker marks itself in the broker's directory (worker::flood_peers).
-    let floods = tempfile::tempdir().unwrap();
-    let mut w = Worker::start_with(
-        &["--floods-dir", floods.path().to_str().unwrap()],
-        &[("BROKERTUI_TEST_EAGER_FLOOD", "1")],
-        &["sh", "-c", &script],
-    );
-    let marker = floods.path().join(w.child.id().to_string());
-    let mut marked = false;
+    let mut w = Worker::start_unwatched(&["sh", "-c", &script]);
     w.next("ready");
+    let mut grant = STEP;
+    watch(&mut w, grant);
     let mut text = Vec::new();
-    let mut next_offset = 0;
+    let mut next_offset = None;
+    let mut held_back = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !String::from_utf8_lossy(&text[text.len().saturating_sub(64)..]).contains("flood-done") {
-        let f = w.next("output");
-        assert_eq!(
-            f["payload"]["offset"], next_offset,
-            "output offsets must be contiguous"
-        );
+        let f = match w.frames.recv_timeout(Duration::from_millis(300)) {
+            Ok(f) if f["type"] == "output" => f,
+            Ok(_) => continue,
+            Err(_) if (text.len() as u64) < grant => {
+                // Between floods (the script pauses); never for long.
+                assert!(Instant::now() < deadline, "the floods never finished");
+                continue;
+            }
+            Err(_) => {
+                // Nothing for a while with the credit used up: the worker waits for more.
+                if held_back < 2 {
+                    // Out of credit, the worker reads nothing more: its screen stays put.
+                    let before = parsed(&mut w);
+                    std::thread::sleep(Duration::from_millis(200));
+                    assert_eq!(parsed(&mut w), before, "it kept reading without credit");
+                    held_back += 1;
+                }
+                grant += STEP * 8;
+                watch(&mut w, grant);
+                continue;
+            }
+        };
+        let offset = f["payload"]["offset"].as_u64().unwrap();
+        // The first chunk may start after what the shell printed before the watch.
+        assert_eq!(offset, *next_offset.get_or_insert(offset), "output offsets must be contiguous");
         let bytes = brokertui::b64::decode(f["payload"]["data_b64"].as_str().unwrap()).unwrap();
-        next_offset += bytes.len() as u64;
+        *next_offset.as_mut().unwrap() += bytes.len() as u64;
         text.extend(bytes);
-        marked |= marker.exists();
+        assert!(text.len() as u64 <= grant, "forwarded {} bytes past a grant of {grant}", text.len());
     }
-    assert!(marked, "the flooding worker never marked itself");
+    assert!(held_back >= 2, "the flood never waited for credit");
     let text = String::from_utf8(text).unwrap();
     let got: Vec<&str> = text.lines().filter(|l| l.contains(':')).collect();
     let want: Vec<String> = (1..=3)
@@ -247,58 +256,44 @@ fn floods_arrive_whole_and_in_order_across_reader_hand_offs() {
         .collect();
     assert_eq!(got.len(), want.len(), "every line, none twice");
     assert!(got.iter().zip(&want).all(|(g, w)| g == w), "in order");
-    let pid = w.child.id();
-    // (The readers also read their own /proc schedstat, a few dozen bytes at a time, so
-    // these counts are PTY bytes plus a little.)
-    let twin_read = thread_bytes(pid, "pty-flood");
-    assert!(
-        twin_read >= READ_CHUNK_MIN,
-        "the floods never passed reading to the twin ({twin_read} bytes)"
-    );
-    // After the floods a keystroke's answer comes back at once, read by the ordinary reader:
-    // the quiet after the last flood passed reading back.
-    let read_before = thread_bytes(pid, "pty-reader");
+    // After the floods a keystroke's answer comes back at once.
+    watch(&mut w, u64::MAX);
     let t = Instant::now();
     w.send(r#"{"v":1,"type":"input","payload":{"data":"ok\r"}}"#);
     w.output_until("got-ok");
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-    assert!(
-        thread_bytes(pid, "pty-reader") > read_before,
-        "the ordinary reader never ran after the floods: reading never passed back"
-    );
-    // (Eagerly, "got-ok" waiting behind the echo is a flood too: wait out its quiet.)
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while marker.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(
-        !marker.exists(),
-        "still marked as flooding after the floods"
-    );
     drop(w.stdin.take());
     w.next("exited");
 }
 
 #[test]
-fn a_worker_ended_mid_flood_leaves_no_flood_marker() {
-    let floods = tempfile::tempdir().unwrap();
-    let mut w = Worker::start_with(
-        &["--floods-dir", floods.path().to_str().unwrap()],
-        &[("BROKERTUI_TEST_EAGER_FLOOD", "1")],
-        &["yes", "flood"],
-    );
-    let marker = floods.path().join(w.child.id().to_string());
+fn unwatched_output_is_parsed_and_not_forwarded() {
+    let mut w = Worker::start_unwatched(&["sh", "-c", "seq 1 200000; echo done; read x"]);
     w.next("ready");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !marker.exists() {
-        assert!(Instant::now() < deadline, "the flood never marked itself");
-        let _ = w.frames.recv_timeout(Duration::from_millis(10));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        w.send(r#"{"v":1,"type":"snapshot","request_id":"s","payload":{"format":"plain"}}"#);
+        let snap = w.next("response");
+        let lines = snap["payload"]["ok"]["screen"].as_array().unwrap().clone();
+        if lines.iter().any(|l| l == "done") {
+            // seq's lines plus "done", each with CR LF.
+            let bytes: u64 = (1..=200_000u64).map(|n| n.to_string().len() as u64 + 2).sum();
+            assert_eq!(snap["payload"]["ok"]["offset"], bytes + 6, "every byte parsed");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never parsed it all: {lines:?}");
+        std::thread::sleep(Duration::from_millis(50));
     }
-    // The broker goes away while the child floods (a reader may be parked mid-hand-off).
+    // Nobody watched: nothing was forwarded.
+    while let Ok(f) = w.frames.try_recv() {
+        assert_ne!(f["type"], "output", "forwarded while unwatched: {f}");
+    }
+    // Watched from now on, output flows from where it is.
+    watch(&mut w, u64::MAX);
+    w.send(r#"{"v":1,"type":"input","payload":{"data":"x\r"}}"#);
+    w.output_until("x");
     drop(w.stdin.take());
     w.next("exited");
-    assert!(w.child.wait().unwrap().success());
-    assert!(!marker.exists(), "the flood marker outlived its worker");
 }
 
 #[test]
@@ -308,9 +303,11 @@ fn stdin_eof_ends_the_whole_session_including_background_jobs() {
     let mut w = Worker::start(&[
         "sh",
         "-c",
-        "set -m; sleep 300 & echo bg1=$!; trap '' HUP; (trap '' HUP; sleep 301) & echo bg2=$!; sleep 302",
+        "read go; set -m; sleep 300 & echo bg1=$!; trap '' HUP; (trap '' HUP; sleep 301) & echo bg2=$!; sleep 302",
     ]);
     let ready = w.next("ready");
+    // Once watched (what the shell prints before the watch is parsed, not forwarded).
+    w.send(r#"{"v":1,"type":"input","payload":{"data":"go\r"}}"#);
     let shell = ready["payload"]["pid"].as_i64().unwrap() as i32;
     let text = w.output_while(|t| {
         !t.split("bg2=")

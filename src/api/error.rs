@@ -1,5 +1,5 @@
 //! Every error the API returns, as `{"error":{"code","message"}}` with its status code. The
-//! one place broker and request errors map to HTTP (SPEC §6).
+//! one place broker and request errors map to HTTP (docs/api.md).
 
 use axum::Json;
 use axum::http::StatusCode;

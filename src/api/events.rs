@@ -28,7 +28,7 @@ use super::auth::Scope;
 use super::error::ApiError;
 use super::extract::{checked_name, only_params, require_admin};
 use crate::broker::{BrokerHandle, Received};
-use crate::requests::snapshot::SnapshotFormat;
+use crate::protocol::requests::snapshot::SnapshotFormat;
 
 /// Frames queued for one socket; when full, producers wait and their subscriptions lag.
 const SOCKET_QUEUE: usize = 256;

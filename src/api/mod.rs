@@ -1,4 +1,4 @@
-//! The HTTP + WebSocket API (SPEC §6), served by `--serve` and, on loopback, by the TUI so
+//! The HTTP + WebSocket API (docs/api.md), served by `--serve` and, on loopback, by the TUI so
 //! agents inside workers can `brokertui send`.
 //!
 //! Every route is a thin layer over [`BrokerHandle`]: request/response routes call the same

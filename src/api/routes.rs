@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::extract::{StrictJson, checked_name, only_params, require_admin, require_self, timeout};
 use crate::broker::SpawnSpec;
 use crate::protocol::{InputPayload, ResizePayload, SessionMode};
-use crate::requests::snapshot::SnapshotFormat;
+use crate::protocol::requests::snapshot::SnapshotFormat;
 
 type Q = Query<HashMap<String, String>>;
 type ApiResult = Result<axum::response::Response, ApiError>;
@@ -193,7 +193,7 @@ pub struct SendBody {
     from: Option<String>,
     /// `idle` or `now`; absent: the recipient's default for its agent kind.
     #[serde(default)]
-    when: Option<crate::requests::deliver::When>,
+    when: Option<crate::protocol::requests::deliver::When>,
 }
 
 /// Who a message is from when the admin token does not say.

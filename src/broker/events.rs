@@ -1,5 +1,6 @@
 //! What the broker tells its subscribers: lifecycle, mode, delivery and alert events on one
-//! stream, and each worker's output on a stream of its own.
+//! stream, and each worker's output on a stream of its own ([`super::feed`], paced by the
+//! subscribers' credit).
 //!
 //! Both are `tokio::sync::broadcast` channels: bounded, and a subscriber that falls behind is
 //! told how much it missed (`Lagged`) instead of slowing the broker. Every event and every
@@ -154,6 +155,15 @@ impl<T: Clone> Subscription<T> {
         }
     }
 
+    /// Items waiting to be received.
+    pub fn len(&self) -> usize {
+        self.rx.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
     /// Non-blocking: `None` when nothing is waiting.
     pub fn try_recv(&mut self) -> Option<Received<T>> {
         match self.rx.try_recv() {
@@ -166,4 +176,3 @@ impl<T: Clone> Subscription<T> {
 }
 
 pub type EventSubscription = Subscription<Arc<Event>>;
-pub type OutputSubscription = Subscription<OutputChunk>;

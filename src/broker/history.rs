@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::{DeliveryState, now_ms};
-use crate::requests::deliver::{RelayMessage, When};
+use crate::protocol::requests::deliver::{RelayMessage, When};
 
 /// Settled copies kept.
 const SETTLED_LIMIT: usize = 1000;

@@ -3,17 +3,20 @@
 //!
 //! ```text
 //!  TUI / HTTP ──► BrokerHandle ──Command──► broker task ──stdin──► brokertui worker (one per PTY)
-//!        ▲                                   │    ▲                        │
-//!        └──── events / output (broadcast) ◄─┘    └──── WorkerMsg ◄── reader task (stdout)
+//!     ▲   ▲                                   │    ▲                        │
+//!     │   └────────── events (broadcast) ◄────┘    └─ WorkerMsg ◄─┐          │ stdout
+//!     └── output (feed, credit back to the worker) ◄─── reader task ◄────────┘
 //! ```
 //!
 //! Layout: [`actor`] is the task and its `select!` loop (its methods split by what they react
 //! to); [`request`] the correlated request helper; [`process`] the worker child processes;
-//! [`relay`] the message outbox and [`journal`] its durable copy; [`events`] what subscribers
-//! receive.
+//! [`feed`] a worker's output and its flow control; [`relay`] the message outbox and
+//! [`store`] its durable copy; [`events`] what subscribers receive.
 
 mod actor;
+mod calls;
 pub mod events;
+pub mod feed;
 pub mod history;
 pub mod process;
 mod relay;
@@ -29,14 +32,14 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 pub use events::{
-    Event, EventKind, EventSubscription, OutputChunk, OutputSubscription, Received, Severity,
-    Subscription,
+    Event, EventKind, EventSubscription, OutputChunk, Received, Severity, Subscription,
 };
+pub use feed::OutputSubscription;
 pub use request::{DEFAULT_TIMEOUT, RequestWorkerError};
 
 use crate::protocol::{AgentReport, ExitedPayload, HookPayload, SessionMode};
-use crate::requests::RequestKind;
-use crate::requests::deliver::When;
+use crate::protocol::requests::RequestKind;
+use crate::protocol::requests::deliver::When;
 
 /// Identity of one worker process; a name can be reused by later workers, an id never.
 pub type WorkerId = u64;
@@ -77,8 +80,8 @@ impl BrokerConfig {
             worker_exe,
             log_dir: None,
             request_timeout: DEFAULT_TIMEOUT,
-            inject_template: crate::worker::session::DEFAULT_TEMPLATE.to_string(),
-            settle: crate::worker::session::DEFAULT_SETTLE,
+            inject_template: crate::protocol::worker_args::DEFAULT_TEMPLATE.to_string(),
+            settle: crate::protocol::worker_args::DEFAULT_SETTLE,
             release_grace: Duration::from_millis(500),
             worker_env: None,
             worker_gone: None,
@@ -247,7 +250,7 @@ pub struct Replay {
 pub struct Undelivered {
     pub to: String,
     #[serde(flatten)]
-    pub message: crate::requests::deliver::RelayMessage,
+    pub message: crate::protocol::requests::deliver::RelayMessage,
     /// `sending`, `in_worker` (queued inside the worker) or `waiting` (for a worker of that name).
     pub state: String,
 }

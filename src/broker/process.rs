@@ -1,9 +1,11 @@
 //! Running one `brokertui worker` child process: spawning it, a task that writes frames to
 //! its stdin, and a task that reads and decodes frames from its stdout.
 //!
-//! The reader does the decoding (JSON, base64) so the broker task only routes. It hands
-//! frames to the broker over a bounded channel: if the broker falls behind, the reader waits,
-//! the worker's stdout pipe fills and the worker's child is slowed, never the broker.
+//! The reader does the decoding (JSON, base64). Output goes straight to the worker's
+//! [`Feed`](super::feed) — never through the broker task — and everything else to the
+//! broker over a bounded channel: if the broker falls behind, the reader waits, the worker's
+//! stdout pipe fills and the worker's child is slowed, never the broker. The writer sends the
+//! feed's `watch`/`unwatch` ahead of anything queued after them.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -21,6 +23,7 @@ use tokio_util::codec::FramedRead;
 use crate::protocol::codec::{Line, LineCodec};
 
 use super::WorkerId;
+use super::feed::{FeedShared, FlowState};
 use crate::protocol::{
     DecodeError, Envelope, MAX_FRAME_BYTES, OutputPayload, decode_envelope, decode_envelope_within,
     decode_payload, from_worker,
@@ -29,20 +32,13 @@ use crate::protocol::{
 /// Frames buffered towards a worker's stdin before the broker treats it as stuck.
 const STDIN_QUEUE: usize = 1024;
 
-/// Where a worker's reader sends what it decodes: output on its own channel, everything
-/// else (responses, lifecycle) on the control channel, which the broker serves first — so a
-/// worker flooding output cannot delay another worker's responses.
-#[derive(Clone)]
-pub struct ToBroker {
-    pub control: mpsc::Sender<WorkerMsg>,
-    pub output: mpsc::Sender<WorkerMsg>,
-}
+/// Where a worker's reader sends what it decodes, output aside: responses and lifecycle.
+pub type ToBroker = mpsc::Sender<WorkerMsg>;
 
 /// What a worker's reader tells the broker.
 #[derive(Debug)]
 pub enum WorkerMsg {
     Frame(WorkerId, Envelope),
-    Output(WorkerId, u64, Bytes),
     BadFrame(WorkerId, DecodeError),
     /// stdout closed and the process was reaped.
     Closed(WorkerId, Option<std::process::ExitStatus>),
@@ -95,7 +91,13 @@ impl std::fmt::Display for SendError {
 pub const STDIN_QUEUE_BYTES: usize = 16 * 1024 * 1024;
 
 impl WorkerProcess {
-    pub fn spawn(id: WorkerId, spec: LaunchSpec, to_broker: ToBroker) -> std::io::Result<Self> {
+    pub fn spawn(
+        id: WorkerId,
+        spec: LaunchSpec,
+        to_broker: ToBroker,
+        feed: Arc<FeedShared>,
+        flow: tokio::sync::watch::Receiver<FlowState>,
+    ) -> std::io::Result<Self> {
         let stderr = match &spec.log_file {
             Some(path) => {
                 if let Some(dir) = path.parent() {
@@ -127,35 +129,10 @@ impl WorkerProcess {
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
 
-        let (stdin_tx, mut stdin_rx) =
+        let (stdin_tx, stdin_rx) =
             mpsc::channel::<(Vec<u8>, OwnedSemaphorePermit)>(STDIN_QUEUE);
-        tokio::spawn(async move {
-            let mut stdin = stdin;
-            let mut batch = Vec::with_capacity(64 * 1024);
-            let mut permits = Vec::new();
-            while let Some((line, permit)) = stdin_rx.recv().await {
-                // Whatever else is already queued goes out in the same write.
-                batch.extend_from_slice(&line);
-                permits.push(permit);
-                while batch.len() < 64 * 1024 {
-                    match stdin_rx.try_recv() {
-                        Ok((more, permit)) => {
-                            batch.extend_from_slice(&more);
-                            permits.push(permit);
-                        }
-                        Err(_) => break,
-                    }
-                }
-                if stdin.write_all(&batch).await.is_err() {
-                    break;
-                }
-                batch.clear();
-                permits.clear();
-            }
-            // Dropping stdin is the worker's signal to end its session.
-        });
-
-        tokio::spawn(read_frames(id, child, stdout, to_broker));
+        tokio::spawn(write_frames(stdin, stdin_rx, flow));
+        tokio::spawn(read_frames(id, child, stdout, to_broker, feed));
         Ok(WorkerProcess {
             pid,
             stdin: stdin_tx,
@@ -185,17 +162,90 @@ impl WorkerProcess {
     }
 }
 
+/// The worker's stdin: queued frames in batches, and the feed's flow state as it changes —
+/// written before any batch queued after the change (a snapshot asked for right after a
+/// subscription must see the worker already watched, or its output would have a hole).
+async fn write_frames(
+    mut stdin: tokio::process::ChildStdin,
+    mut queue: mpsc::Receiver<(Vec<u8>, OwnedSemaphorePermit)>,
+    mut flow: tokio::sync::watch::Receiver<FlowState>,
+) {
+    let mut batch = Vec::with_capacity(64 * 1024);
+    let mut permits = Vec::new();
+    let mut flow_open = true;
+    loop {
+        tokio::select! {
+            biased;
+            changed = flow.changed(), if flow_open => {
+                if changed.is_err() {
+                    flow_open = false;
+                    continue;
+                }
+            }
+            item = queue.recv() => {
+                let Some((line, permit)) = item else { break };
+                batch.extend_from_slice(&line);
+                permits.push(permit);
+                // Whatever else is already queued goes out in the same write.
+                while batch.len() < 64 * 1024 {
+                    match queue.try_recv() {
+                        Ok((more, permit)) => {
+                            batch.extend_from_slice(&more);
+                            permits.push(permit);
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+        }
+        if flow_open && flow.has_changed().unwrap_or(false) {
+            let line = flow_frame(*flow.borrow_and_update());
+            batch.splice(0..0, line);
+        } else if flow_open && batch.is_empty() {
+            // Woken by a change alone.
+            batch = flow_frame(*flow.borrow_and_update());
+        }
+        if stdin.write_all(&batch).await.is_err() {
+            break;
+        }
+        batch.clear();
+        permits.clear();
+    }
+    // Dropping stdin is the worker's signal to end its session.
+}
+
+fn flow_frame(state: FlowState) -> Vec<u8> {
+    match state {
+        Some(grant) => crate::protocol::frame(
+            crate::protocol::to_worker::WATCH,
+            &crate::protocol::WatchPayload { grant },
+        ),
+        None => crate::protocol::frame(crate::protocol::to_worker::UNWATCH, &serde_json::json!({})),
+    }
+    .to_line()
+}
+
 async fn read_frames(
     id: WorkerId,
     mut child: Child,
     stdout: tokio::process::ChildStdout,
     to_broker: ToBroker,
+    feed: Arc<FeedShared>,
 ) {
     // Bytes, not `String`: output frames are most of the traffic and are decoded without a
     // separate UTF-8 pass (serde_json checks what it reads).
     let mut lines = FramedRead::with_capacity(stdout, LineCodec::new(MAX_FRAME_BYTES), 256 * 1024);
     let mut joiner = crate::protocol::parts::Joiner::default();
-    while let Some(line) = lines.next().await {
+    loop {
+        let stall = feed.stall_deadline();
+        let line = tokio::select! {
+            line = lines.next() => line,
+            _ = sleep_until_opt(stall), if stall.is_some() => {
+                feed.check_stall();
+                continue;
+            }
+        };
+        let Some(line) = line else { break };
         let msg = match line {
             Ok(Line::Frame(line)) if line.starts_with(PART_PREFIX) => {
                 match decode_envelope(&line).and_then(|env| joiner.push(&env)) {
@@ -212,15 +262,17 @@ async fn read_frames(
                     Err(e) => WorkerMsg::BadFrame(id, e),
                 }
             }
-            Ok(Line::Frame(line)) => decode(id, &line),
+            Ok(Line::Frame(line)) => match decode(id, &line) {
+                Decoded::Output(offset, data) => {
+                    feed.forward(offset, data);
+                    continue;
+                }
+                Decoded::Msg(msg) => msg,
+            },
             Ok(Line::TooLong(n)) => WorkerMsg::BadFrame(id, DecodeError::TooLarge(n)),
             Err(_) => break,
         };
-        let channel = match msg {
-            WorkerMsg::Output(..) => &to_broker.output,
-            _ => &to_broker.control,
-        };
-        if channel.send(msg).await.is_err() {
+        if to_broker.send(msg).await.is_err() {
             break;
         }
     }
@@ -233,7 +285,14 @@ async fn read_frames(
             child.wait().await.ok()
         }
     };
-    let _ = to_broker.control.send(WorkerMsg::Closed(id, status)).await;
+    let _ = to_broker.send(WorkerMsg::Closed(id, status)).await;
+}
+
+async fn sleep_until_opt(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// An `output` frame read in place: the base64 text is borrowed from the line (it has no
@@ -257,7 +316,13 @@ const OUTPUT_PREFIX: &[u8] = b"{\"v\":1,\"type\":\"output\"";
 /// How every `part` frame starts (see [`crate::protocol::parts`]).
 const PART_PREFIX: &[u8] = b"{\"v\":1,\"type\":\"part\"";
 
-pub(crate) fn decode(id: WorkerId, line: &[u8]) -> WorkerMsg {
+/// A decoded frame: output for the feed, anything else for the broker.
+pub(crate) enum Decoded {
+    Output(u64, Bytes),
+    Msg(WorkerMsg),
+}
+
+pub(crate) fn decode(id: WorkerId, line: &[u8]) -> Decoded {
     // Fast path for the frames the worker writes by hand; anything unusual takes the
     // general path, which also produces the precise error.
     if line.starts_with(OUTPUT_PREFIX)
@@ -269,27 +334,27 @@ pub(crate) fn decode(id: WorkerId, line: &[u8]) -> WorkerMsg {
     }
     let env = match decode_envelope(line) {
         Ok(env) => env,
-        Err(e) => return WorkerMsg::BadFrame(id, e),
+        Err(e) => return Decoded::Msg(WorkerMsg::BadFrame(id, e)),
     };
     if env.kind == from_worker::OUTPUT {
         return match decode_payload::<OutputPayload>(&env) {
             Ok(p) => output_msg(id, p.offset, &p.data_b64),
-            Err(e) => WorkerMsg::BadFrame(id, e),
+            Err(e) => Decoded::Msg(WorkerMsg::BadFrame(id, e)),
         };
     }
-    WorkerMsg::Frame(id, env)
+    Decoded::Msg(WorkerMsg::Frame(id, env))
 }
 
 /// An `output` payload's base64 decoded into a message (or why it could not be).
-fn output_msg(id: WorkerId, offset: u64, data_b64: &str) -> WorkerMsg {
+fn output_msg(id: WorkerId, offset: u64, data_b64: &str) -> Decoded {
     match crate::b64::decode(data_b64) {
-        Ok(bytes) => WorkerMsg::Output(id, offset, Bytes::from(bytes)),
-        Err(e) => WorkerMsg::BadFrame(
+        Ok(bytes) => Decoded::Output(offset, Bytes::from(bytes)),
+        Err(e) => Decoded::Msg(WorkerMsg::BadFrame(
             id,
             DecodeError::BadPayload {
                 kind: from_worker::OUTPUT.into(),
                 message: format!("data_b64: {e}"),
             },
-        ),
+        )),
     }
 }

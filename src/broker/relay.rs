@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::requests::deliver::RelayMessage;
+use crate::protocol::requests::deliver::RelayMessage;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {

@@ -1,4 +1,4 @@
-//! The one correlated request helper (SPEC §4).
+//! The one correlated request helper (docs/architecture.md, "Requests").
 //!
 //! Every request/response operation — snapshot, get_mode, set_mode, pending, flush,
 //! deliver — goes through [`BrokerHandle::request_worker`]: the broker mints a `request_id`,
@@ -21,7 +21,7 @@ use tokio_util::time::{DelayQueue, delay_queue};
 
 use super::{BrokerHandle, Command, WorkerId};
 use crate::protocol::{ErrorBody, ResponsePayload};
-use crate::requests::{RequestKind, WorkerRequest};
+use crate::protocol::requests::{RequestKind, WorkerRequest};
 
 /// Why a request to a worker did not produce a response.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -62,7 +62,7 @@ impl RequestWorkerError {
 
 pub type RequestResult = Result<Value, RequestWorkerError>;
 
-/// Default deadline of a request (SPEC §4), overridable per call and in config.
+/// Default deadline of a request, overridable per call and in config.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A request in flight: who asked, of whom, and the timer that will fail it.

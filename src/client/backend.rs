@@ -16,10 +16,10 @@ use crate::broker::{
     RequestWorkerError, SpawnSpec, Subscription, WorkerInfo,
 };
 use crate::protocol::SessionMode;
-use crate::requests::RequestKind;
-use crate::requests::mode::ModeReply;
-use crate::requests::pending::PendingList;
-use crate::requests::snapshot::{Snapshot, SnapshotFormat};
+use crate::protocol::requests::RequestKind;
+use crate::protocol::requests::mode::ModeReply;
+use crate::protocol::requests::pending::PendingList;
+use crate::protocol::requests::snapshot::{Snapshot, SnapshotFormat};
 
 type R<T> = Result<T, BrokerError>;
 type Q<T> = Result<T, RequestWorkerError>;
@@ -273,6 +273,7 @@ impl Backend for RemoteBroker {
             })
         })
         .await
+        .map(OutputSubscription::from)
     }
     async fn snapshot(&self, name: &str, format: SnapshotFormat) -> Q<Snapshot> {
         let f = serde_json::to_value(format).expect("serializes");

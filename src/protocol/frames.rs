@@ -1,5 +1,5 @@
 //! Typed payloads of the fire-and-forget and unsolicited frames. Request kinds and their
-//! payloads live in [`crate::requests`].
+//! payloads live in [`super::requests`].
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -13,6 +13,11 @@ pub mod to_worker {
     pub const SHUTDOWN: &str = "shutdown";
     /// An agent's own hook reported an event (forwarded by the broker from the API).
     pub const HOOK: &str = "hook";
+    /// Someone watches the output: forward it, within the credit granted ([`WatchPayload`]).
+    /// Sent again with a higher grant as the watchers consume what they got.
+    pub const WATCH: &str = "watch";
+    /// Nobody watches any more: stop forwarding output (it is still parsed).
+    pub const UNWATCH: &str = "unwatch";
 }
 
 /// Frame type names, worker → broker.
@@ -60,6 +65,16 @@ impl InputPayload {
             },
         }
     }
+}
+
+/// `watch`: the worker may forward output until it has forwarded `grant` bytes in all (counted
+/// over every `output` frame it has sent since it started; the broker counts what it received
+/// the same way). Out of credit, the worker stops reading its PTY and the child blocks, as on
+/// a slow terminal.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WatchPayload {
+    pub grant: u64,
 }
 
 /// `resize`: new PTY size. Zero in either dimension is answered with `invalid_dimensions`.

@@ -7,10 +7,10 @@ use tokio_util::codec::Decoder;
 
 use super::codec::{Line, LineCodec};
 use super::*;
-use crate::broker::process::{WorkerMsg, decode as broker_decode};
-use crate::requests::deliver::RelayMessage;
-use crate::requests::mode::SetMode;
-use crate::requests::snapshot::SnapshotRequest;
+use crate::broker::process::{Decoded, WorkerMsg, decode as broker_decode};
+use crate::protocol::requests::deliver::RelayMessage;
+use crate::protocol::requests::mode::SetMode;
+use crate::protocol::requests::snapshot::SnapshotRequest;
 
 /// Valid frames of every kind, both directions, to mutate.
 fn seeds() -> Vec<String> {
@@ -92,9 +92,9 @@ proptest! {
             prop_assert!(!e.code().is_empty());
         }
         match broker_decode(1, &line) {
-            WorkerMsg::BadFrame(_, e) => prop_assert!(!e.code().is_empty()),
-            WorkerMsg::Output(_, _, _) | WorkerMsg::Frame(_, _) => {}
-            WorkerMsg::Closed(..) => prop_assert!(false, "decode never closes"),
+            Decoded::Msg(WorkerMsg::BadFrame(_, e)) => prop_assert!(!e.code().is_empty()),
+            Decoded::Output(..) | Decoded::Msg(WorkerMsg::Frame(_, _)) => {}
+            Decoded::Msg(WorkerMsg::Closed(..)) => prop_assert!(false, "decode never closes"),
         }
     }
 

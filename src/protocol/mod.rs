@@ -1,5 +1,5 @@
 //! The worker wire protocol: newline-delimited JSON frames between the broker and a
-//! `brokertui worker` process (SPEC §3).
+//! `brokertui worker` process (docs/architecture.md, "The wire").
 //!
 //! # Format
 //!
@@ -11,7 +11,7 @@
 //!
 //! Frames are decoded in two steps: first the [`Envelope`] (so a frame with a good envelope
 //! but a bad payload can still be answered with its `request_id`), then the payload by `type`.
-//! The typed payloads of the request kinds live in [`crate::requests`], one file per kind.
+//! The typed payloads of the request kinds live in [`requests`], one file per kind.
 
 pub mod codec;
 mod frames;
@@ -19,6 +19,8 @@ mod frames;
 mod fuzz_tests;
 pub mod inject_record;
 pub mod parts;
+pub mod requests;
+pub mod worker_args;
 
 pub use frames::*;
 

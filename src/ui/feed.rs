@@ -16,7 +16,7 @@
 use bytes::Bytes;
 
 use crate::mirror::{Applied, ScreenMirror};
-use crate::requests::snapshot::Snapshot;
+use crate::protocol::requests::snapshot::Snapshot;
 
 /// Most bytes held for a pane while it waits for its resync snapshot.
 pub const MAX_HELD_BYTES: usize = 8 * 1024 * 1024;
@@ -158,7 +158,7 @@ impl PaneFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::requests::snapshot::SnapshotFormat;
+    use crate::protocol::requests::snapshot::SnapshotFormat;
     use crate::worker::screen::Screen;
 
     fn text(feed: &PaneFeed) -> String {

@@ -1,6 +1,6 @@
 //! Keys, pastes and mouse events turned into state changes and [`Action`]s.
 //!
-//! View mode: keys are commands (SPEC §7). Drive and relay: every key goes to the focused
+//! View mode: keys are commands (README, "Keys"). Drive and relay: every key goes to the focused
 //! worker as the bytes a terminal would send, except the prefix key (default Ctrl-b), after
 //! which one key is a command.
 

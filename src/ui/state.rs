@@ -9,7 +9,7 @@ use super::feed::PaneFeed;
 use crate::broker::{Severity, WorkerInfo};
 use crate::config::PrefixKey;
 use crate::protocol::{ExitedPayload, SessionMode};
-use crate::requests::pending::PendingEntry;
+use crate::protocol::requests::pending::PendingEntry;
 
 /// How the human is attached to the focused worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,12 +2,16 @@
 //!
 //! It spawns the command in a PTY, feeds every output byte to its vt100 [`screen::Screen`],
 //! holds the session mode and pending queue ([`session::Session`]) and speaks NDJSON with
-//! the broker on stdin/stdout (SPEC §3). Its stderr is the broker's log file for it.
+//! the broker on stdin/stdout (docs/architecture.md, "The wire"). Its stderr is the broker's log file for it.
 //!
-//! Threads: one blocking reader of the PTY (bounded channel, so a slow broker slows the child
-//! like a real terminal would), one blocking writer (so a child that stops reading its input
-//! never stalls the loop), one that waits for the child. Everything else happens in one
-//! `select!` loop on a current-thread runtime.
+//! Output is forwarded only while the broker watches, within the credit it grants
+//! ([`flow`]): out of credit the loop stops taking output and the child blocks, as on a slow
+//! terminal. Unwatched, output is only parsed.
+//!
+//! Threads: one blocking reader of the PTY (bounded channel), one blocking writer (so a child
+//! that stops reading its input never stalls the loop), one that waits for the child, and the
+//! vt100 parser ([`screen::SharedScreen`]). Everything else happens in one `select!` loop on
+//! a current-thread runtime.
 //!
 //! On stdin EOF or `shutdown` the child's whole session gets SIGHUP, a grace period, SIGKILL
 //! ([`crate::teardown`]); the same happens to what a child leaves behind when it
@@ -15,14 +19,13 @@
 
 pub mod agent;
 pub mod answers;
-pub mod flood_peers;
+pub mod flow;
 pub mod pty;
 pub mod pty_reader;
 pub mod screen;
 pub mod session;
 pub mod stdio;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, StreamExt};
@@ -31,63 +34,20 @@ use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio_util::codec::FramedRead;
 
 use crate::protocol::codec::{Line, LineCodec};
+pub use crate::protocol::worker_args::WorkerArgs;
 
 use crate::protocol::{
     self, Envelope, ErrorBody, ExitedPayload, InputPayload, MAX_FRAME_BYTES, ReadyPayload,
-    ResizePayload, SessionMode, ShutdownPayload, decode_envelope, decode_payload, frame,
+    ResizePayload, ShutdownPayload, decode_envelope, decode_payload, frame,
     from_worker, response_err, response_ok, to_worker,
 };
-use crate::requests::RequestKind;
-use crate::requests::deliver::RelayMessage;
-use crate::requests::mode::SetMode;
-use crate::requests::snapshot::SnapshotRequest;
+use crate::protocol::requests::RequestKind;
+use crate::protocol::requests::deliver::RelayMessage;
+use crate::protocol::requests::mode::SetMode;
+use crate::protocol::requests::snapshot::SnapshotRequest;
 use pty::{Pty, PtyWriter};
 use screen::SharedScreen;
 use session::Session;
-
-/// Arguments of the hidden `brokertui worker` subcommand.
-#[derive(clap::Args, Debug, Clone)]
-pub struct WorkerArgs {
-    /// Worker name, for logs.
-    #[arg(long)]
-    pub name: String,
-    #[arg(long, default_value_t = 24)]
-    pub rows: u16,
-    #[arg(long, default_value_t = 80)]
-    pub cols: u16,
-    /// Initial session mode.
-    #[arg(long, default_value = "relay")]
-    pub mode: SessionMode,
-    /// Injection template; `{from}`, `{id}` and `{body}` are filled in.
-    #[arg(long, default_value = session::DEFAULT_TEMPLATE)]
-    pub template: String,
-    /// Delay between an injected message and its Enter, in milliseconds.
-    #[arg(long, default_value_t = 30)]
-    pub settle_ms: u64,
-    /// Working directory of the command (default: the worker's own).
-    #[arg(long)]
-    pub cwd: Option<PathBuf>,
-    /// File that gets each message id before its injection (at-most-once across restarts).
-    #[arg(long)]
-    pub inject_log: Option<PathBuf>,
-    /// The broker's directory of flood markers (`flood_peers`): with it, the idle-priority
-    /// reader of a starved flood hands back when it barely runs and fewer of the broker's
-    /// workers flood than there are CPUs. Without it, a starved flood always stays aside.
-    #[arg(long, hide = true)]
-    pub floods_dir: Option<PathBuf>,
-    /// The child's TERM (a worker's `env` in the config may choose another).
-    #[arg(long, default_value = pty::DEFAULT_TERM)]
-    pub term: String,
-    /// The agent kind (`claude`, `shell`, `generic`…): decides how its state is read.
-    #[arg(long, default_value = "generic")]
-    pub agent: String,
-    /// The kind's rules as JSON (`crate::agent::KindRules`); the broker passes them.
-    #[arg(long, default_value = "{}")]
-    pub agent_rules: String,
-    /// The command and its arguments.
-    #[arg(last = true, required = true)]
-    pub cmd: Vec<String>,
-}
 
 /// How long an injection in flight may take to finish once the worker is told to end (or its
 /// broker is gone): longer than any settle plus the wait for an agent's echo.
@@ -97,11 +57,10 @@ const SHUTDOWN_POLL: Duration = Duration::from_millis(5);
 /// How long the child's leftovers get after the child itself exits on its own.
 const LEFTOVER_GRACE: Duration = Duration::from_millis(200);
 /// How long to keep reading the PTY after the child exits, for its last output: until it
-/// has been quiet this long (longer while an idle-priority reader drains a starved flood,
-/// which may wait that long for a CPU), and never more than `DRAIN_LIMIT` in all (a
-/// background job can keep the PTY open and busy).
+/// has been quiet this long — counted only while output may be read (not while the
+/// watchers' credit or the parser holds it back) — and never more than `DRAIN_LIMIT` in all
+/// (a background job can keep the PTY open and busy).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(300);
-const DRAIN_AFTER_FLOOD: Duration = Duration::from_secs(2);
 const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 /// Output chunks read back to back are merged into frames of at most this many bytes.
 const MAX_OUTPUT_FRAME: usize = 256 * 1024;
@@ -188,12 +147,23 @@ impl Out {
     }
 }
 
-/// How long the PTY may stay quiet after the child exited before we stop reading it.
-fn drain_quiet(pty: &Pty) -> Duration {
-    if pty.readers.flooding() {
-        DRAIN_AFTER_FLOOD
-    } else {
-        DRAIN_AFTER_EXIT
+/// Output read from the PTY and not yet taken: forwarded within the watchers' credit (and
+/// parsed), or only parsed while nobody watches. What exceeds the credit waits here, unread
+/// by the parser too, so a snapshot's offset never runs ahead of what was forwarded.
+async fn take_output(held: &mut Vec<u8>, flow: &mut flow::Flow, screen: &mut SharedScreen, out: &mut Out) {
+    if held.is_empty() {
+        return;
+    }
+    match flow.allowance() {
+        None => screen.feed(std::mem::take(held)),
+        Some(0) => {}
+        Some(n) => {
+            let rest = held.split_off(n.min(held.len()));
+            let now = std::mem::replace(held, rest);
+            out.output(screen.sent(), &now).await;
+            flow.forwarded(now.len());
+            screen.feed(now);
+        }
     }
 }
 
@@ -220,7 +190,6 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
             rows,
             cols,
             &args.term,
-            args.floods_dir.clone(),
         )
     });
     let mut orphans = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())?;
@@ -276,9 +245,9 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
         });
     let mut tracker = agent::AgentTracker::new(&args.agent, &rules);
     let default_when = if tracker.is_agent() {
-        crate::requests::deliver::When::Idle
+        crate::protocol::requests::deliver::When::Idle
     } else {
-        crate::requests::deliver::When::Now
+        crate::protocol::requests::deliver::When::Now
     };
     let mut session = Session::new(
         pty.writer(),
@@ -307,6 +276,8 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
     // After the child exits: (stop reading the PTY at, never later than).
     let mut drain: Option<(tokio::time::Instant, tokio::time::Instant)> = None;
     let mut shutdown: Option<Duration> = None;
+    let mut flow = flow::Flow::default();
+    let mut held: Vec<u8> = Vec::new();
     // When shutting down with an injection in flight: how long it may take to finish.
     // (deadline, whether a message was being typed when it began).
     let mut finish_by: Option<(Instant, bool)> = None;
@@ -328,7 +299,7 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
                             match item {
                                 Line::Frame(l) => {
                                     if let Control::Shutdown(grace) =
-                                        handle_line(&l, &mut pty, &mut screen, &mut session, &mut tracker, &mut out).await
+                                        handle_line(&l, &mut pty, &mut screen, &mut session, &mut tracker, &mut flow, &mut out).await
                                     {
                                         shutdown = Some(grace);
                                         break;
@@ -353,25 +324,23 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
                 }
             }
             _ = relief.notified(), if screen.backlogged() => {}
-            chunk = pty.output.recv(), if pty_open && !screen.backlogged() => {
+            chunk = pty.output.recv(), if pty_open && held.is_empty() && flow.may_read() && !screen.backlogged() => {
                 match chunk {
                     Some(first) => {
-                        let mut buf = first;
-                        while buf.len() < MAX_OUTPUT_FRAME {
+                        held = first;
+                        while held.len() < MAX_OUTPUT_FRAME {
                             match pty.output.try_recv() {
-                                Ok(more) => buf.extend_from_slice(&more),
+                                Ok(more) => held.extend_from_slice(&more),
                                 Err(_) => break,
                             }
                         }
-                        out.output(screen.sent(), &buf).await;
-                        screen.feed(buf);
                         let now = Instant::now();
                         tracker.output_seen(now);
                         if agent_eval.is_none() {
                             agent_eval = Some(tokio::time::Instant::now() + AGENT_EVAL_EVERY);
                         }
                         if let Some((until, limit)) = drain.as_mut() {
-                            *until = (*limit).min(tokio::time::Instant::now() + drain_quiet(&pty));
+                            *until = (*limit).min(tokio::time::Instant::now() + DRAIN_AFTER_EXIT);
                         }
                     }
                     None => pty_open = false,
@@ -384,7 +353,7 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
                 tracker.child_exited();
                 agent_eval = Some(tokio::time::Instant::now());
                 let now = tokio::time::Instant::now();
-                drain = Some((now + drain_quiet(&pty), now + DRAIN_LIMIT));
+                drain = Some((now + DRAIN_AFTER_EXIT, now + DRAIN_LIMIT));
             }
             _ = sleep_until_opt(drain.map(|(until, _)| until)), if drain.is_some() => {
                 pty_open = false;
@@ -393,6 +362,13 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
             _ = sleep_until_opt(agent_due), if agent_due.is_some() => {}
             _ = orphans.recv() => crate::teardown::reap_orphans(pid),
             _ = tokio::time::sleep(SHUTDOWN_POLL), if shutdown.is_some() => {}
+        }
+        take_output(&mut held, &mut flow, &mut screen, &mut out).await;
+        if let Some((until, limit)) = drain.as_mut()
+            && (!held.is_empty() || !flow.may_read() || screen.backlogged())
+        {
+            // Held back, not quiet: the drain's quiet counts only while output may be read.
+            *until = (*limit).min(tokio::time::Instant::now() + DRAIN_AFTER_EXIT);
         }
         let now = Instant::now();
         if tracker.take_dirty() {
@@ -507,8 +483,12 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
             .and_then(Result::ok)
             .unwrap_or_default(),
     };
-    if let Some(dir) = &args.floods_dir {
-        flood_peers::remove_own_marker(dir);
+    // The last output held back for credit still goes to whoever watches.
+    if !held.is_empty() {
+        if flow.allowance().is_some() {
+            out.output(screen.sent(), &held).await;
+        }
+        screen.feed(std::mem::take(&mut held));
     }
     out.send(&frame(from_worker::EXITED, &status)).await;
     out.flush().await;
@@ -532,6 +512,7 @@ async fn handle_line(
     screen: &mut SharedScreen,
     session: &mut Session<PtyWriter>,
     tracker: &mut agent::AgentTracker,
+    flow: &mut flow::Flow,
     out: &mut Out,
 ) -> Control {
     let env = match decode_envelope(line) {
@@ -583,6 +564,11 @@ async fn handle_line(
             }
             Err(e) => out.send(&worker_error(e.code(), e.to_string())).await,
         },
+        to_worker::WATCH => match decode_payload::<crate::protocol::WatchPayload>(&env) {
+            Ok(w) => flow.watch(w.grant),
+            Err(e) => out.send(&worker_error(e.code(), e.to_string())).await,
+        },
+        to_worker::UNWATCH => flow.unwatch(),
         to_worker::SHUTDOWN => {
             let grace = decode_payload::<ShutdownPayload>(&env)
                 .map(|p| p.grace_ms)

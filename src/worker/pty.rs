@@ -19,8 +19,6 @@ use crate::teardown::session::signal_name;
 /// broker cannot keep up, the reader blocks and the child blocks on its writes.
 const OUTPUT_CHANNEL: usize = 4;
 
-/// What brokertui's panes emulate (vt100 with xterm's keys and 256 colours).
-pub const DEFAULT_TERM: &str = "xterm-256color";
 /// Variables of an outer multiplexer that must not leak into a pane.
 const OUTER_MULTIPLEXER_VARS: &[&str] = &[
     "TMUX",
@@ -39,8 +37,6 @@ pub struct Pty {
     writer_queued: Arc<AtomicUsize>,
     pub output: mpsc::Receiver<Vec<u8>>,
     pub exit: oneshot::Receiver<ExitedPayload>,
-    /// Who is reading the output (a starved flood is read by an idle-priority thread).
-    pub readers: super::pty_reader::Readers,
 }
 
 impl Pty {
@@ -50,7 +46,6 @@ impl Pty {
         rows: u16,
         cols: u16,
         term: &str,
-        floods_dir: Option<std::path::PathBuf>,
     ) -> color_eyre::Result<Pty> {
         let (program, args) = cmd.split_first().ok_or_else(|| eyre!("empty command"))?;
         let pair = native_pty_system()
@@ -99,18 +94,11 @@ impl Pty {
             .as_raw_fd()
             .ok_or_else(|| eyre!("the PTY master has no file descriptor"))?;
         // SAFETY: `fd` is the master's descriptor and `pair.master` is alive for this
-        // statement; the borrow only lives long enough to dup it (twice).
+        // statement; the borrow only lives long enough to dup it.
         let master_fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
         let reader = std::fs::File::from(master_fd.try_clone_to_owned()?);
-        let twin = std::fs::File::from(master_fd.try_clone_to_owned()?);
         let (out_tx, output) = mpsc::channel(OUTPUT_CHANNEL);
-        let readers = super::pty_reader::spawn(
-            reader,
-            twin,
-            out_tx,
-            floods_dir
-                .map(|dir| super::flood_peers::Marker::new(super::flood_peers::Peers::new(dir))),
-        )?;
+        super::pty_reader::spawn(reader, out_tx)?;
 
         let mut writer = pair.master.take_writer().map_err(|e| eyre!("{e}"))?;
         let (writer_tx, writer_rx) = std::sync::mpsc::channel::<Vec<u8>>();
@@ -163,7 +151,6 @@ impl Pty {
             writer_queued,
             output,
             exit,
-            readers,
         })
     }
 

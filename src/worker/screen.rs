@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::requests::snapshot::{CellRun, Snapshot, SnapshotFormat};
+use crate::protocol::requests::snapshot::{CellRun, Snapshot, SnapshotFormat};
 
 /// Rows of scrollback the worker keeps: none. Snapshots are of the visible screen only (the
 /// TUI keeps its own scrollback for display), and with none every scrolled-off row is

@@ -16,14 +16,13 @@ use crate::protocol::{
     AgentState, DeliveryPayload, DeliveryState, Envelope, ErrorBody, ModeChangedPayload,
     SessionMode, frame, from_worker, response_err, response_ok,
 };
-use crate::requests::RequestKind;
-use crate::requests::deliver::{Delivered, RelayMessage, When};
-use crate::requests::pending::{PendingEntry, PendingList};
+use crate::protocol::requests::RequestKind;
+use crate::protocol::requests::deliver::{Delivered, RelayMessage, When};
+use crate::protocol::requests::pending::{PendingEntry, PendingList};
 
 /// Most messages a worker holds (pending plus waiting to be injected).
 pub const QUEUE_LIMIT: usize = 1024;
-pub const DEFAULT_TEMPLATE: &str = "Relay message from {from} [{id}]: {body}";
-pub const DEFAULT_SETTLE: Duration = Duration::from_millis(30);
+pub use crate::protocol::worker_args::{DEFAULT_SETTLE, DEFAULT_TEMPLATE};
 /// How long a typed message waits for evidence that the program took it (twice at most:
 /// once more after a re-sent Enter).
 pub const RECEIPT_WAIT: Duration = Duration::from_secs(4);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use brokertui::broker::Received;
 use brokertui::mirror::ScreenMirror;
 use brokertui::protocol::SessionMode;
-use brokertui::requests::snapshot::SnapshotFormat;
+use brokertui::protocol::requests::snapshot::SnapshotFormat;
 use brokertui::ui::pane::PaneWidget;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;

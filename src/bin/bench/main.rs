@@ -8,6 +8,7 @@
 //! Every comparison runs its contenders in one process run, alternating A, B, A, B…, and
 //! reports medians and ratios: these machines are noisy, single times mean little.
 
+mod drawn;
 mod echo;
 mod requests;
 mod scale;
@@ -38,7 +39,7 @@ enum Scenario {
         /// plain, lines (plain, one write per line), sgr, tui (comma-separated)
         #[arg(long, default_value = "plain,sgr,tui")]
         kinds: String,
-        /// raw, headless, tui, tmux (comma-separated) or all
+        /// raw, unwatched, headless, tui, tmux (comma-separated) or all
         #[arg(long, default_value = "all")]
         paths: String,
         /// Busy loops kept running meanwhile: the CPU taken by other work (a build).

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use brokertui::api::{ApiState, Server, Tokens};
 use brokertui::broker::{BrokerConfig, BrokerHandle, SpawnSpec};
-use brokertui::requests::RequestKind;
+use brokertui::protocol::requests::RequestKind;
 use serde_json::json;
 
 use crate::stats::{header, ms, row, summarize};

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use brokertui::broker::{BrokerConfig, BrokerHandle, SpawnSpec};
-use brokertui::requests::RequestKind;
-use brokertui::requests::snapshot::SnapshotFormat;
+use brokertui::protocol::requests::RequestKind;
+use brokertui::protocol::requests::snapshot::SnapshotFormat;
 
 use crate::stats::{header, ms, row, summarize};
 
@@ -148,9 +148,21 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64, per_caller: us
     let quiet =
         crate::requests::in_process(&broker, RequestKind::GetMode, workers, 64, per_caller).await;
     row("all idle", &summarize(quiet));
+    // Each flood is watched by a subscriber that shows it as the TUI does: the floods run at
+    // the pace credit flows back from what watches them.
+    let mut watchers = Vec::new();
     for i in 0..flooding {
+        let name = format!("w{i}");
+        let mut sub = broker.subscribe_output(&name).await.expect("subscribe");
+        let mut drawn = crate::drawn::Drawn::new(broker.clone(), &name, 50, 200);
+        watchers.push(tokio::spawn(async move {
+            drawn.resync().await;
+            while let brokertui::broker::Received::Item(chunk) = sub.recv().await {
+                drawn.take(chunk).await;
+            }
+        }));
         broker
-            .input(&format!("w{i}"), b"yes flood-flood-flood-flood\r".to_vec())
+            .input(&name, b"yes flood-flood-flood-flood\r".to_vec())
             .await
             .expect("flood");
     }
@@ -199,6 +211,11 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64, per_caller: us
         "floor: `cat` echo during the same floods",
         &summarize(floor),
     );
-    println!("\nthe {flooding} floods together meanwhile: {rate:.0} MiB/s of output");
+    println!(
+        "\nthe {flooding} floods together meanwhile: {rate:.0} MiB/s of output, each shown as the TUI shows it"
+    );
+    for w in watchers {
+        w.abort();
+    }
     broker.shutdown().await;
 }

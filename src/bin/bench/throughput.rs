@@ -2,7 +2,7 @@
 //! time how long until they have gone through
 //! (a) a raw PTY reader that discards them — the machine's limit;
 //! (b) brokertui headless — bytes delivered to an output subscriber, worker screen parsed;
-//! (c) brokertui + the TUI's side — (b) plus a 200x50 screen mirror and a redraw per frame;
+//! (c) brokertui + the TUI's side — (b) shown as the TUI shows it ([`crate::drawn`]);
 //! (d) tmux, detached, running the same child (`tmux wait-for` marks start and end).
 //!
 //! Every path runs `sh -c 'stty raw -echo; <gate>; exec bench gen KIND N'`: raw mode so the
@@ -13,12 +13,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use brokertui::broker::{BrokerConfig, BrokerHandle, Received, SpawnSpec};
-use brokertui::mirror::ScreenMirror;
-use brokertui::requests::snapshot::SnapshotFormat;
-use brokertui::ui::pane::PaneWidget;
-use ratatui::buffer::Buffer;
-use ratatui::layout::Rect;
-use ratatui::widgets::Widget;
+use brokertui::protocol::requests::snapshot::SnapshotFormat;
 
 use crate::stats::median;
 
@@ -167,17 +162,13 @@ async fn through_broker(kind: &str, bytes: usize, tui: bool) -> Duration {
         .expect("spawn");
     let mut sub = broker.subscribe_output("gen").await.expect("subscribe");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let snap = broker
-        .snapshot("gen", SnapshotFormat::Ansi, None)
+    let mut drawn = crate::drawn::Drawn::new(broker.clone(), "gen", ROWS, COLS);
+    drawn.resync().await;
+    let base = broker
+        .snapshot("gen", SnapshotFormat::Plain, None)
         .await
-        .expect("snapshot");
-    let base = snap.offset;
-    let mut mirror = ScreenMirror::new(ROWS, COLS, 0);
-    mirror.reset(&snap);
-    let area = Rect::new(0, 0, COLS, ROWS);
-    let mut buf = Buffer::empty(area);
-    let mut last_draw = Instant::now();
-    let mut resyncs = 0;
+        .expect("snapshot")
+        .offset;
     let mut chunks = 0u64;
     let t = Instant::now();
     broker.input("gen", b"\n".to_vec()).await.expect("gate");
@@ -187,32 +178,13 @@ async fn through_broker(kind: &str, bytes: usize, tui: bool) -> Duration {
                 chunks += 1;
                 let end = chunk.offset + chunk.data.len() as u64;
                 if tui {
-                    if !matches!(
-                        mirror.apply(chunk.offset, &chunk.data),
-                        brokertui::mirror::Applied::Ok(_)
-                    ) {
-                        let snap = broker
-                            .snapshot("gen", SnapshotFormat::Ansi, None)
-                            .await
-                            .expect("resync");
-                        mirror.reset(&snap);
-                        resyncs += 1;
-                    }
-                    if last_draw.elapsed() >= Duration::from_millis(16) {
-                        PaneWidget {
-                            screen: mirror.parser.screen(),
-                            show_cursor: true,
-                        }
-                        .render(area, &mut buf);
-                        last_draw = Instant::now();
-                    }
+                    drawn.take(chunk).await;
                 }
                 if end - base >= bytes as u64 {
                     break;
                 }
             }
-            Received::Lagged(_) if tui => mirror.unsync(),
-            Received::Lagged(_) => {}
+            Received::Lagged(_) => panic!("a subscriber that keeps up never lags"),
             Received::Closed => panic!("output closed early"),
         }
     }
@@ -229,9 +201,49 @@ async fn through_broker(kind: &str, bytes: usize, tui: bool) -> Duration {
             bytes as u64 / chunks.max(1) / 1024
         );
     }
-    if resyncs > 0 {
-        eprintln!("  (tui path resynced {resyncs} times after falling behind)");
+    if drawn.resyncs > 1 {
+        eprintln!(
+            "  (tui path showed {} snapshots instead of parsing floods)",
+            drawn.resyncs - 1
+        );
     }
+    broker.shutdown().await;
+    elapsed
+}
+
+/// `--serve` with nobody watching: the worker only parses; done when the child has exited
+/// and the worker's screen holds every byte.
+async fn unwatched(kind: &str, bytes: usize) -> Duration {
+    let broker = BrokerHandle::start(BrokerConfig::new(crate::brokertui_exe()));
+    broker
+        .spawn(SpawnSpec {
+            name: "gen".into(),
+            cmd: lingering_child_cmd("read x", kind, bytes),
+            rows: Some(ROWS),
+            cols: Some(COLS),
+            ..Default::default()
+        })
+        .await
+        .expect("spawn");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let base = broker
+        .snapshot("gen", SnapshotFormat::Plain, None)
+        .await
+        .expect("snapshot")
+        .offset;
+    let t = Instant::now();
+    broker.input("gen", b"\n".to_vec()).await.expect("gate");
+    loop {
+        let snap = broker
+            .snapshot("gen", SnapshotFormat::Plain, Some(Duration::from_secs(30)))
+            .await
+            .expect("snapshot");
+        if snap.offset - base >= bytes as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = t.elapsed();
     broker.shutdown().await;
     elapsed
 }
@@ -320,11 +332,11 @@ pub async fn run(mib: usize, reps: usize, kinds: &str, paths: &str, hogs: usize)
     );
     let _hogs = Hogs::start(hogs);
     println!(
-        "| kind | (a) raw PTY | (b) brokertui headless | (c) brokertui + TUI | (d) tmux | b/a | b/d | c/d |"
+        "| kind | (a) raw PTY | (u) unwatched | (b) headless, watched | (c) shown as the TUI does | (d) tmux | u/a | b/a | c/a | b/d | c/d |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for kind in kinds.split(',') {
-        let mut rates: [Vec<f64>; 4] = Default::default();
+        let mut rates: [Vec<f64>; 5] = Default::default();
         let rate = |d: Duration| mib as f64 / d.as_secs_f64();
         for rep in 0..reps {
             if want("raw") {
@@ -337,14 +349,17 @@ pub async fn run(mib: usize, reps: usize, kinds: &str, paths: &str, hogs: usize)
                     .expect("raw"),
                 ));
             }
+            if want("unwatched") {
+                rates[1].push(rate(unwatched(kind, bytes).await));
+            }
             if want("headless") {
-                rates[1].push(rate(through_broker(kind, bytes, false).await));
+                rates[2].push(rate(through_broker(kind, bytes, false).await));
             }
             if want("tui") {
-                rates[2].push(rate(through_broker(kind, bytes, true).await));
+                rates[3].push(rate(through_broker(kind, bytes, true).await));
             }
             if have_tmux && want("tmux") {
-                rates[3].push(rate(
+                rates[4].push(rate(
                     tokio::task::spawn_blocking({
                         let k = kind.to_string();
                         move || tmux(&k, bytes)
@@ -360,12 +375,13 @@ pub async fn run(mib: usize, reps: usize, kinds: &str, paths: &str, hogs: usize)
                     .unwrap_or("-".into())
             };
             eprintln!(
-                "  {kind} run {}: raw {}, headless {}, tui {}, tmux {} MiB/s",
+                "  {kind} run {}: raw {}, unwatched {}, headless {}, tui {}, tmux {} MiB/s",
                 rep + 1,
                 last(0),
                 last(1),
                 last(2),
-                last(3)
+                last(3),
+                last(4)
             );
         }
         let m: Vec<f64> = rates
@@ -379,14 +395,17 @@ pub async fn run(mib: usize, reps: usize, kinds: &str, paths: &str, hogs: usize)
             })
             .collect();
         println!(
-            "| {kind} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |",
+            "| {kind} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
             m[0],
             m[1],
             m[2],
             m[3],
+            m[4],
             m[1] / m[0],
-            m[1] / m[3],
-            m[2] / m[3]
+            m[2] / m[0],
+            m[3] / m[0],
+            m[2] / m[4],
+            m[3] / m[4]
         );
     }
 }

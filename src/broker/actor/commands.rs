@@ -2,6 +2,7 @@
 //! subscriptions, shutdown.
 
 use super::*;
+use crate::protocol::worker_args::WorkerArgs;
 
 impl Broker {
     // ----- commands ---------------------------------------------------------------------
@@ -57,7 +58,7 @@ impl Broker {
             Command::SubscribeOutput(name, reply) => {
                 let sub = self
                     .live(&name)
-                    .map(|w| Subscription::new(w.output.subscribe()));
+                    .map(|w| w.output.subscribe());
                 let _ = reply.send(sub);
             }
             Command::SubscribeSince(since, reply) => {
@@ -225,46 +226,11 @@ impl Broker {
             }
         };
         let mode = spec.mode.unwrap_or_default();
-        let mut args: Vec<String> = vec![
-            "worker".into(),
-            "--name".into(),
-            spec.name.clone(),
-            "--rows".into(),
-            rows.to_string(),
-            "--cols".into(),
-            cols.to_string(),
-            "--mode".into(),
-            mode.as_str().into(),
-            "--template".into(),
-            self.config.inject_template.clone(),
-            "--settle-ms".into(),
-            self.config.settle.as_millis().to_string(),
-        ];
-        if let Some(cwd) = &spec.cwd {
-            args.push("--cwd".into());
-            args.push(cwd.display().to_string());
-        }
-        if let Some(dir) = &self.config.log_dir {
-            args.push("--inject-log".into());
-            args.push(
-                crate::protocol::inject_record::path(dir, &spec.name)
-                    .display()
-                    .to_string(),
-            );
-        }
-        if let Some(term) = spec.env.get("TERM") {
-            args.push("--term".into());
-            args.push(term.clone());
-        }
         let kind = spec
             .agent
             .clone()
             .unwrap_or_else(|| crate::agent::kind_of(&spec.cmd));
         let rules = self.config.agents.rules(&kind);
-        args.push("--agent".into());
-        args.push(kind.clone());
-        args.push("--agent-rules".into());
-        args.push(serde_json::to_string(&rules).expect("rules serialize"));
         let mut cmd = spec.cmd.clone();
         if let (Some(mechanism), Some(dir)) = (&rules.hooks, &self.config.hooks_dir) {
             match crate::agent::hooks::install(mechanism, dir, &spec.name, &self.config.worker_exe)
@@ -273,12 +239,29 @@ impl Broker {
                 Err(e) => tracing::warn!(name = %spec.name, "no hooks installed: {e}"),
             }
         }
-        if let Some(floods) = &self.floods {
-            args.push("--floods-dir".into());
-            args.push(floods.path().display().to_string());
+        let args = WorkerArgs {
+            name: spec.name.clone(),
+            rows,
+            cols,
+            mode,
+            template: self.config.inject_template.clone(),
+            settle_ms: self.config.settle.as_millis() as u64,
+            cwd: spec.cwd.clone(),
+            inject_log: self
+                .config
+                .log_dir
+                .as_ref()
+                .map(|dir| crate::protocol::inject_record::path(dir, &spec.name)),
+            term: spec
+                .env
+                .get("TERM")
+                .cloned()
+                .unwrap_or_else(|| crate::protocol::worker_args::DEFAULT_TERM.into()),
+            agent: kind.clone(),
+            agent_rules: serde_json::to_string(&rules).expect("rules serialize"),
+            cmd,
         }
-        args.push("--".into());
-        args.extend(cmd);
+        .to_args();
         let mut env: Vec<(String, String)> = spec.env.clone().into_iter().collect();
         env.push(("BROKERTUI_NAME".into(), spec.name.clone()));
         if let Some(extra) = &self.config.worker_env {
@@ -296,7 +279,14 @@ impl Broker {
         };
         self.next_worker += 1;
         let id = self.next_worker;
-        let process = match WorkerProcess::spawn(id, launch, self.worker_tx.clone()) {
+        let (output, flow) = Feed::new(Arc::from(spec.name.as_str()), self.seq.clone());
+        let process = match WorkerProcess::spawn(
+            id,
+            launch,
+            self.worker_tx.clone(),
+            output.shared(),
+            flow,
+        ) {
             Ok(p) => p,
             Err(e) => {
                 let _ = reply.send(Err(BrokerError::SpawnFailed(format!(
@@ -306,11 +296,9 @@ impl Broker {
                 return;
             }
         };
-        let (output, _) = broadcast::channel(OUTPUT_BUFFER);
         let worker = Worker {
             id,
             name: spec.name.clone(),
-            name_arc: Arc::from(spec.name.as_str()),
             cmd: spec.cmd.clone(),
             rows,
             cols,
@@ -323,7 +311,6 @@ impl Broker {
             exit: None,
             closed: false,
             output,
-            offset: 0,
             spawn_waiter: Some(reply),
             release_waiters: Vec::new(),
             last_error: None,

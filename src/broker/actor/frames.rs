@@ -7,22 +7,6 @@ impl Broker {
 
     pub(super) fn on_worker_msg(&mut self, msg: WorkerMsg) {
         match msg {
-            WorkerMsg::Output(id, offset, data) => {
-                let seq = self.next_seq();
-                let Some(w) = self.workers.get_mut(&id) else {
-                    return;
-                };
-                if offset != w.offset {
-                    tracing::warn!(name = %w.name, expected = w.offset, got = offset, "output offset gap");
-                }
-                w.offset = offset + data.len() as u64;
-                let _ = w.output.send(OutputChunk {
-                    seq,
-                    worker: w.name_arc.clone(),
-                    offset,
-                    data,
-                });
-            }
             WorkerMsg::Frame(id, env) => self.on_frame(id, env),
             WorkerMsg::BadFrame(id, error) => {
                 let name = self.workers.get(&id).map(|w| w.name.clone());

@@ -16,7 +16,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::events::{Event, EventKind, OutputChunk, Severity, Subscription};
+use super::events::{Event, EventKind, Severity, Subscription};
+use super::feed::Feed;
 use super::process::{LaunchSpec, ToBroker, WorkerMsg, WorkerProcess};
 use super::relay::Outbox;
 use super::request::{PendingRequests, RequestResult, RequestWorkerError};
@@ -29,12 +30,10 @@ use crate::protocol::{
     ModeChangedPayload, ReadyPayload, ResizePayload, ResponsePayload, SessionMode, ShutdownPayload,
     decode_payload, frame, from_worker, now_ms, to_worker,
 };
-use crate::requests::RequestKind;
-use crate::requests::deliver::{Delivered, RelayMessage, When};
+use crate::protocol::requests::RequestKind;
+use crate::protocol::requests::deliver::{Delivered, RelayMessage, When};
 
 const EVENT_BUFFER: usize = 4096;
-/// Output chunks buffered per subscriber before it is told it lagged.
-const OUTPUT_BUFFER: usize = 512;
 const WORKER_MSG_BUFFER: usize = 1024;
 /// Largest relay message body accepted.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -85,9 +84,8 @@ struct Worker {
     exit: Option<ExitedPayload>,
     /// The process's stdout closed and it was reaped.
     closed: bool,
-    output: broadcast::Sender<OutputChunk>,
-    name_arc: Arc<str>,
-    offset: u64,
+    /// Its output on the way to subscribers (dropped with the record: they see `Closed`).
+    output: Feed,
     spawn_waiter: Option<Reply<Result<WorkerInfo, BrokerError>>>,
     release_waiters: Vec<Reply<Result<(), BrokerError>>>,
     last_error: Option<ErrorBody>,
@@ -103,7 +101,8 @@ struct Broker {
     outbox: Outbox,
     history: crate::broker::history::History,
     events: broadcast::Sender<Arc<Event>>,
-    seq: u64,
+    /// Shared with every worker's feed: events and output chunks are numbered from one count.
+    seq: Arc<std::sync::atomic::AtomicU64>,
     replay: std::collections::VecDeque<Arc<Event>>,
     /// Highest seq dropped from `replay`: a resume from before it has a gap.
     replay_floor: u64,
@@ -114,9 +113,6 @@ struct Broker {
     store: Option<crate::broker::store::Store>,
     /// Session clean-ups of dead workers still running; shutdown completes after them.
     cleanups: Vec<Cleanup>,
-    /// Where flooding workers mark themselves (`worker::flood_peers`); `None` if it could
-    /// not be made (a starved flood then always steps aside, as without peers).
-    floods: Option<crate::worker::flood_peers::FloodsDir>,
 }
 
 pub(super) fn start(
@@ -125,12 +121,7 @@ pub(super) fn start(
 ) -> BrokerHandle {
     let (tx, rx) = mpsc::channel(1024);
     let (events, _) = broadcast::channel(EVENT_BUFFER);
-    let (control_tx, control_rx) = mpsc::channel(WORKER_MSG_BUFFER);
-    let (output_tx, output_rx) = mpsc::channel(WORKER_MSG_BUFFER);
-    let worker_tx = ToBroker {
-        control: control_tx,
-        output: output_tx,
-    };
+    let (worker_tx, control_rx) = mpsc::channel(WORKER_MSG_BUFFER);
     let (internal_tx, internal_rx) = mpsc::unbounded_channel();
     let config = Arc::new(config);
     let broker = Broker {
@@ -142,7 +133,7 @@ pub(super) fn start(
         outbox: Outbox::default(),
         history: Default::default(),
         events: events.clone(),
-        seq: 0,
+        seq: Default::default(),
         replay: std::collections::VecDeque::new(),
         replay_floor: 0,
         worker_tx,
@@ -150,9 +141,6 @@ pub(super) fn start(
         shutdown_waiters: None,
         store: None,
         cleanups: Vec::new(),
-        floods: crate::worker::flood_peers::FloodsDir::create()
-            .inspect_err(|e| tracing::warn!("no directory for flood markers: {e}"))
-            .ok(),
     };
     let mut broker = broker;
     if let Some((store, loaded)) = store {
@@ -161,7 +149,7 @@ pub(super) fn start(
     }
     // On the caller's runtime: a dedicated thread with a current-thread runtime of its own
     // was measured too (BENCHMARKS.md) and was no faster.
-    tokio::spawn(broker.run(rx, control_rx, output_rx, internal_rx));
+    tokio::spawn(broker.run(rx, control_rx, internal_rx));
     BrokerHandle { tx, events, config }
 }
 
@@ -170,14 +158,12 @@ impl Broker {
         mut self,
         mut commands: mpsc::Receiver<Command>,
         mut control_rx: mpsc::Receiver<WorkerMsg>,
-        mut output_rx: mpsc::Receiver<WorkerMsg>,
         mut internal_rx: mpsc::UnboundedReceiver<Internal>,
     ) {
         let mut handles_gone = false;
         loop {
             // Biased, in this order: responses and lifecycle frames, then our own follow-ups,
-            // then callers, then deadlines, and output last — a flood waits (and backs up
-            // into its worker); nobody else does.
+            // then callers, then deadlines. (Output never comes here: see `feed`.)
             tokio::select! {
                 biased;
                 Some(msg) = control_rx.recv() => self.on_worker_msg(msg),
@@ -190,7 +176,6 @@ impl Broker {
                     }
                 },
                 error = self.pending.next_expired() => self.alert_request(&error),
-                Some(msg) = output_rx.recv() => self.on_worker_msg(msg),
             }
             self.cleanups.retain(|c| !c.is_finished());
             if self.shutdown_waiters.is_some() && self.workers.values().all(|w| w.closed) {
@@ -238,8 +223,7 @@ impl Broker {
     // ----- events -----------------------------------------------------------------------
 
     fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq
+        self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
     }
 
     fn emit(&mut self, kind: EventKind) {

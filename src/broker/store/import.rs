@@ -14,7 +14,7 @@ use rusqlite::{Connection, params};
 use serde::Deserialize;
 
 use super::{OpenError, Warning, insert};
-use crate::requests::deliver::RelayMessage;
+use crate::protocol::requests::deliver::RelayMessage;
 
 pub const LEGACY_FILE: &str = "messages.jsonl";
 

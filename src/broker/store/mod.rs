@@ -24,7 +24,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::broker::history::MessageRecord;
 use crate::protocol::DeliveryState;
-use crate::requests::deliver::{RelayMessage, When};
+use crate::protocol::requests::deliver::{RelayMessage, When};
 
 pub use writer::Store;
 

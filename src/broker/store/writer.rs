@@ -9,7 +9,7 @@ use rusqlite::{Connection, params};
 
 use super::{SETTLED_KEPT, WriteError, insert};
 use crate::protocol::DeliveryState;
-use crate::requests::deliver::RelayMessage;
+use crate::protocol::requests::deliver::RelayMessage;
 
 /// Called on the writer thread once an accept is durable (or could not be made so).
 pub type AcceptDone = Box<dyn FnOnce(Result<(), WriteError>) + Send>;

@@ -23,14 +23,3 @@ impl WorkerRequest for FlushRequest {
     const KIND: RequestKind = RequestKind::Flush;
     type Response = Flushed;
 }
-
-impl crate::broker::BrokerHandle {
-    /// Injects every pending message; answers once the last is in.
-    pub async fn flush(
-        &self,
-        worker: &str,
-        timeout: Option<std::time::Duration>,
-    ) -> Result<Flushed, crate::broker::RequestWorkerError> {
-        self.call(worker, &FlushRequest::default(), timeout).await
-    }
-}

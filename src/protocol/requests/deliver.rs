@@ -46,17 +46,3 @@ impl WorkerRequest for RelayMessage {
 pub struct Delivered {
     pub state: DeliveryState,
 }
-
-impl crate::broker::BrokerHandle {
-    /// Hands one message straight to a worker. Relay traffic normally goes through
-    /// [`send_message`](crate::broker::BrokerHandle::send_message), which keeps the message
-    /// in the outbox until it is injected; this is the raw request underneath.
-    pub async fn deliver(
-        &self,
-        worker: &str,
-        message: &RelayMessage,
-        timeout: Option<std::time::Duration>,
-    ) -> Result<Delivered, crate::broker::RequestWorkerError> {
-        self.call(worker, message, timeout).await
-    }
-}

@@ -1,4 +1,4 @@
-//! `get_mode` / `set_mode`: the worker's session mode (SPEC §5).
+//! `get_mode` / `set_mode`: the worker's session mode (docs/agents.md).
 //!
 //! # Format
 //!
@@ -38,24 +38,4 @@ pub struct SetMode {
 impl WorkerRequest for SetMode {
     const KIND: RequestKind = RequestKind::SetMode;
     type Response = ModeReply;
-}
-
-impl crate::broker::BrokerHandle {
-    pub async fn get_mode(
-        &self,
-        worker: &str,
-        timeout: Option<std::time::Duration>,
-    ) -> Result<SessionMode, crate::broker::RequestWorkerError> {
-        Ok(self.call(worker, &GetMode::default(), timeout).await?.mode)
-    }
-
-    /// Switches the worker's mode; `human → relay` flushes first.
-    pub async fn set_mode(
-        &self,
-        worker: &str,
-        mode: SessionMode,
-        timeout: Option<std::time::Duration>,
-    ) -> Result<ModeReply, crate::broker::RequestWorkerError> {
-        self.call(worker, &SetMode { mode }, timeout).await
-    }
 }

@@ -96,16 +96,3 @@ pub struct CellRun {
     pub u: bool,
     pub r: bool,
 }
-
-impl crate::broker::BrokerHandle {
-    /// The worker's screen in `format`.
-    pub async fn snapshot(
-        &self,
-        worker: &str,
-        format: SnapshotFormat,
-        timeout: Option<std::time::Duration>,
-    ) -> Result<Snapshot, crate::broker::RequestWorkerError> {
-        self.call(worker, &SnapshotRequest { format }, timeout)
-            .await
-    }
-}

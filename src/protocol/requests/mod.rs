@@ -1,9 +1,10 @@
 //! The request kinds a broker can ask a worker, one file per kind, each holding the typed
 //! request and response payloads that *both* sides use (the worker decodes the request and
-//! encodes the response; the broker does the reverse), and the typed broker wrapper over
-//! [`crate::broker::request::request_worker`].
+//! encodes the response; the broker does the reverse). Pure wire types: callers send them
+//! with the broker's generic `call::<R>` (or its named wrappers in `broker::calls`).
 //!
-//! Adding a request kind is adding a file here plus its handler in the worker.
+//! Adding a request kind is adding a file here, its handler in the worker, and (if callers
+//! want one) a named wrapper.
 
 pub mod deliver;
 pub mod flush;

@@ -34,13 +34,3 @@ impl WorkerRequest for PendingRequest {
     const KIND: RequestKind = RequestKind::Pending;
     type Response = PendingList;
 }
-
-impl crate::broker::BrokerHandle {
-    pub async fn pending(
-        &self,
-        worker: &str,
-        timeout: Option<std::time::Duration>,
-    ) -> Result<PendingList, crate::broker::RequestWorkerError> {
-        self.call(worker, &PendingRequest::default(), timeout).await
-    }
-}
