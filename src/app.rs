@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use crate::broker::{
     BrokerError, Event, EventKind, OutputChunk, Received, RequestWorkerError, Severity, WorkerInfo,
 };
-use crate::client::backend::{Backend, RemoteBroker};
+use crate::backend::{Backend, RemoteBroker};
 use crate::config::{self, Config};
 use crate::protocol::{AgentState, SessionMode};
 use crate::protocol::requests::pending::PendingEntry;

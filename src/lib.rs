@@ -5,6 +5,7 @@ pub mod agent;
 pub mod api;
 pub mod app;
 pub mod b64;
+pub mod backend;
 pub mod broker;
 pub mod client;
 pub mod config;

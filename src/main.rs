@@ -97,8 +97,35 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
             worker::run(args)
         }
         Some(Command::Ctl(args)) => {
-            let code = runtime()?.block_on(client::ctl::run(args))?;
-            std::process::exit(code)
+            let rt = runtime()?;
+            match rt.block_on(client::ctl::run(args))? {
+                client::ctl::Outcome::Exit(code) => std::process::exit(code),
+                client::ctl::Outcome::Attach {
+                    client,
+                    name,
+                    mode,
+                    state_dir,
+                } => {
+                    use brokertui::ui::state::ClientMode;
+                    let attach = match mode.as_str() {
+                        "view" => None,
+                        "relay" => Some(ClientMode::Relay),
+                        _ => Some(ClientMode::Drive),
+                    };
+                    let opts = brokertui::app::RunOptions {
+                        only: Some(name),
+                        attach,
+                        ..Default::default()
+                    };
+                    let remote = brokertui::backend::RemoteBroker::new(client);
+                    rt.block_on(brokertui::app::run_remote(
+                        remote,
+                        &Config::default(),
+                        &state_dir,
+                        opts,
+                    ))
+                }
+            }
         }
         Some(Command::Send {
             to,
@@ -143,7 +170,7 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
                 let url = (!url.is_empty()).then_some(url.as_str());
                 let client =
                     client::Client::discover(url, cli.token.as_deref(), cli.state_dir.as_deref())?;
-                let remote = client::backend::RemoteBroker::new(client);
+                let remote = brokertui::backend::RemoteBroker::new(client);
                 let opts = brokertui::app::RunOptions::default();
                 return runtime()?.block_on(brokertui::app::run_remote(
                     remote, &config, &state_dir, opts,

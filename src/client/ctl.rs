@@ -113,7 +113,25 @@ pub enum CtlCommand {
     },
 }
 
-pub async fn run(args: CtlArgs) -> color_eyre::Result<i32> {
+/// What a `ctl` command leaves for `main`: an exit code, or a TUI to run (`ctl attach`).
+pub enum Outcome {
+    Exit(i32),
+    Attach {
+        client: Client,
+        name: String,
+        /// `view`, `drive` or `relay`.
+        mode: String,
+        state_dir: std::path::PathBuf,
+    },
+}
+
+impl From<i32> for Outcome {
+    fn from(code: i32) -> Self {
+        Outcome::Exit(code)
+    }
+}
+
+pub async fn run(args: CtlArgs) -> color_eyre::Result<Outcome> {
     let client = Client::discover(
         args.url.as_deref(),
         args.token.as_deref(),
@@ -222,36 +240,30 @@ pub async fn run(args: CtlArgs) -> color_eyre::Result<i32> {
             wait_timeout_ms,
         } => {
             let timeout = std::time::Duration::from_millis(wait_timeout_ms);
-            return Ok(super::wait::agent_state(&client, &name, &state, timeout).await);
+            return Ok(super::wait::agent_state(&client, &name, &state, timeout)
+                .await
+                .into());
         }
-        CtlCommand::Events { since, output } => return events(&client, since, &output).await,
+        CtlCommand::Events { since, output } => {
+            return events(&client, since, &output).await.map(Outcome::from);
+        }
         CtlCommand::Attach { name, mode } => {
-            use crate::ui::state::ClientMode;
-            let attach = match mode.as_str() {
-                "view" => None,
-                "relay" => Some(ClientMode::Relay),
-                _ => Some(ClientMode::Drive),
-            };
-            let state_dir = super::state_dir(args.state_dir.as_deref());
-            let opts = crate::app::RunOptions {
-                only: Some(name),
-                attach,
-                ..Default::default()
-            };
-            let config = crate::config::Config::default();
-            let remote = super::backend::RemoteBroker::new(client);
-            crate::app::run_remote(remote, &config, &state_dir, opts).await?;
-            return Ok(0);
+            return Ok(Outcome::Attach {
+                client,
+                name,
+                mode,
+                state_dir: super::state_dir(args.state_dir.as_deref()),
+            });
         }
     };
     match client.call(method, &path, body).await {
         Ok(v) => {
             println!("{}", serde_json::to_string_pretty(&v)?);
-            Ok(0)
+            Ok(Outcome::Exit(0))
         }
         Err(e) => {
             eprintln!("brokertui ctl: {e}");
-            Ok(e.exit_code())
+            Ok(Outcome::Exit(e.exit_code()))
         }
     }
 }

@@ -5,7 +5,6 @@
 //! `BROKERTUI_TOKEN` environment (set inside every worker), then `connection.json` in the
 //! state dir (written by `--serve`).
 
-pub mod backend;
 pub mod ctl;
 pub mod wait;
 
