@@ -65,25 +65,64 @@ pub type RequestResult = Result<Value, RequestWorkerError>;
 /// Default deadline of a request, overridable per call and in config.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Who waits for a request's result: a caller, through its channel; or the broker task
+/// itself, which gets its token back with the result from [`PendingRequests::take_settled`]
+/// after whatever settled it — no task is spawned to carry the result back.
+pub enum Waiter<T> {
+    Caller(oneshot::Sender<RequestResult>),
+    Broker(T),
+}
+
 /// A request in flight: who asked, of whom, and the timer that will fail it.
-pub struct PendingRequest {
+pub struct PendingRequest<T> {
     worker: WorkerId,
     worker_name: String,
     kind: RequestKind,
     timeout: Duration,
-    reply: oneshot::Sender<RequestResult>,
+    waiter: Waiter<T>,
     timer: delay_queue::Key,
 }
 
-/// The single map of requests in flight, owned by the broker task.
-#[derive(Default)]
-pub struct PendingRequests {
-    entries: HashMap<u64, PendingRequest>,
+/// The single map of requests in flight, owned by the broker task. `T` is what the broker
+/// remembers of its own requests.
+pub struct PendingRequests<T> {
+    entries: HashMap<u64, PendingRequest<T>>,
     timers: DelayQueue<u64>,
     next_id: u64,
+    /// The broker's own requests settled since the last [`Self::take_settled`].
+    settled: Vec<(T, RequestResult)>,
 }
 
-impl PendingRequests {
+impl<T> Default for PendingRequests<T> {
+    fn default() -> Self {
+        PendingRequests {
+            entries: HashMap::new(),
+            timers: DelayQueue::new(),
+            next_id: 0,
+            settled: Vec::new(),
+        }
+    }
+}
+
+impl<T> PendingRequests<T> {
+    /// Hands `result` to whoever waits for it.
+    fn settle(&mut self, waiter: Waiter<T>, result: RequestResult) {
+        match waiter {
+            Waiter::Caller(reply) => drop(reply.send(result)),
+            Waiter::Broker(token) => self.settled.push((token, result)),
+        }
+    }
+
+    /// Answers a request that could not even be sent.
+    pub fn refuse(&mut self, waiter: Waiter<T>, error: RequestWorkerError) {
+        self.settle(waiter, Err(error));
+    }
+
+    /// The broker's own requests settled since the last call, with their results.
+    pub fn take_settled(&mut self) -> Vec<(T, RequestResult)> {
+        std::mem::take(&mut self.settled)
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -99,7 +138,7 @@ impl PendingRequests {
         worker_name: &str,
         kind: RequestKind,
         timeout: Duration,
-        reply: oneshot::Sender<RequestResult>,
+        waiter: Waiter<T>,
     ) -> String {
         self.next_id += 1;
         let id = self.next_id;
@@ -111,7 +150,7 @@ impl PendingRequests {
                 worker_name: worker_name.to_string(),
                 kind,
                 timeout,
-                reply,
+                waiter,
                 timer,
             },
         );
@@ -150,7 +189,7 @@ impl PendingRequests {
             }),
         };
         let outcome = result.as_ref().map(|_| ()).map_err(Clone::clone);
-        let _ = entry.reply.send(result);
+        self.settle(entry.waiter, result);
         Some(outcome)
     }
 
@@ -162,7 +201,7 @@ impl PendingRequests {
             .and_then(|id| self.entries.remove(&id))
         {
             self.timers.remove(&entry.timer);
-            let _ = entry.reply.send(Err(error));
+            self.settle(entry.waiter, Err(error));
         }
     }
 
@@ -179,7 +218,7 @@ impl PendingRequests {
                             kind: entry.kind,
                             timeout: entry.timeout,
                         };
-                        let _ = entry.reply.send(Err(error.clone()));
+                        self.settle(entry.waiter, Err(error.clone()));
                         return error;
                     }
                 }
@@ -196,26 +235,32 @@ impl PendingRequests {
             .filter(|(_, e)| e.worker == worker)
             .map(|(id, _)| *id)
             .collect();
-        ids.into_iter()
-            .filter_map(|id| self.entries.remove(&id))
-            .map(|entry| {
-                self.timers.remove(&entry.timer);
-                let error = RequestWorkerError::WorkerDisappeared {
-                    worker: entry.worker_name,
-                    kind: entry.kind,
-                };
-                let _ = entry.reply.send(Err(error.clone()));
-                error
-            })
-            .collect()
+        let mut errors = Vec::new();
+        for id in ids {
+            let Some(entry) = self.entries.remove(&id) else {
+                continue;
+            };
+            self.timers.remove(&entry.timer);
+            let error = RequestWorkerError::WorkerDisappeared {
+                worker: entry.worker_name,
+                kind: entry.kind,
+            };
+            self.settle(entry.waiter, Err(error.clone()));
+            errors.push(error);
+        }
+        errors
     }
 
-    /// Fails everything with `ChannelClosed` (broker shutdown).
+    /// Fails every caller's request with `ChannelClosed` (broker shutdown); the broker's own
+    /// end with it.
     pub fn fail_all(&mut self) {
         for (_, entry) in self.entries.drain() {
-            let _ = entry.reply.send(Err(RequestWorkerError::ChannelClosed));
+            if let Waiter::Caller(reply) = entry.waiter {
+                let _ = reply.send(Err(RequestWorkerError::ChannelClosed));
+            }
         }
         self.timers.clear();
+        self.settled.clear();
     }
 }
 

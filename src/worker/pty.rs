@@ -11,7 +11,7 @@ use color_eyre::eyre::{WrapErr, eyre};
 use portable_pty::{CommandBuilder, MasterPty, PtySize, native_pty_system};
 use tokio::sync::{mpsc, oneshot};
 
-use super::session::PtySink;
+use super::session::{PtySink, WRITE_QUEUE_BYTES};
 use crate::protocol::ExitedPayload;
 use crate::teardown::session::signal_name;
 
@@ -226,9 +226,6 @@ impl Pty {
     }
 }
 
-/// Input waiting for a program that does not read its terminal (stopped, or busy) is kept up
-/// to this many bytes; more is refused, not buffered without end.
-pub const WRITE_QUEUE_BYTES: usize = 8 * 1024 * 1024;
 
 pub struct PtyWriter {
     tx: std::sync::mpsc::Sender<Vec<u8>>,

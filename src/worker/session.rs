@@ -88,6 +88,10 @@ struct Awaiting {
 const PASTE_START: &[u8] = b"\x1b[200~";
 const PASTE_END: &[u8] = b"\x1b[201~";
 
+/// Input waiting for a program that does not read its terminal (stopped, or busy) is kept up
+/// to this many bytes; more is refused, not buffered without end.
+pub const WRITE_QUEUE_BYTES: usize = 8 * 1024 * 1024;
+
 /// Where injected bytes go: the PTY writer in the worker, a buffer in tests.
 pub trait PtySink {
     fn write(&mut self, bytes: Vec<u8>) -> Result<(), String>;
@@ -324,7 +328,7 @@ impl<S: PtySink> Session<S> {
     pub fn input(&mut self, bytes: Vec<u8>) -> Result<(), String> {
         self.track_typing(&bytes);
         if self.current.is_some() {
-            if self.held_input.len() + bytes.len() > crate::worker::pty::WRITE_QUEUE_BYTES {
+            if self.held_input.len() + bytes.len() > WRITE_QUEUE_BYTES {
                 return Err(format!(
                     "the program is not reading its terminal fast enough ({} bytes wait for an injection to finish); {} bytes were refused",
                     self.held_input.len(),

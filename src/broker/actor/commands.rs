@@ -50,7 +50,7 @@ impl Broker {
                 timeout,
                 reply,
             } => match self.names.get(&worker).copied() {
-                Some(id) => self.start_request(id, kind, payload, timeout, reply),
+                Some(id) => self.start_request(id, kind, payload, timeout, Waiter::Caller(reply)),
                 None => {
                     let _ = reply.send(Err(RequestWorkerError::WorkerNotFound(worker)));
                 }
@@ -402,12 +402,8 @@ impl Broker {
         }
     }
 
-    pub(super) fn schedule(&self, after: Duration, msg: Internal) {
-        let tx = self.internal_tx.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(after).await;
-            let _ = tx.send(msg);
-        });
+    pub(super) fn schedule(&mut self, after: Duration, msg: Internal) {
+        self.timers.insert(msg, after);
     }
 
     // ----- requests ---------------------------------------------------------------------
@@ -420,23 +416,22 @@ impl Broker {
         kind: RequestKind,
         payload: Value,
         timeout: Option<Duration>,
-        reply: Reply<RequestResult>,
+        waiter: Waiter<Delivering>,
     ) {
         let Some(w) = self.workers.get(&id) else {
-            let _ = reply.send(Err(RequestWorkerError::WorkerNotFound(id.to_string())));
-            return;
+            let error = RequestWorkerError::WorkerNotFound(id.to_string());
+            return self.pending.refuse(waiter, error);
         };
         if w.state == WorkerState::Exited || w.closed {
             let error = RequestWorkerError::WorkerDisappeared {
                 worker: w.name.clone(),
                 kind,
             };
-            let _ = reply.send(Err(error));
-            return;
+            return self.pending.refuse(waiter, error);
         }
         let timeout = timeout.unwrap_or(self.config.request_timeout);
         let name = w.name.clone();
-        let request_id = self.pending.insert(id, &name, kind, timeout, reply);
+        let request_id = self.pending.insert(id, &name, kind, timeout, waiter);
         let env = Envelope::new(kind.as_str(), Some(request_id.clone()), payload);
         if let Err(reason) = self.workers[&id].process.send(&env) {
             // A full queue means the worker stopped reading: let the deadline speak.

@@ -13,14 +13,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc};
 
 use super::events::{Event, EventKind, Severity, Subscription};
 use super::feed::Feed;
 use super::process::{LaunchSpec, ToBroker, WorkerMsg, WorkerProcess};
 use super::relay::Outbox;
-use super::request::{PendingRequests, RequestResult, RequestWorkerError};
+use super::request::{PendingRequests, RequestResult, RequestWorkerError, Waiter};
 use super::{
     Accepted, BrokerConfig, BrokerError, BrokerHandle, Command, Reply, SpawnSpec, Stats, WorkerId,
     WorkerInfo, WorkerState, validate_name,
@@ -44,16 +45,18 @@ const REDELIVER_AFTER: Duration = Duration::from_millis(500);
 /// Extra time after the grace period before a released worker is SIGKILLed.
 const FORCE_KILL_AFTER: Duration = Duration::from_secs(2);
 
-/// Follow-ups the broker schedules for itself.
+/// A `deliver` the broker sent itself, remembered until its result comes back.
+struct Delivering {
+    worker: String,
+    /// The worker process it was handed to: a late answer from a dead one must not speak
+    /// for its successor.
+    worker_id: WorkerId,
+    id: String,
+}
+
+/// Follow-ups the broker schedules for itself (on its timer queue), and what the store's
+/// writer reports.
 enum Internal {
-    DeliverDone {
-        worker: String,
-        /// The worker process it was handed to: a late answer from a dead one must not
-        /// speak for its successor.
-        worker_id: WorkerId,
-        id: String,
-        result: RequestResult,
-    },
     /// Hand a worker's undelivered messages over again (after a failed delivery).
     Redeliver(String),
     ForceKill(WorkerId),
@@ -97,7 +100,9 @@ struct Broker {
     workers: HashMap<WorkerId, Worker>,
     names: HashMap<String, WorkerId>,
     next_worker: WorkerId,
-    pending: PendingRequests,
+    pending: PendingRequests<Delivering>,
+    /// Every follow-up the broker scheduled for itself, one queue.
+    timers: tokio_util::time::DelayQueue<Internal>,
     outbox: Outbox,
     history: crate::broker::history::History,
     events: broadcast::Sender<Arc<Event>>,
@@ -130,6 +135,7 @@ pub(super) fn start(
         names: HashMap::new(),
         next_worker: 0,
         pending: PendingRequests::default(),
+        timers: tokio_util::time::DelayQueue::new(),
         outbox: Outbox::default(),
         history: Default::default(),
         events: events.clone(),
@@ -176,6 +182,10 @@ impl Broker {
                     }
                 },
                 error = self.pending.next_expired() => self.alert_request(&error),
+                Some(due) = self.timers.next() => self.on_internal(due.into_inner()),
+            }
+            for (delivering, result) in self.pending.take_settled() {
+                self.delivery_done(delivering, result);
             }
             self.cleanups.retain(|c| !c.is_finished());
             if self.shutdown_waiters.is_some() && self.workers.values().all(|w| w.closed) {

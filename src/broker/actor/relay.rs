@@ -117,26 +117,69 @@ impl Broker {
         }
     }
 
-    /// Sends one `deliver` through the request helper; the outcome comes back as
-    /// `Internal::DeliverDone`.
+    /// Sends one `deliver` through the request helper; its outcome comes back to
+    /// [`Self::delivery_done`].
     pub(super) fn dispatch(&mut self, name: &str, msg: RelayMessage) {
         let Some(&id) = self.names.get(name) else {
             return;
         };
-        let (reply, rx) = oneshot::channel();
         let payload = serde_json::to_value(&msg).expect("message serializes");
-        self.start_request(id, RequestKind::Deliver, payload, None, reply);
-        let tx = self.internal_tx.clone();
-        let worker = name.to_string();
-        tokio::spawn(async move {
-            let result = rx.await.unwrap_or(Err(RequestWorkerError::ChannelClosed));
-            let _ = tx.send(Internal::DeliverDone {
-                worker,
-                worker_id: id,
-                id: msg.id,
-                result,
-            });
-        });
+        let delivering = Delivering {
+            worker: name.to_string(),
+            worker_id: id,
+            id: msg.id,
+        };
+        self.start_request(id, RequestKind::Deliver, payload, None, Waiter::Broker(delivering));
+    }
+
+    /// The outcome of a `deliver` the broker sent itself ([`Self::dispatch`]).
+    pub(super) fn delivery_done(&mut self, delivering: Delivering, result: RequestResult) {
+        let Delivering {
+            worker,
+            worker_id,
+            id,
+        } = delivering;
+        let current = self.names.get(&worker) == Some(&worker_id)
+            && self
+                .workers
+                .get(&worker_id)
+                .is_some_and(|w| w.exit.is_none());
+        let state = result
+            .as_ref()
+            .ok()
+            .and_then(|v| serde_json::from_value::<Delivered>(v.clone()).ok())
+            .map(|d| d.state);
+        match state {
+            Some(DeliveryState::Injected) => self.delivered(&worker, &id),
+            Some(DeliveryState::Queued) if current => {
+                self.outbox.in_worker(&worker, &id);
+                self.record(&worker, &id, DeliveryState::Queued, None);
+                self.emit(EventKind::Delivery {
+                    name: worker,
+                    id,
+                    state: DeliveryState::Queued,
+                    reason: None,
+                });
+            }
+            _ => {
+                // Kept: handed over again — soon if its worker is still there (the
+                // worker de-duplicates by id, so a retry never injects twice), or
+                // when a worker of that name is next ready.
+                self.outbox.undelivered(&worker, &id);
+                self.schedule(REDELIVER_AFTER, Internal::Redeliver(worker.clone()));
+                let reason = match result {
+                    Err(e) => e.to_string(),
+                    Ok(v) => format!("unexpected deliver response {v}"),
+                };
+                self.record(&worker, &id, DeliveryState::Failed, Some(reason.clone()));
+                self.emit(EventKind::Delivery {
+                    name: worker,
+                    id,
+                    state: DeliveryState::Failed,
+                    reason: Some(reason),
+                });
+            }
+        }
     }
 
     pub(super) fn on_internal(&mut self, msg: Internal) {
@@ -147,54 +190,6 @@ impl Broker {
                     .is_ok_and(|w| w.state == WorkerState::Running)
                 {
                     self.hand_over(&name);
-                }
-            }
-            Internal::DeliverDone {
-                worker,
-                worker_id,
-                id,
-                result,
-            } => {
-                let current = self.names.get(&worker) == Some(&worker_id)
-                    && self
-                        .workers
-                        .get(&worker_id)
-                        .is_some_and(|w| w.exit.is_none());
-                let state = result
-                    .as_ref()
-                    .ok()
-                    .and_then(|v| serde_json::from_value::<Delivered>(v.clone()).ok())
-                    .map(|d| d.state);
-                match state {
-                    Some(DeliveryState::Injected) => self.delivered(&worker, &id),
-                    Some(DeliveryState::Queued) if current => {
-                        self.outbox.in_worker(&worker, &id);
-                        self.record(&worker, &id, DeliveryState::Queued, None);
-                        self.emit(EventKind::Delivery {
-                            name: worker,
-                            id,
-                            state: DeliveryState::Queued,
-                            reason: None,
-                        });
-                    }
-                    _ => {
-                        // Kept: handed over again — soon if its worker is still there (the
-                        // worker de-duplicates by id, so a retry never injects twice), or
-                        // when a worker of that name is next ready.
-                        self.outbox.undelivered(&worker, &id);
-                        self.schedule(REDELIVER_AFTER, Internal::Redeliver(worker.clone()));
-                        let reason = match result {
-                            Err(e) => e.to_string(),
-                            Ok(v) => format!("unexpected deliver response {v}"),
-                        };
-                        self.record(&worker, &id, DeliveryState::Failed, Some(reason.clone()));
-                        self.emit(EventKind::Delivery {
-                            name: worker,
-                            id,
-                            state: DeliveryState::Failed,
-                            reason: Some(reason),
-                        });
-                    }
                 }
             }
             Internal::ForceKill(id) => {
