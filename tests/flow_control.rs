@@ -63,12 +63,16 @@ async fn a_stopped_subscriber_stops_the_flood_until_it_is_cut_loose() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nobody_watching_means_nothing_forwarded_and_the_screen_still_exact() {
     let fx = Fixture::new();
-    fx.spawn("f", &["sh", "-c", "read x; seq 1 100000; read y; echo later"])
-        .await;
+    fx.spawn(
+        "f",
+        &["sh", "-c", "read x; seq 1 100000; read y; echo later"],
+    )
+    .await;
     fx.broker.input("f", "go\r").await.unwrap();
-    let expected: u64 = 4 + (1..=100_000u64)
-        .map(|n| n.to_string().len() as u64 + 2)
-        .sum::<u64>();
+    let expected: u64 = 4
+        + (1..=100_000u64)
+            .map(|n| n.to_string().len() as u64 + 2)
+            .sum::<u64>();
     eventually(Duration::from_secs(20), "the flood parsed", || async {
         (parsed(&fx, "f").await == expected).then_some(())
     })
@@ -93,7 +97,11 @@ async fn a_slow_subscriber_gets_every_byte_in_order_without_lagging() {
     const LINES: u32 = 400_000;
     fx.spawn(
         "f",
-        &["sh", "-c", &format!("stty -onlcr; read x; seq 1 {LINES}; echo end-of-it; read y")],
+        &[
+            "sh",
+            "-c",
+            &format!("stty -onlcr; read x; seq 1 {LINES}; echo end-of-it; read y"),
+        ],
     )
     .await;
     let mut sub = fx.broker.subscribe_output("f").await.unwrap();

@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use brokertui::broker::{EventKind, Received, SpawnSpec};
-use brokertui::protocol::{DeliveryState, SessionMode};
 use brokertui::protocol::requests::snapshot::SnapshotFormat;
+use brokertui::protocol::{DeliveryState, SessionMode};
 use common::*;
 
 const T: Duration = Duration::from_secs(10);
@@ -268,5 +268,50 @@ async fn a_message_a_dead_worker_may_have_typed_is_not_typed_again() {
         "",
         "record cleared once nothing is owed"
     );
+    fx.broker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_events_carry_the_undelivered_count_they_change() {
+    // A client follows each worker's count of owed messages from events alone.
+    let fx = Fixture::new();
+    spawn_human_bob(&fx).await;
+    let mut events = fx.broker.subscribe();
+    queue_for_bob(&fx, "one").await;
+    let mut accepted = None;
+    let mut queued = None;
+    while accepted.is_none() || queued.is_none() {
+        let Received::Item(ev) = tokio::time::timeout(T, events.recv()).await.unwrap() else {
+            continue;
+        };
+        match &ev.kind {
+            EventKind::MessageAccepted { undelivered, .. } => {
+                accepted = undelivered.get("bob").copied()
+            }
+            EventKind::Delivery {
+                state: DeliveryState::Queued,
+                undelivered,
+                ..
+            } => queued = *undelivered,
+            _ => {}
+        }
+    }
+    assert_eq!(accepted, Some(1), "accepted: one owed to bob");
+    assert_eq!(queued, Some(1), "queued in bob's worker: still owed");
+    fx.broker.flush("bob", None).await.unwrap();
+    loop {
+        let Received::Item(ev) = tokio::time::timeout(T, events.recv()).await.unwrap() else {
+            continue;
+        };
+        if let EventKind::Delivery {
+            state: DeliveryState::Injected,
+            undelivered,
+            ..
+        } = &ev.kind
+        {
+            assert_eq!(*undelivered, Some(0), "injected: nothing owed");
+            break;
+        }
+    }
     fx.broker.shutdown().await;
 }

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use brokertui::broker::{BrokerError, EventKind, Received, SpawnSpec};
-use brokertui::protocol::{DeliveryState, SessionMode};
 use brokertui::protocol::requests::snapshot::SnapshotFormat;
+use brokertui::protocol::{DeliveryState, SessionMode};
 use common::*;
 use rand::RngExt;
 

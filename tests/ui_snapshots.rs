@@ -5,8 +5,8 @@ use std::time::{Instant, SystemTime};
 
 use brokertui::broker::Severity;
 use brokertui::config::PrefixKey;
-use brokertui::protocol::{AgentReport, AgentState, ExitedPayload, SessionMode};
 use brokertui::protocol::requests::pending::PendingEntry;
+use brokertui::protocol::{AgentReport, AgentState, ExitedPayload, SessionMode};
 use brokertui::ui::draw::{areas, draw};
 use brokertui::ui::state::{Alert, App, ClientMode, Overlay};
 use ratatui::Terminal;

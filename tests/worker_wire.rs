@@ -190,13 +190,17 @@ fn a_huge_resize_is_refused_and_the_worker_still_ends_on_eof() {
 }
 
 fn watch(w: &mut Worker, grant: u64) {
-    w.send(&format!(r#"{{"v":1,"type":"watch","payload":{{"grant":{grant}}}}}"#));
+    w.send(&format!(
+        r#"{{"v":1,"type":"watch","payload":{{"grant":{grant}}}}}"#
+    ));
 }
 
 /// The offset of the worker's screen: PTY bytes it has read and parsed.
 fn parsed(w: &mut Worker) -> u64 {
     w.send(r#"{"v":1,"type":"snapshot","request_id":"s","payload":{"format":"plain"}}"#);
-    w.next("response")["payload"]["ok"]["offset"].as_u64().unwrap()
+    w.next("response")["payload"]["ok"]["offset"]
+        .as_u64()
+        .unwrap()
 }
 
 #[test]
@@ -242,11 +246,19 @@ fn a_watched_flood_stops_at_its_credit_and_arrives_whole_and_in_order() {
         };
         let offset = f["payload"]["offset"].as_u64().unwrap();
         // The first chunk may start after what the shell printed before the watch.
-        assert_eq!(offset, *next_offset.get_or_insert(offset), "output offsets must be contiguous");
+        assert_eq!(
+            offset,
+            *next_offset.get_or_insert(offset),
+            "output offsets must be contiguous"
+        );
         let bytes = brokertui::b64::decode(f["payload"]["data_b64"].as_str().unwrap()).unwrap();
         *next_offset.as_mut().unwrap() += bytes.len() as u64;
         text.extend(bytes);
-        assert!(text.len() as u64 <= grant, "forwarded {} bytes past a grant of {grant}", text.len());
+        assert!(
+            text.len() as u64 <= grant,
+            "forwarded {} bytes past a grant of {grant}",
+            text.len()
+        );
     }
     assert!(held_back >= 2, "the flood never waited for credit");
     let text = String::from_utf8(text).unwrap();
@@ -277,8 +289,14 @@ fn unwatched_output_is_parsed_and_not_forwarded() {
         let lines = snap["payload"]["ok"]["screen"].as_array().unwrap().clone();
         if lines.iter().any(|l| l == "done") {
             // seq's lines plus "done", each with CR LF.
-            let bytes: u64 = (1..=200_000u64).map(|n| n.to_string().len() as u64 + 2).sum();
-            assert_eq!(snap["payload"]["ok"]["offset"], bytes + 6, "every byte parsed");
+            let bytes: u64 = (1..=200_000u64)
+                .map(|n| n.to_string().len() as u64 + 2)
+                .sum();
+            assert_eq!(
+                snap["payload"]["ok"]["offset"],
+                bytes + 6,
+                "every byte parsed"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "never parsed it all: {lines:?}");

@@ -14,8 +14,8 @@ use super::auth::Scope;
 use super::error::ApiError;
 use super::extract::{StrictJson, checked_name, only_params, require_admin, require_self, timeout};
 use crate::broker::SpawnSpec;
-use crate::protocol::{InputPayload, ResizePayload, SessionMode};
 use crate::protocol::requests::snapshot::SnapshotFormat;
+use crate::protocol::{InputPayload, ResizePayload, SessionMode};
 
 type Q = Query<HashMap<String, String>>;
 type ApiResult = Result<axum::response::Response, ApiError>;

@@ -7,8 +7,8 @@ pub mod remote;
 use std::future::Future;
 
 use crate::broker::{
-    Accepted, BrokerError, BrokerHandle, EventSubscription, OutputSubscription,
-    RequestWorkerError, SpawnSpec, WorkerInfo,
+    Accepted, BrokerError, BrokerHandle, EventSubscription, OutputSubscription, RequestWorkerError,
+    SpawnSpec, WorkerInfo,
 };
 use crate::protocol::SessionMode;
 use crate::protocol::requests::mode::ModeReply;

@@ -69,6 +69,9 @@ pub enum EventKind {
         from: String,
         to: String,
         recipients: Vec<String>,
+        /// Each recipient's messages accepted and not yet injected, this one included.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        undelivered: std::collections::BTreeMap<String, usize>,
     },
     /// A worker's agent changed state.
     AgentState {
@@ -86,6 +89,10 @@ pub enum EventKind {
         state: DeliveryState,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// The worker's messages accepted and not yet injected, after this change: a client
+        /// keeps its counts from events alone.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        undelivered: Option<usize>,
     },
     /// Something a human should see: a failed request, an abnormal exit, a misbehaving
     /// worker. `op` is the request kind or activity that failed.

@@ -192,7 +192,11 @@ impl FeedShared {
         }
         let received = st.received;
         let mut cut = 0;
-        for sub in st.subs.values_mut().filter(|s| s.taken < received && !s.cut) {
+        for sub in st
+            .subs
+            .values_mut()
+            .filter(|s| s.taken < received && !s.cut)
+        {
             sub.cut = true;
             cut += 1;
         }
@@ -349,7 +353,11 @@ mod tests {
         for _ in 0..2 {
             assert!(matches!(fast.recv().await, Received::Item(_)));
         }
-        assert_eq!(*flow.borrow(), Some(WINDOW), "the slow one took nothing yet");
+        assert_eq!(
+            *flow.borrow(),
+            Some(WINDOW),
+            "the slow one took nothing yet"
+        );
         assert!(matches!(slow.recv().await, Received::Item(_)));
         assert_eq!(*flow.borrow(), Some(WINDOW + CREDIT_STEP));
         // The slow one leaves: the grant follows the fast one.
@@ -363,7 +371,9 @@ mod tests {
         let shared = feed.shared();
         let mut stuck = feed.subscribe();
         shared.forward(0, chunk(WINDOW as usize));
-        let deadline = shared.stall_deadline().expect("the worker waits for credit");
+        let deadline = shared
+            .stall_deadline()
+            .expect("the worker waits for credit");
         assert!(deadline > Instant::now() + STALL - Duration::from_millis(100));
         shared.check_stall();
         assert_eq!(*flow.borrow(), Some(WINDOW), "not before the stall");

@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{DeliveryState, now_ms};
 use crate::protocol::requests::deliver::{RelayMessage, When};
+use crate::protocol::{DeliveryState, now_ms};
 
 /// Settled copies kept.
 const SETTLED_LIMIT: usize = 1000;

@@ -37,9 +37,9 @@ pub use events::{
 pub use feed::OutputSubscription;
 pub use request::{DEFAULT_TIMEOUT, RequestWorkerError};
 
-use crate::protocol::{AgentReport, ExitedPayload, HookPayload, SessionMode};
 use crate::protocol::requests::RequestKind;
 use crate::protocol::requests::deliver::When;
+use crate::protocol::{AgentReport, ExitedPayload, HookPayload, SessionMode};
 
 /// Identity of one worker process; a name can be reused by later workers, an id never.
 pub type WorkerId = u64;

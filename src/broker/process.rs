@@ -129,8 +129,7 @@ impl WorkerProcess {
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
 
-        let (stdin_tx, stdin_rx) =
-            mpsc::channel::<(Vec<u8>, OwnedSemaphorePermit)>(STDIN_QUEUE);
+        let (stdin_tx, stdin_rx) = mpsc::channel::<(Vec<u8>, OwnedSemaphorePermit)>(STDIN_QUEUE);
         tokio::spawn(write_frames(stdin, stdin_rx, flow));
         tokio::spawn(read_frames(id, child, stdout, to_broker, feed));
         Ok(WorkerProcess {

@@ -20,8 +20,8 @@ use tokio::sync::oneshot;
 use tokio_util::time::{DelayQueue, delay_queue};
 
 use super::{BrokerHandle, Command, WorkerId};
-use crate::protocol::{ErrorBody, ResponsePayload};
 use crate::protocol::requests::{RequestKind, WorkerRequest};
+use crate::protocol::{ErrorBody, ResponsePayload};
 
 /// Why a request to a worker did not produce a response.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]

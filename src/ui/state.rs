@@ -8,8 +8,8 @@ use ratatui::layout::Rect;
 use super::feed::PaneFeed;
 use crate::broker::{Severity, WorkerInfo};
 use crate::config::PrefixKey;
-use crate::protocol::{ExitedPayload, SessionMode};
 use crate::protocol::requests::pending::PendingEntry;
+use crate::protocol::{ExitedPayload, SessionMode};
 
 /// How the human is attached to the focused worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -36,15 +36,15 @@ use tokio_util::codec::FramedRead;
 use crate::protocol::codec::{Line, LineCodec};
 pub use crate::protocol::worker_args::WorkerArgs;
 
-use crate::protocol::{
-    self, Envelope, ErrorBody, ExitedPayload, InputPayload, MAX_FRAME_BYTES, ReadyPayload,
-    ResizePayload, ShutdownPayload, decode_envelope, decode_payload, frame,
-    from_worker, response_err, response_ok, to_worker,
-};
 use crate::protocol::requests::RequestKind;
 use crate::protocol::requests::deliver::RelayMessage;
 use crate::protocol::requests::mode::SetMode;
 use crate::protocol::requests::snapshot::SnapshotRequest;
+use crate::protocol::{
+    self, Envelope, ErrorBody, ExitedPayload, InputPayload, MAX_FRAME_BYTES, ReadyPayload,
+    ResizePayload, ShutdownPayload, decode_envelope, decode_payload, frame, from_worker,
+    response_err, response_ok, to_worker,
+};
 use pty::{Pty, PtyWriter};
 use screen::SharedScreen;
 use session::Session;
@@ -150,7 +150,12 @@ impl Out {
 /// Output read from the PTY and not yet taken: forwarded within the watchers' credit (and
 /// parsed), or only parsed while nobody watches. What exceeds the credit waits here, unread
 /// by the parser too, so a snapshot's offset never runs ahead of what was forwarded.
-async fn take_output(held: &mut Vec<u8>, flow: &mut flow::Flow, screen: &mut SharedScreen, out: &mut Out) {
+async fn take_output(
+    held: &mut Vec<u8>,
+    flow: &mut flow::Flow,
+    screen: &mut SharedScreen,
+    out: &mut Out,
+) {
     if held.is_empty() {
         return;
     }
@@ -184,13 +189,7 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
     // so nothing it starts slips past), and ended with the rest.
     crate::teardown::become_subreaper();
     let (spawned, cgroup) = crate::teardown::cgroup::Cgroup::spawn_in(&args.name, || {
-        Pty::spawn(
-            &args.cmd,
-            args.cwd.as_deref(),
-            rows,
-            cols,
-            &args.term,
-        )
+        Pty::spawn(&args.cmd, args.cwd.as_deref(), rows, cols, &args.term)
     });
     let mut orphans = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())?;
     let mut pty = match spawned {

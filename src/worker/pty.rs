@@ -226,7 +226,6 @@ impl Pty {
     }
 }
 
-
 pub struct PtyWriter {
     tx: std::sync::mpsc::Sender<Vec<u8>>,
     queued: Arc<AtomicUsize>,

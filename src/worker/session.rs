@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::protocol::requests::RequestKind;
+use crate::protocol::requests::deliver::{Delivered, RelayMessage, When};
+use crate::protocol::requests::pending::{PendingEntry, PendingList};
 use crate::protocol::{
     AgentState, DeliveryPayload, DeliveryState, Envelope, ErrorBody, ModeChangedPayload,
     SessionMode, frame, from_worker, response_err, response_ok,
 };
-use crate::protocol::requests::RequestKind;
-use crate::protocol::requests::deliver::{Delivered, RelayMessage, When};
-use crate::protocol::requests::pending::{PendingEntry, PendingList};
 
 /// Most messages a worker holds (pending plus waiting to be injected).
 pub const QUEUE_LIMIT: usize = 1024;

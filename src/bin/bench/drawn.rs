@@ -45,7 +45,11 @@ impl Drawn {
         let generation = self.feed.begin_resync();
         let snap = self
             .broker
-            .snapshot(&self.name, SnapshotFormat::Ansi, Some(Duration::from_secs(30)))
+            .snapshot(
+                &self.name,
+                SnapshotFormat::Ansi,
+                Some(Duration::from_secs(30)),
+            )
             .await;
         let _ = self.feed.snapshot(generation, snap.as_ref());
         self.resyncs += 1;

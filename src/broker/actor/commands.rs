@@ -56,9 +56,7 @@ impl Broker {
                 }
             },
             Command::SubscribeOutput(name, reply) => {
-                let sub = self
-                    .live(&name)
-                    .map(|w| w.output.subscribe());
+                let sub = self.live(&name).map(|w| w.output.subscribe());
                 let _ = reply.send(sub);
             }
             Command::SubscribeSince(since, reply) => {
@@ -280,22 +278,17 @@ impl Broker {
         self.next_worker += 1;
         let id = self.next_worker;
         let (output, flow) = Feed::new(Arc::from(spec.name.as_str()), self.seq.clone());
-        let process = match WorkerProcess::spawn(
-            id,
-            launch,
-            self.worker_tx.clone(),
-            output.shared(),
-            flow,
-        ) {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = reply.send(Err(BrokerError::SpawnFailed(format!(
-                    "{}: {e}",
-                    self.config.worker_exe.display()
-                ))));
-                return;
-            }
-        };
+        let process =
+            match WorkerProcess::spawn(id, launch, self.worker_tx.clone(), output.shared(), flow) {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = reply.send(Err(BrokerError::SpawnFailed(format!(
+                        "{}: {e}",
+                        self.config.worker_exe.display()
+                    ))));
+                    return;
+                }
+            };
         let worker = Worker {
             id,
             name: spec.name.clone(),

@@ -44,7 +44,7 @@ impl Broker {
                 DeliveryState::Queued => {
                     self.outbox.in_worker(&name, &d.id);
                     self.record(&name, &d.id, DeliveryState::Queued, d.reason.clone());
-                    self.emit(EventKind::Delivery { name: name.clone(), id: d.id, state: d.state, reason: d.reason });
+                    self.emit(EventKind::Delivery { undelivered: None, name: name.clone(), id: d.id, state: d.state, reason: d.reason });
                 }
                 DeliveryState::Submitted | DeliveryState::Unconfirmed | DeliveryState::Dropped => {
                     self.record(&name, &d.id, d.state, d.reason.clone());
@@ -57,13 +57,13 @@ impl Broker {
                             format!("message {} {}", d.id, d.reason.clone().unwrap_or_default()),
                         );
                     }
-                    self.emit(EventKind::Delivery { name: name.clone(), id: d.id, state: d.state, reason: d.reason });
+                    self.emit(EventKind::Delivery { undelivered: None, name: name.clone(), id: d.id, state: d.state, reason: d.reason });
                 }
                 DeliveryState::Failed => {
                     self.record(&name, &d.id, DeliveryState::Failed, d.reason.clone());
                     self.outbox.undelivered(&name, &d.id);
                     self.schedule(REDELIVER_AFTER, Internal::Redeliver(name.clone()));
-                    self.emit(EventKind::Delivery {
+                    self.emit(EventKind::Delivery { undelivered: None,
                         name: name.clone(),
                         id: d.id,
                         state: DeliveryState::Failed,

@@ -26,13 +26,13 @@ use super::{
     Accepted, BrokerConfig, BrokerError, BrokerHandle, Command, Reply, SpawnSpec, Stats, WorkerId,
     WorkerInfo, WorkerState, validate_name,
 };
+use crate::protocol::requests::RequestKind;
+use crate::protocol::requests::deliver::{Delivered, RelayMessage, When};
 use crate::protocol::{
     AgentReport, DeliveryPayload, DeliveryState, Envelope, ErrorBody, ExitedPayload, InputPayload,
     ModeChangedPayload, ReadyPayload, ResizePayload, ResponsePayload, SessionMode, ShutdownPayload,
     decode_payload, frame, from_worker, now_ms, to_worker,
 };
-use crate::protocol::requests::RequestKind;
-use crate::protocol::requests::deliver::{Delivered, RelayMessage, When};
 
 const EVENT_BUFFER: usize = 4096;
 const WORKER_MSG_BUFFER: usize = 1024;
@@ -236,7 +236,24 @@ impl Broker {
         self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
     }
 
-    fn emit(&mut self, kind: EventKind) {
+    fn emit(&mut self, mut kind: EventKind) {
+        // What changed travels with the event, so no client needs a list() to follow it.
+        match &mut kind {
+            EventKind::Delivery {
+                name, undelivered, ..
+            } => *undelivered = Some(self.outbox.count(name)),
+            EventKind::MessageAccepted {
+                recipients,
+                undelivered,
+                ..
+            } => {
+                *undelivered = recipients
+                    .iter()
+                    .map(|r| (r.clone(), self.outbox.count(r)))
+                    .collect();
+            }
+            _ => {}
+        }
         let event = Event {
             seq: self.next_seq(),
             at_ms: now_ms(),

@@ -99,19 +99,27 @@ impl Broker {
         let Some((_, first)) = copies.first() else {
             return;
         };
-        self.emit(EventKind::MessageAccepted {
+        let accepted_event = EventKind::MessageAccepted {
+            undelivered: Default::default(),
             id: accepted.id.clone(),
             from: first.from.clone(),
             to: first.to.clone(),
             recipients: accepted.recipients.clone(),
-        });
-        for (name, msg) in copies {
+        };
+        // Each copy is a message owed before dispatch can settle it.
+        for (name, msg) in &copies {
+            self.history.accepted(name, msg);
             let deliverable = self
-                .live(&name)
+                .live(name)
                 .is_ok_and(|w| w.state == WorkerState::Running);
-            self.history.accepted(&name, &msg);
-            self.outbox.accept(&name, msg.clone(), deliverable);
-            if deliverable {
+            self.outbox.accept(name, msg.clone(), deliverable);
+        }
+        self.emit(accepted_event);
+        for (name, msg) in copies {
+            if self
+                .live(&name)
+                .is_ok_and(|w| w.state == WorkerState::Running)
+            {
                 self.dispatch(&name, msg);
             }
         }
@@ -129,7 +137,13 @@ impl Broker {
             worker_id: id,
             id: msg.id,
         };
-        self.start_request(id, RequestKind::Deliver, payload, None, Waiter::Broker(delivering));
+        self.start_request(
+            id,
+            RequestKind::Deliver,
+            payload,
+            None,
+            Waiter::Broker(delivering),
+        );
     }
 
     /// The outcome of a `deliver` the broker sent itself ([`Self::dispatch`]).
@@ -155,6 +169,7 @@ impl Broker {
                 self.outbox.in_worker(&worker, &id);
                 self.record(&worker, &id, DeliveryState::Queued, None);
                 self.emit(EventKind::Delivery {
+                    undelivered: None,
                     name: worker,
                     id,
                     state: DeliveryState::Queued,
@@ -173,6 +188,7 @@ impl Broker {
                 };
                 self.record(&worker, &id, DeliveryState::Failed, Some(reason.clone()));
                 self.emit(EventKind::Delivery {
+                    undelivered: None,
                     name: worker,
                     id,
                     state: DeliveryState::Failed,
@@ -281,6 +297,7 @@ impl Broker {
         self.outbox.injected(worker, id);
         self.record(worker, id, DeliveryState::Injected, None);
         self.emit(EventKind::Delivery {
+            undelivered: None,
             name: worker.to_string(),
             id: id.to_string(),
             state: DeliveryState::Injected,

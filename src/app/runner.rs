@@ -1,53 +1,55 @@
-//! The interactive TUI: the broker in-process (with its API on loopback, so agents can
-//! `brokertui send`), and a loop that turns terminal input, broker events and worker output
-//! into [`App`] state and draws it.
+//! The TUI's loop: terminal input, broker events, worker output and the answers of the
+//! requests it started, turned into [`App`] state; drawn when something changed.
 //!
 //! The loop never waits on a worker: requests run as tasks and report back as [`Msg`]s, and
 //! keystrokes are read on their own channel, polled first, so a flooding pane cannot delay
-//! typing. Drawing happens only when something changed, at most every [`FRAME`].
+//! typing. Output is taken from [`Outputs`] only as fast as the loop applies it (which paces
+//! the worker). Drawing happens only when something changed, at most every [`FRAME`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Stdout;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossterm::event::{self as term, Event as TermEvent};
+use crossterm::event::Event as TermEvent;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 use tokio::sync::mpsc;
 
+use super::new_worker::{parse_new_worker, trim_tail};
+use super::outputs::Outputs;
+use super::terminal::{Signals, spawn_terminal_reader};
+use super::{FRAME, HUMAN, RunOptions};
+use crate::backend::Backend;
 use crate::broker::{
-    BrokerError, Event, EventKind, OutputChunk, Received, RequestWorkerError, Severity, WorkerInfo,
+    BrokerError, Event, EventKind, OutputChunk, OutputSubscription, Received, RequestWorkerError,
+    Severity, WorkerInfo,
 };
-use crate::backend::{Backend, RemoteBroker};
 use crate::config::{self, Config};
-use crate::protocol::{AgentState, SessionMode};
+use crate::protocol::AgentState;
 use crate::protocol::requests::pending::PendingEntry;
 use crate::protocol::requests::snapshot::{Snapshot, SnapshotFormat};
 use crate::ui::draw::{areas, draw};
 use crate::ui::feed::{Fed, Generation, Synced};
 use crate::ui::input::{handle_key, handle_mouse, handle_paste};
 use crate::ui::layout::inner;
-use crate::ui::state::{Action, Alert, App, ClientMode, Overlay};
+use crate::ui::state::{Action, Alert, App, Overlay};
 
-/// Minimum time between two frames (~60 frames/s).
-pub const FRAME: Duration = Duration::from_millis(16);
 /// A pane's PTY follows its size this long after the last layout change.
 const RESIZE_DEBOUNCE: Duration = Duration::from_millis(100);
 /// Most time spent applying output before input gets another look.
 const OUTPUT_SLICE: Duration = Duration::from_millis(8);
 /// How long a pane whose snapshot failed waits before asking again.
 const RESYNC_RETRY: Duration = Duration::from_millis(200);
-/// Who relay messages typed in the TUI are from.
-pub const HUMAN: &str = "human";
 
 /// What tasks report back to the loop.
 enum Msg {
-    Output(OutputChunk),
-    /// (Re)build a pane's screen from a snapshot: at start, after a lag, after a resize.
+    /// A pane's output subscription, once its worker is registered.
+    Subscribed(String, OutputSubscription),
+    /// (Re)build a pane's screen from a snapshot: after a resize.
     Resync(String),
-    /// The answer to one resync's snapshot request (its generation, see [`PaneFeed`]).
+    /// The answer to one resync's snapshot request (its generation, see `PaneFeed`).
     Synced(String, Generation, Result<Snapshot, RequestWorkerError>),
     SnapshotReady(String, Result<Snapshot, RequestWorkerError>),
     PendingReady(String, Result<Vec<PendingEntry>, RequestWorkerError>),
@@ -60,186 +62,25 @@ enum Msg {
     Workers(Vec<WorkerInfo>),
 }
 
-pub async fn run(config: Config, state_dir: &Path) -> color_eyre::Result<()> {
-    let signals = Signals::install()?;
-    let stack =
-        crate::stack::start(&config, crate::stack::StackOptions::loopback(), state_dir).await?;
-    tracing::info!(url = %stack.url, "TUI started; API on loopback");
-    let opts = RunOptions {
-        spawn: config.workers.iter().map(|w| w.to_spawn_spec()).collect(),
-        ..RunOptions::default()
-    };
-    let result = match TerminalGuard::enter() {
-        Ok(mut guard) => {
-            run_loop(
-                &mut guard.terminal,
-                &stack.broker,
-                &config,
-                state_dir,
-                signals,
-                opts,
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    };
-    // The terminal is restored (guard dropped) before workers are ended, so a slow
-    // shutdown never leaves the user staring at a dead screen.
-    stack.server.stop().await;
-    stack.broker.shutdown().await;
-    result
-}
-
-/// What a TUI session shows and owns.
-#[derive(Default)]
-pub struct RunOptions {
-    /// Workers to start (the in-process broker).
-    pub spawn: Vec<crate::broker::SpawnSpec>,
-    /// Show only this worker (`ctl attach`).
-    pub only: Option<String>,
-    /// Attach to the (only or first) worker at start, in this client mode.
-    pub attach: Option<ClientMode>,
-    /// A client of a remote broker: quitting leaves the workers running.
-    pub remote: bool,
-}
-
-/// The TUI against a running `--serve` broker (`--connect`, `ctl attach`): same panes, keys
-/// and alerts; quitting leaves every worker running for the next client.
-pub async fn run_remote(
-    broker: RemoteBroker,
-    config: &Config,
-    state_dir: &Path,
-    opts: RunOptions,
-) -> color_eyre::Result<()> {
-    let signals = Signals::install()?;
-    // Fail before touching the terminal if the broker is not there.
-    let workers = Backend::list(&broker)
-        .await
-        .map_err(|e| color_eyre::eyre::eyre!("cannot reach the broker at {}: {e}", broker.url()))?;
-    if let Some(name) = &opts.only
-        && !workers.iter().any(|w| &w.name == name)
-    {
-        color_eyre::eyre::bail!("no worker named {name:?} at {}", broker.url());
-    }
-    let mut guard = TerminalGuard::enter()?;
-    let opts = RunOptions {
-        remote: true,
-        ..opts
-    };
-    run_loop(
-        &mut guard.terminal,
-        &broker,
-        config,
-        state_dir,
-        signals,
-        opts,
-    )
-    .await
-}
-
-/// Raw mode, alternate screen, mouse and bracketed paste on; all restored on drop and on
-/// panic (the hook runs before color-eyre's report is printed).
-struct TerminalGuard {
-    terminal: Terminal<CrosstermBackend<Stdout>>,
-}
-
-fn restore_terminal() {
-    let _ = crossterm::terminal::disable_raw_mode();
-    let _ = crossterm::execute!(
-        std::io::stdout(),
-        term::DisableBracketedPaste,
-        term::DisableMouseCapture,
-        crossterm::terminal::LeaveAlternateScreen,
-        crossterm::cursor::Show
-    );
-}
-
-impl TerminalGuard {
-    fn enter() -> color_eyre::Result<Self> {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            restore_terminal();
-            previous(info);
-        }));
-        crossterm::terminal::enable_raw_mode()?;
-        crossterm::execute!(
-            std::io::stdout(),
-            crossterm::terminal::EnterAlternateScreen,
-            term::EnableMouseCapture,
-            term::EnableBracketedPaste
-        )?;
-        let terminal = Terminal::new(CrosstermBackend::new(std::io::stdout()))?;
-        Ok(TerminalGuard { terminal })
-    }
-}
-
-impl Drop for TerminalGuard {
-    fn drop(&mut self) {
-        restore_terminal();
-    }
-}
-
-/// Reads terminal events on a thread of its own (crossterm's read blocks).
-fn spawn_terminal_reader() -> mpsc::Receiver<TermEvent> {
-    let (tx, rx) = mpsc::channel(256);
-    std::thread::Builder::new()
-        .name("terminal-input".into())
-        .spawn(move || {
-            while let Ok(ev) = term::read() {
-                if tx.blocking_send(ev).is_err() {
-                    break;
-                }
-            }
-        })
-        .expect("spawn terminal reader");
-    rx
-}
-
-/// Every signal whose default action would kill the TUI, caught: whichever comes, the TUI
-/// ends by the orderly path (terminal restored, workers ended), never with the terminal left
-/// raw. Installed before anything else, so no moment of start-up is uncovered.
-struct Signals {
-    caught: Vec<tokio::signal::unix::Signal>,
-}
-
-impl Signals {
-    fn install() -> std::io::Result<Signals> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let kinds = [
-            SignalKind::terminate(),
-            SignalKind::hangup(),
-            SignalKind::interrupt(),
-            SignalKind::quit(),
-            SignalKind::user_defined1(),
-            SignalKind::user_defined2(),
-            SignalKind::alarm(),
-        ];
-        let caught = kinds.into_iter().map(signal).collect::<Result<_, _>>()?;
-        Ok(Signals { caught })
-    }
-
-    /// Resolves when any of them arrives.
-    async fn recv(&mut self) {
-        let all = self.caught.iter_mut().map(|s| Box::pin(s.recv()));
-        futures_util::future::select_all(all).await;
-    }
-}
-
-struct Runner<B: Backend> {
+pub(super) struct Runner<B: Backend> {
     /// Only this worker is shown (`ctl attach`).
     only: Option<String>,
     broker: B,
     tx: mpsc::Sender<Msg>,
     input_tx: mpsc::UnboundedSender<(String, Vec<u8>)>,
-    forwarders: HashMap<String, tokio::task::JoinHandle<()>>,
+    outputs: Outputs,
+    /// Panes whose subscription is on its way.
+    subscribing: HashSet<String>,
     /// Per pane: when its PTY should follow its new size.
     resize_due: HashMap<String, Instant>,
+    /// Per pane: when to ask for a fresh snapshot (a flood's next frame, a failed one's retry).
+    resync_due: HashMap<String, Instant>,
     snapshots_dir: PathBuf,
     mode_changes: tokio::task::JoinSet<()>,
     attention: config::Attention,
 }
 
-async fn run_loop<B: Backend>(
+pub(super) async fn run_loop<B: Backend>(
     terminal: &mut Terminal<CrosstermBackend<Stdout>>,
     broker: &B,
     config: &Config,
@@ -274,8 +115,10 @@ async fn run_loop<B: Backend>(
         broker: broker.clone(),
         tx: tx.clone(),
         input_tx,
-        forwarders: HashMap::new(),
+        outputs: Outputs::default(),
+        subscribing: HashSet::new(),
         resize_due: HashMap::new(),
+        resync_due: HashMap::new(),
         snapshots_dir: state_dir.join("snapshots"),
         mode_changes: tokio::task::JoinSet::new(),
         attention: config.attention.clone(),
@@ -289,7 +132,7 @@ async fn run_loop<B: Backend>(
             if let Some(p) = app.pane_mut(&w.name) {
                 p.update(&w);
             }
-            runner.start_forwarder(&w.name);
+            runner.subscribe(&w.name);
         }
     }
     if let Some(mode) = opts.attach
@@ -317,7 +160,7 @@ async fn run_loop<B: Backend>(
                 p.pty_size = Some((rows, cols));
             }
         }
-        runner.start_forwarder(&spec.name);
+        runner.subscribe(&spec.name);
         let (broker, tx) = (broker.clone(), tx.clone());
         tokio::spawn(async move {
             if let Err(e) = broker.spawn(spec.clone()).await {
@@ -366,6 +209,7 @@ async fn run_loop<B: Backend>(
             dirty = true;
         }
         let resize_at = runner.resize_due.values().min().copied();
+        let resync_at = runner.resync_due.values().min().copied();
         let expiry = app.expire(now);
         let draw_at = dirty.then(|| (last_draw + FRAME).max(now));
 
@@ -390,16 +234,20 @@ async fn run_loop<B: Backend>(
             msg = rx.recv() => {
                 let Some(msg) = msg else { break };
                 dirty |= runner.on_msg(&mut app, msg);
-                // Apply whatever else is queued, but only for a slice of time: keys first.
+            }
+            (name, chunk) = runner.outputs.next() => {
+                dirty |= runner.on_output(&mut app, &name, chunk);
+                // Apply whatever else is waiting, but only for a slice of time: keys first.
                 let slice_end = Instant::now() + OUTPUT_SLICE;
                 while Instant::now() < slice_end && keys.is_empty() {
-                    match rx.try_recv() {
-                        Ok(msg) => dirty |= runner.on_msg(&mut app, msg),
-                        Err(_) => break,
+                    match runner.outputs.try_next() {
+                        Some((name, chunk)) => dirty |= runner.on_output(&mut app, &name, chunk),
+                        None => break,
                     }
                 }
             }
             _ = sleep_until(resize_at), if resize_at.is_some() => runner.apply_resizes(&mut app),
+            _ = sleep_until(resync_at), if resync_at.is_some() => runner.apply_resyncs(&mut app),
             _ = sleep_until(expiry), if expiry.is_some() => dirty = true,
             _ = sleep_until(draw_at), if draw_at.is_some() => {}
         }
@@ -510,44 +358,73 @@ impl<B: Backend> Runner<B> {
         }
     }
 
-    /// Forwards a worker's output to the loop; a lag becomes a resync.
-    fn start_forwarder(&mut self, name: &str) {
-        if self.forwarders.contains_key(name) {
+    /// Subscribes to a worker's output (the loop polls it in [`Outputs`]); a pane starts
+    /// from a snapshot taken after the subscription, so nothing falls between the two.
+    fn subscribe(&mut self, name: &str) {
+        if self.outputs.contains(name) || !self.subscribing.insert(name.to_string()) {
             return;
         }
-        let (broker, tx, name_owned) = (self.broker.clone(), self.tx.clone(), name.to_string());
-        let task = tokio::spawn(async move {
-            let name = name_owned;
+        let (broker, name) = (self.broker.clone(), name.to_string());
+        self.spawn_task(async move {
             // The worker may not be registered yet: retry briefly.
-            let mut sub = None;
             for _ in 0..200 {
                 match broker.subscribe_output(&name).await {
-                    Ok(s) => {
-                        sub = Some(s);
-                        break;
-                    }
+                    Ok(sub) => return Some(Msg::Subscribed(name, sub)),
                     Err(BrokerError::WorkerNotFound(_)) => {
                         tokio::time::sleep(Duration::from_millis(10)).await
                     }
-                    Err(_) => return,
+                    Err(_) => return None,
                 }
             }
-            let Some(mut sub) = sub else { return };
-            if tx.send(Msg::Resync(name.clone())).await.is_err() {
-                return;
-            }
-            loop {
-                let msg = match sub.recv().await {
-                    Received::Item(chunk) => Msg::Output(chunk),
-                    Received::Lagged(_) => Msg::Resync(name.clone()),
-                    Received::Closed => return,
-                };
-                if tx.send(msg).await.is_err() {
-                    return;
-                }
-            }
+            None
         });
-        self.forwarders.insert(name.to_string(), task);
+    }
+
+    /// One chunk (or lag) of a pane's output; whether the screen may have changed.
+    fn on_output(&mut self, app: &mut App, name: &str, chunk: Received<OutputChunk>) -> bool {
+        let chunk = match chunk {
+            Received::Item(chunk) => chunk,
+            Received::Lagged(_) => {
+                self.resync(app, name);
+                return false;
+            }
+            Received::Closed => return false,
+        };
+        let focused = app.focused_name().as_deref() == Some(name);
+        let Some(pane) = app.pane_mut(name) else {
+            return false;
+        };
+        let signals = pane.bells.scan(&chunk.data);
+        if signals.bell || !signals.notifications.is_empty() {
+            pane.attention |= !focused;
+            self.pass_on(signals.bell, &signals.notifications);
+        }
+        match pane.feed.output(chunk.offset, chunk.data) {
+            Fed::Applied(changed) => changed,
+            Fed::ResyncNow => {
+                self.resync(app, name);
+                false
+            }
+            Fed::ResyncNextFrame => {
+                self.resync_due
+                    .insert(name.to_string(), Instant::now() + FRAME);
+                false
+            }
+        }
+    }
+
+    fn apply_resyncs(&mut self, app: &mut App) {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .resync_due
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in due {
+            self.resync_due.remove(&name);
+            self.resync(app, &name);
+        }
     }
 
     fn refresh_workers(&self) {
@@ -568,13 +445,14 @@ impl<B: Backend> Runner<B> {
             EventKind::WorkerSpawned { name, .. } if !self.shows(name) => {}
             EventKind::WorkerSpawned { name, .. } => {
                 app.add_pane(name);
-                self.start_forwarder(name);
+                self.subscribe(name);
             }
             EventKind::WorkerReleased { name } => {
                 app.remove_pane(name);
-                if let Some(task) = self.forwarders.remove(name) {
-                    task.abort();
-                }
+                self.outputs.remove(name);
+                self.subscribing.remove(name);
+                self.resync_due.remove(name);
+                self.resize_due.remove(name);
             }
             EventKind::WorkerExited { name, code, signal } => {
                 if let Some(p) = app.pane_mut(name) {
@@ -603,6 +481,23 @@ impl<B: Backend> Runner<B> {
                     alert(*severity, worker.clone(), op, message.clone()),
                     Instant::now(),
                 );
+            }
+            // Deliveries carry the counts they change: no list() per message.
+            EventKind::Delivery {
+                name,
+                undelivered: Some(n),
+                ..
+            } => {
+                if let Some(p) = app.pane_mut(name) {
+                    p.undelivered = *n;
+                }
+            }
+            EventKind::MessageAccepted { undelivered, .. } if !undelivered.is_empty() => {
+                for (name, n) in undelivered {
+                    if let Some(p) = app.pane_mut(name) {
+                        p.undelivered = *n;
+                    }
+                }
             }
             EventKind::WorkerReady { .. }
             | EventKind::Delivery { .. }
@@ -637,31 +532,13 @@ impl<B: Backend> Runner<B> {
     /// Returns whether the screen may have changed.
     fn on_msg(&mut self, app: &mut App, msg: Msg) -> bool {
         match msg {
-            Msg::Output(chunk) => {
-                let focused = app.focused_name().as_deref() == Some(&*chunk.worker);
-                let Some(pane) = app.pane_mut(&chunk.worker) else {
-                    return false;
-                };
-                let signals = pane.bells.scan(&chunk.data);
-                if signals.bell || !signals.notifications.is_empty() {
-                    pane.attention |= !focused;
-                    self.pass_on(signals.bell, &signals.notifications);
+            Msg::Subscribed(name, sub) => {
+                self.subscribing.remove(&name);
+                if app.pane_mut(&name).is_some() {
+                    self.outputs.insert(&name, sub);
+                    self.resync(app, &name);
                 }
-                match pane.feed.output(chunk.offset, chunk.data) {
-                    Fed::Applied(changed) => changed,
-                    Fed::ResyncNow => {
-                        self.resync(app, &chunk.worker);
-                        false
-                    }
-                    Fed::ResyncNextFrame => {
-                        let (tx, name) = (self.tx.clone(), chunk.worker.to_string());
-                        tokio::spawn(async move {
-                            tokio::time::sleep(FRAME).await;
-                            let _ = tx.send(Msg::Resync(name)).await;
-                        });
-                        false
-                    }
-                }
+                false
             }
             Msg::Resync(name) => {
                 self.resync(app, &name);
@@ -682,11 +559,7 @@ impl<B: Backend> Runner<B> {
                             tracing::warn!(%name, "resync failed, asking again: {e}");
                         }
                         if pane.exit.is_none() || result.is_ok() {
-                            let (tx, name) = (self.tx.clone(), name);
-                            tokio::spawn(async move {
-                                tokio::time::sleep(RESYNC_RETRY).await;
-                                let _ = tx.send(Msg::Resync(name)).await;
-                            });
+                            self.resync_due.insert(name, Instant::now() + RESYNC_RETRY);
                         }
                         false
                     }
@@ -905,53 +778,4 @@ impl<B: Backend> Runner<B> {
             }
         }
     }
-}
-
-/// Drops trailing empty lines (a snapshot popup shows what is there).
-fn trim_tail(mut lines: Vec<String>) -> Vec<String> {
-    while lines.last().is_some_and(|l| l.is_empty()) {
-        lines.pop();
-    }
-    lines
-}
-
-/// `NAME=CMD`, or just `CMD` (named after the program, numbered if taken).
-pub fn parse_new_worker(arg: &str, taken: &[String]) -> Result<crate::broker::SpawnSpec, String> {
-    let arg = arg.trim();
-    let named = arg
-        .split_once('=')
-        .is_some_and(|(n, _)| crate::broker::validate_name(n).is_ok());
-    if named {
-        return config::parse_worker_arg(arg).map(|w| w.to_spawn_spec());
-    }
-    let cmd = shell_words::split(arg).map_err(|e| format!("cannot parse {arg:?}: {e}"))?;
-    let program = cmd.first().ok_or("empty command")?;
-    let base: String = Path::new(program)
-        .file_name()
-        .and_then(|s| s.to_str())
-        .unwrap_or("worker")
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        .collect();
-    let base = if base.is_empty() {
-        "worker".to_string()
-    } else {
-        base
-    };
-    let name = (1..)
-        .map(|i| {
-            if i == 1 {
-                base.clone()
-            } else {
-                format!("{base}-{i}")
-            }
-        })
-        .find(|n| !taken.contains(n))
-        .expect("some name is free");
-    Ok(crate::broker::SpawnSpec {
-        name,
-        cmd,
-        mode: Some(SessionMode::Relay),
-        ..Default::default()
-    })
 }
