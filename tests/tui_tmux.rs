@@ -371,6 +371,10 @@ fn terminal_is_restored_after_every_signal_that_would_kill_it() {
 }
 
 #[test]
+#[cfg_attr(
+    not(feature = "test-hooks"),
+    ignore = "needs the TUI's panic hook: cargo test --features test-hooks"
+)]
 fn terminal_is_restored_after_a_panic() {
     let id = std::process::id() % 100_000;
     let tui = Tmux::start_env(&format!("-w pan{id}=sh"), "BROKERTUI_TEST_PANIC=1");

@@ -262,6 +262,7 @@ pub(super) async fn run_loop<B: Backend>(
                 pane.feed.frame_drawn();
             }
             // For the terminal-restore test: a panic in the middle of a live TUI.
+            #[cfg(feature = "test-hooks")]
             if std::env::var_os("BROKERTUI_TEST_PANIC").is_some() {
                 panic!("BROKERTUI_TEST_PANIC is set: panicking on purpose");
             }

@@ -64,7 +64,8 @@ impl Cell {
     /// prepared symbol.
     #[must_use]
     pub fn ascii(&self) -> Option<u8> {
-        (self.len == 1 && self.contents[0].is_ascii()).then_some(self.contents[0])
+        (self.len == 1 && self.contents[0].is_ascii())
+            .then_some(self.contents[0])
     }
 
     pub(crate) fn append(&mut self, c: char) {

@@ -35,8 +35,14 @@ impl Grid {
         }
     }
 
+    #[cfg(feature = "upstream-paths")]
     pub fn set_upstream_paths(&mut self, on: bool) {
         self.upstream_paths = on;
+    }
+
+    /// brokertui patch: see `Screen::upstream_paths`.
+    fn upstream_paths(&self) -> bool {
+        cfg!(feature = "upstream-paths") && self.upstream_paths
     }
 
     pub fn allocate_rows(&mut self) {
@@ -490,7 +496,7 @@ impl Grid {
     pub fn erase_row_forward(&mut self, attrs: crate::attrs::Attrs) {
         let size = self.size;
         let pos = self.pos;
-        let upstream = self.upstream_paths;
+        let upstream = self.upstream_paths();
         let row = self.current_row_mut();
         if upstream {
             for col in pos.col..size.cols {
@@ -572,9 +578,8 @@ impl Grid {
     /// brokertui patch: the inserted lines take `attrs`' colours, as erased cells do.
     pub fn insert_lines(&mut self, count: u16, attrs: crate::attrs::Attrs) {
         // brokertui patch: at most the lines down to the scroll region's bottom.
-        let count = count.min(
-            (self.scroll_bottom + 1).saturating_sub(self.pos.row),
-        );
+        let count =
+            count.min((self.scroll_bottom + 1).saturating_sub(self.pos.row));
         for _ in 0..count {
             self.rows.remove(usize::from(self.scroll_bottom));
             let mut row = self.new_row();
@@ -596,7 +601,7 @@ impl Grid {
     }
 
     pub fn scroll_up(&mut self, count: u16) {
-        if self.upstream_paths {
+        if self.upstream_paths() {
             return self.scroll_up_upstream(count);
         }
         for _ in 0..(count.min(self.size.rows - self.scroll_top)) {
@@ -606,23 +611,22 @@ impl Grid {
             // Removing before inserting at `scroll_bottom` leaves the same order as
             // inserting at `scroll_bottom + 1` and then removing.
             let removed = self.rows.remove(usize::from(self.scroll_top));
-            let recycled =
-                if self.scrollback_len > 0 && !self.scroll_region_active() {
-                    self.scrollback.push_back(removed);
-                    let mut dropped = None;
-                    while self.scrollback.len() > self.scrollback_len {
-                        dropped = self.scrollback.pop_front();
-                    }
-                    if self.scrollback_offset > 0 {
-                        self.scrollback_offset = self
-                            .scrollback
-                            .len()
-                            .min(self.scrollback_offset + 1);
-                    }
-                    dropped
-                } else {
-                    Some(removed)
-                };
+            let recycled = if self.scrollback_len > 0
+                && !self.scroll_region_active()
+            {
+                self.scrollback.push_back(removed);
+                let mut dropped = None;
+                while self.scrollback.len() > self.scrollback_len {
+                    dropped = self.scrollback.pop_front();
+                }
+                if self.scrollback_offset > 0 {
+                    self.scrollback_offset =
+                        self.scrollback.len().min(self.scrollback_offset + 1);
+                }
+                dropped
+            } else {
+                Some(removed)
+            };
             let row = match recycled {
                 Some(mut row) => {
                     row.reset(self.size.cols);

@@ -556,7 +556,9 @@ impl Screen {
     /// instead of one per cell (drawing a 200x50 pane calls `cell` 10 000 times).
     #[must_use]
     pub fn row_cells(&self, row: u16) -> Option<&[crate::Cell]> {
-        self.grid().visible_row(row).map(crate::row::Row::cells_slice)
+        self.grid()
+            .visible_row(row)
+            .map(crate::row::Row::cells_slice)
     }
 
     /// Returns whether the text in row `row` should wrap to the next line.
@@ -729,10 +731,18 @@ impl Screen {
     /// brokertui patch: whether to take upstream's code paths (for
     /// differential tests: the fast paths must leave identical screens).
     #[doc(hidden)]
+    #[cfg(feature = "upstream-paths")]
     pub fn set_upstream_paths(&mut self, on: bool) {
         self.upstream_paths = on;
         self.grid.set_upstream_paths(on);
         self.alternate_grid.set_upstream_paths(on);
+    }
+
+    /// brokertui patch: whether to take upstream's code paths; always `false` (and folded
+    /// away) unless the `upstream-paths` feature is on, which only the differential test
+    /// enables.
+    fn upstream_paths(&self) -> bool {
+        cfg!(feature = "upstream-paths") && self.upstream_paths
     }
 
     pub(crate) fn text(&mut self, c: char) {
@@ -740,7 +750,7 @@ impl Screen {
         // pending (the cursor is on the screen, the last column included), needs none of
         // the wrapping or wide-character bookkeeping below; this takes it in one row
         // lookup instead of five (the parser's hottest path).
-        if !self.upstream_paths
+        if !self.upstream_paths()
             && !self.mode(MODE_INSERT)
             && (c.is_ascii_graphic() || c == ' ')
         {
@@ -806,7 +816,8 @@ impl Screen {
         // brokertui patch: in insert mode a character pushes the rest of the line right
         // (what falls off the right margin is lost) instead of overwriting it.
         if width > 0 && self.mode(MODE_INSERT) {
-            self.grid_mut().insert_cells(width, crate::attrs::Attrs::default());
+            self.grid_mut()
+                .insert_cells(width, crate::attrs::Attrs::default());
         }
 
         if width == 0 {
@@ -1072,7 +1083,11 @@ impl Screen {
     }
 
     // CSI 4 h (brokertui patch)
-    pub(crate) fn sm(&mut self, params: &vte::Params, mut unhandled: impl FnMut(&mut Self)) {
+    pub(crate) fn sm(
+        &mut self,
+        params: &vte::Params,
+        mut unhandled: impl FnMut(&mut Self),
+    ) {
         for param in params {
             match param {
                 [4] => self.set_mode(MODE_INSERT),
@@ -1082,7 +1097,11 @@ impl Screen {
     }
 
     // CSI 4 l (brokertui patch)
-    pub(crate) fn rm(&mut self, params: &vte::Params, mut unhandled: impl FnMut(&mut Self)) {
+    pub(crate) fn rm(
+        &mut self,
+        params: &vte::Params,
+        mut unhandled: impl FnMut(&mut Self),
+    ) {
         for param in params {
             match param {
                 [4] => self.clear_mode(MODE_INSERT),

@@ -1,8 +1,8 @@
 //! `bench`: brokertui's benchmark harness (see BENCHMARKS.md).
 //!
 //! ```text
-//! cargo build --release && ./target/release/bench all
-//! ./target/release/bench throughput --mib 256 --reps 5
+//! cargo bench --bench bench -- all
+//! cargo bench --bench bench -- throughput --mib 256 --reps 5
 //! ```
 //!
 //! Every comparison runs its contenders in one process run, alternating A, B, A, B…, and
@@ -87,20 +87,14 @@ enum Scenario {
     Gen { kind: String, bytes: usize },
 }
 
-/// The `brokertui` binary next to this one.
+/// The `brokertui` binary cargo built for this bench (the real worker binary).
 pub fn brokertui_exe() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    let path = exe.with_file_name("brokertui");
-    assert!(
-        path.exists(),
-        "{} not found: run `cargo build --release` first (bench runs the real worker binary)",
-        path.display()
-    );
-    path
+    PathBuf::from(env!("CARGO_BIN_EXE_brokertui"))
 }
 
 fn main() {
-    let cli = Cli::parse();
+    // `cargo bench` passes `--bench` to every bench binary.
+    let cli = Cli::parse_from(std::env::args().filter(|a| a != "--bench"));
     if let Scenario::Gen { kind, bytes } = &cli.scenario {
         throughput::generate(kind, *bytes);
         return;
