@@ -1,6 +1,6 @@
 //! A subscriber that shows a worker's output as the TUI does: through a pane feed (output
-//! parsed into a mirror, or a flood dropped and the pane resynced from a snapshot the next
-//! frame) and redrawn at most once per frame. Its pace is what credit flows back at.
+//! parsed into a mirror, or a flood dropped and the pane resynced from a snapshot a little
+//! later) and redrawn at most once per frame. Its pace is what credit flows back at.
 
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ pub struct Drawn {
     area: Rect,
     buf: Buffer,
     last_draw: Instant,
-    resync_due: bool,
+    resync_at: Option<Instant>,
     pub resyncs: usize,
 }
 
@@ -35,7 +35,7 @@ impl Drawn {
             area,
             buf: Buffer::empty(area),
             last_draw: Instant::now(),
-            resync_due: false,
+            resync_at: None,
             resyncs: 0,
         }
     }
@@ -58,11 +58,14 @@ impl Drawn {
     pub async fn take(&mut self, chunk: OutputChunk) {
         match self.feed.output(chunk.offset, chunk.data) {
             Fed::ResyncNow => self.resync().await,
-            Fed::ResyncNextFrame => self.resync_due = true,
+            Fed::ResyncSoon => {
+                self.resync_at = Some(Instant::now() + brokertui::ui::feed::FLOOD_REDRAW)
+            }
             Fed::Applied(_) => {}
         }
         if self.last_draw.elapsed() >= FRAME {
-            if std::mem::take(&mut self.resync_due) {
+            if self.resync_at.is_some_and(|at| at <= Instant::now()) {
+                self.resync_at = None;
                 self.resync().await;
             }
             self.draw();

@@ -148,24 +148,43 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64, per_caller: us
     let quiet =
         crate::requests::in_process(&broker, RequestKind::GetMode, workers, 64, per_caller).await;
     row("all idle", &summarize(quiet));
-    // Each flood is watched by a subscriber that shows it as the TUI does: the floods run at
-    // the pace credit flows back from what watches them.
-    let mut watchers = Vec::new();
+    // Each flood is watched and shown as the TUI shows it: one loop (the TUI has one) takes
+    // every pane's chunks as they come and draws each pane at most once per frame; the floods
+    // run at the pace credit flows back from it.
+    let mut streams = tokio_stream::StreamMap::new();
+    let mut panes = std::collections::HashMap::new();
     for i in 0..flooding {
         let name = format!("w{i}");
-        let mut sub = broker.subscribe_output(&name).await.expect("subscribe");
-        let mut drawn = crate::drawn::Drawn::new(broker.clone(), &name, 50, 200);
-        watchers.push(tokio::spawn(async move {
-            drawn.resync().await;
-            while let brokertui::broker::Received::Item(chunk) = sub.recv().await {
-                drawn.take(chunk).await;
+        let sub = broker.subscribe_output(&name).await.expect("subscribe");
+        let chunks = futures_util::stream::unfold(sub, |mut sub| async move {
+            match sub.recv().await {
+                brokertui::broker::Received::Closed => None,
+                item => Some((item, sub)),
             }
-        }));
+        });
+        streams.insert(name.clone(), Box::pin(chunks));
+        panes.insert(
+            name.clone(),
+            crate::drawn::Drawn::new(broker.clone(), &name, 50, 200),
+        );
         broker
             .input(&name, b"yes flood-flood-flood-flood\r".to_vec())
             .await
             .expect("flood");
     }
+    let tui = tokio::spawn(async move {
+        use futures_util::StreamExt;
+        for pane in panes.values_mut() {
+            pane.resync().await;
+        }
+        while let Some((name, item)) = streams.next().await {
+            let pane = panes.get_mut(&name).expect("pane");
+            match item {
+                brokertui::broker::Received::Item(chunk) => pane.take(chunk).await,
+                _ => pane.resync().await,
+            }
+        }
+    });
     tokio::time::sleep(Duration::from_millis(500)).await;
     // PTY bytes the floods have produced so far (a snapshot's offset), to show they really
     // flood while we measure.
@@ -214,8 +233,6 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64, per_caller: us
     println!(
         "\nthe {flooding} floods together meanwhile: {rate:.0} MiB/s of output, each shown as the TUI shows it"
     );
-    for w in watchers {
-        w.abort();
-    }
+    tui.abort();
     broker.shutdown().await;
 }

@@ -406,9 +406,11 @@ impl<B: Backend> Runner<B> {
                 self.resync(app, name);
                 false
             }
-            Fed::ResyncNextFrame => {
-                self.resync_due
-                    .insert(name.to_string(), Instant::now() + FRAME);
+            Fed::ResyncSoon => {
+                self.resync_due.insert(
+                    name.to_string(),
+                    Instant::now() + crate::ui::feed::FLOOD_REDRAW,
+                );
                 false
             }
         }

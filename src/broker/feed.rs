@@ -34,9 +34,10 @@ pub const WINDOW: u64 = 4 * 1024 * 1024;
 const CREDIT_STEP: u64 = WINDOW / 4;
 /// How long a subscriber may hold a waiting worker back before it is cut loose.
 pub const STALL: Duration = Duration::from_secs(3);
-/// Chunks buffered per subscriber: more than the window can hold of frames of a usual size;
-/// past it a subscriber is told it lagged.
-const CHUNKS: usize = 1024;
+/// Chunks buffered per subscriber (allocated up front, per worker): the window's worth of a
+/// flood's large frames; a subscriber that falls this many small chunks behind is told it
+/// lagged and resyncs.
+const CHUNKS: usize = 256;
 
 /// What the worker is told: `None` unwatched, `Some(grant)` watched up to `grant` bytes.
 pub type FlowState = Option<u64>;

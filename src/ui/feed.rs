@@ -5,7 +5,7 @@
 //! offset. Three things make that tricky, and this type owns all three:
 //! - **Hold**: output that arrives while a snapshot is on its way is kept and applied after it.
 //! - **Drop**: a flood (more than [`FLOOD_BYTES_PER_FRAME`] in one frame) is not parsed; the
-//!   pane resyncs from a snapshot one frame later instead.
+//!   pane resyncs from a snapshot [`FLOOD_REDRAW`] later instead.
 //! - **Resync generations**: several snapshots can be in flight at once (the first sync, a
 //!   resize, a lag, a gap), and their answers can come back in any order. Only the answer to
 //!   the *latest* request may be applied: an older one describes an older screen, and applied
@@ -26,6 +26,10 @@ pub const MAX_HELD_BYTES: usize = 8 * 1024 * 1024;
 /// the CPU the rest of the UI needs.
 pub const FLOOD_BYTES_PER_FRAME: usize = 512 * 1024;
 
+/// How often a flooding pane is shown afresh (from a snapshot). Nobody reads a flood: a few
+/// pictures a second show it moving, and every picture costs the worker a snapshot.
+pub const FLOOD_REDRAW: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Identifies one snapshot request; only the latest one's answer is applied.
 pub type Generation = u64;
 
@@ -36,8 +40,8 @@ pub enum Fed {
     Applied(bool),
     /// Bytes were missed: ask for a snapshot now.
     ResyncNow,
-    /// A flood: ask for a snapshot one frame from now.
-    ResyncNextFrame,
+    /// A flood: ask for a snapshot [`FLOOD_REDRAW`] from now.
+    ResyncSoon,
 }
 
 /// What the caller must do after a snapshot answer.
@@ -110,7 +114,7 @@ impl PaneFeed {
             self.dropping = true;
             self.mirror.unsync();
             self.clear_held();
-            return Fed::ResyncNextFrame;
+            return Fed::ResyncSoon;
         }
         match self.mirror.apply(offset, &data) {
             Applied::Ok(changed) => Fed::Applied(changed),
@@ -212,7 +216,7 @@ mod tests {
         let g = feed.begin_resync();
         feed.snapshot::<()>(g, Ok(&worker.snapshot(SnapshotFormat::Ansi)));
         let big = Bytes::from(vec![b'x'; FLOOD_BYTES_PER_FRAME + 1]);
-        assert_eq!(feed.output(0, big), Fed::ResyncNextFrame);
+        assert_eq!(feed.output(0, big), Fed::ResyncSoon);
         assert_eq!(
             feed.output(1, Bytes::from_static(b"y")),
             Fed::Applied(false)
