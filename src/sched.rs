@@ -1,7 +1,7 @@
 //! Scheduler hints for the threads that answer people, all unprivileged and per thread.
 //!
-//! - [`throughput_thread`] (`SCHED_BATCH`): the vt100 parser — full CPU share, but it never
-//!   preempts anyone when it wakes.
+//! - [`throughput_thread`] (`SCHED_BATCH`): the PTY reader and the vt100 parser — full CPU
+//!   share, but they never preempt anyone when they wake.
 //! - [`latency_thread`] (a short EEVDF slice): threads that answer requests and keys — the
 //!   worker's main loop, the broker's and the TUI's runtime threads — run soon after they
 //!   wake.

@@ -172,7 +172,9 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64, per_caller: us
             .await
             .expect("flood");
     }
-    let tui = tokio::spawn(async move {
+    // On a thread of its own, as the TUI's loop would be beside an in-process broker.
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let tui_loop = async move {
         use futures_util::StreamExt;
         for pane in panes.values_mut() {
             pane.resync().await;
@@ -184,6 +186,18 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64, per_caller: us
                 _ => pane.resync().await,
             }
         }
+    };
+    let tui = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            tokio::select! {
+                _ = tui_loop => {}
+                _ = stop_rx => {}
+            }
+        });
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     // PTY bytes the floods have produced so far (a snapshot's offset), to show they really
@@ -233,6 +247,7 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64, per_caller: us
     println!(
         "\nthe {flooding} floods together meanwhile: {rate:.0} MiB/s of output, each shown as the TUI shows it"
     );
-    tui.abort();
+    let _ = stop_tx.send(());
+    let _ = tui.join();
     broker.shutdown().await;
 }

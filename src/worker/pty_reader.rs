@@ -1,5 +1,7 @@
-//! Reading the child's output: one thread of ordinary priority, so an echoed key or an
-//! agent's next line is picked up the moment it is there.
+//! Reading the child's output: one thread, under `SCHED_BATCH` like the parser. Reading
+//! output is throughput work: on a machine with CPU to spare it runs at once, but its
+//! wake-ups never preempt a thread that answers people. It keeps its full share of the CPU,
+//! so a flood is not starved by other work either.
 //!
 //! It hands chunks to the worker's loop over a small bounded channel. When the loop stops
 //! taking them — out of the broker's credit ([`super::flow`]) or with its parser behind —
@@ -18,6 +20,7 @@ pub fn spawn(mut reader: File, out: mpsc::Sender<Vec<u8>>) -> std::io::Result<()
     std::thread::Builder::new()
         .name("pty-reader".into())
         .spawn(move || {
+            crate::sched::throughput_thread();
             let mut buf = vec![0u8; READ_CHUNK];
             loop {
                 let n = match reader.read(&mut buf) {
