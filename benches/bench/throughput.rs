@@ -148,7 +148,8 @@ fn raw_pty(kind: &str, bytes: usize) -> Duration {
     elapsed
 }
 
-async fn through_broker(kind: &str, bytes: usize, tui: bool) -> Duration {
+/// A broker with one worker "gen" whose child waits at its gate to write `bytes` of `kind`.
+async fn start_gen(kind: &str, bytes: usize) -> BrokerHandle {
     let broker = BrokerHandle::start(BrokerConfig::new(crate::brokertui_exe()));
     broker
         .spawn(SpawnSpec {
@@ -160,6 +161,11 @@ async fn through_broker(kind: &str, bytes: usize, tui: bool) -> Duration {
         })
         .await
         .expect("spawn");
+    broker
+}
+
+async fn through_broker(kind: &str, bytes: usize, tui: bool) -> Duration {
+    let broker = start_gen(kind, bytes).await;
     let mut sub = broker.subscribe_output("gen").await.expect("subscribe");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut drawn = crate::drawn::Drawn::new(broker.clone(), "gen", ROWS, COLS);
@@ -214,17 +220,7 @@ async fn through_broker(kind: &str, bytes: usize, tui: bool) -> Duration {
 /// `--serve` with nobody watching: the worker only parses; done when the child has exited
 /// and the worker's screen holds every byte.
 async fn unwatched(kind: &str, bytes: usize) -> Duration {
-    let broker = BrokerHandle::start(BrokerConfig::new(crate::brokertui_exe()));
-    broker
-        .spawn(SpawnSpec {
-            name: "gen".into(),
-            cmd: lingering_child_cmd("read x", kind, bytes),
-            rows: Some(ROWS),
-            cols: Some(COLS),
-            ..Default::default()
-        })
-        .await
-        .expect("spawn");
+    let broker = start_gen(kind, bytes).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let base = broker
         .snapshot("gen", SnapshotFormat::Plain, None)

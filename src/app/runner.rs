@@ -277,6 +277,20 @@ pub(super) async fn run_loop<B: Backend>(
     Ok(())
 }
 
+/// The panes whose time has come, taken out of `due`.
+fn take_due(due: &mut HashMap<String, Instant>) -> Vec<String> {
+    let now = Instant::now();
+    let names: Vec<String> = due
+        .iter()
+        .filter(|(_, at)| **at <= now)
+        .map(|(n, _)| n.clone())
+        .collect();
+    for name in &names {
+        due.remove(name);
+    }
+    names
+}
+
 async fn sleep_until(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -417,15 +431,7 @@ impl<B: Backend> Runner<B> {
     }
 
     fn apply_resyncs(&mut self, app: &mut App) {
-        let now = Instant::now();
-        let due: Vec<String> = self
-            .resync_due
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(n, _)| n.clone())
-            .collect();
-        for name in due {
-            self.resync_due.remove(&name);
+        for name in take_due(&mut self.resync_due) {
             self.resync(app, &name);
         }
     }
@@ -622,15 +628,7 @@ impl<B: Backend> Runner<B> {
     }
 
     fn apply_resizes(&mut self, app: &mut App) {
-        let now = Instant::now();
-        let due: Vec<String> = self
-            .resize_due
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(n, _)| n.clone())
-            .collect();
-        for name in due {
-            self.resize_due.remove(&name);
+        for name in take_due(&mut self.resize_due) {
             let Some((i, area)) = app
                 .layout()
                 .into_iter()
