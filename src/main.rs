@@ -160,9 +160,17 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
                 }
                 None => Config::default(),
             };
+            let mut given = std::collections::HashSet::new();
             for w in &cli.workers {
-                let worker = config::parse_worker_arg(w)
-                    .map_err(|e| color_eyre::eyre::eyre!("-w {w}: {e}"))?;
+                // The message names the argument already.
+                let worker = config::parse_worker_arg(w).map_err(|e| color_eyre::eyre::eyre!(e))?;
+                if !given.insert(worker.name.clone()) {
+                    color_eyre::eyre::bail!(
+                        "-w {w:?}: the name {:?} is given twice (each worker needs its own name)",
+                        worker.name
+                    );
+                }
+                // A -w replaces the config file's worker of that name.
                 config.workers.retain(|c| c.name != worker.name);
                 config.workers.push(worker);
             }

@@ -566,6 +566,21 @@ async fn ctl_scripted_session() {
     assert_eq!(ctl(&["flush", "job"]).1["flushed"], 1);
     assert_eq!(ctl(&["list"]).1["workers"][0]["name"], "job");
     assert_eq!(ctl(&["mode", "nobody"]).0, 4, "not found exits 4");
+    assert_eq!(
+        ctl(&["spawn", "ghost", "--", "/no/such/program"]).0,
+        9,
+        "a command that cannot start exits 9"
+    );
+    let bogus = Command::new(exe())
+        .args(["ctl", "--state-dir", &state, "mode", "job", "bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(bogus.status.code(), Some(2), "a bad mode is a usage error");
+    let err = String::from_utf8_lossy(&bogus.stderr);
+    assert!(
+        err.contains("unknown mode \"bogus\" (expected relay or human)"),
+        "{err}"
+    );
     assert_eq!(ctl(&["release", "job"]).1["released"], true);
     let out = Command::new(exe())
         .args(["ctl", "--url", "http://127.0.0.1:1", "--token", "x", "list"])

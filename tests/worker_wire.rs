@@ -33,8 +33,14 @@ impl Worker {
     }
 
     fn spawn(cmd: &[&str]) -> Worker {
+        Worker::spawn_with(&[], cmd)
+    }
+
+    /// With worker options before the `--`.
+    fn spawn_with(opts: &[&str], cmd: &[&str]) -> Worker {
         let mut child = Command::new(exe())
             .args(["worker", "--name", "t"])
+            .args(opts)
             .arg("--")
             .args(cmd)
             .stdin(Stdio::piped())
@@ -368,6 +374,20 @@ fn a_command_that_does_not_exist_is_reported() {
     assert_eq!(err["payload"]["code"], "spawn_failed");
     let exited = w.next("exited");
     assert_eq!(exited["payload"]["code"], 127);
+}
+
+#[test]
+fn a_working_directory_that_does_not_exist_is_reported_not_replaced() {
+    // portable-pty would have started the program in $HOME.
+    let w = Worker::spawn_with(&["--cwd", "/no/such/dir"], &["sh", "-c", "pwd"]);
+    let err = w.next("worker_error");
+    assert_eq!(err["payload"]["code"], "spawn_failed");
+    let message = err["payload"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("/no/such/dir") && message.contains("does not exist"),
+        "{message}"
+    );
+    assert_eq!(w.next("exited")["payload"]["code"], 127);
 }
 
 /// A fake worker that says it is ready, then writes garbage, an unknown frame, a response

@@ -79,9 +79,13 @@ pub async fn run_remote(
 ) -> color_eyre::Result<()> {
     let signals = Signals::install()?;
     // Fail before touching the terminal if the broker is not there.
-    let workers = Backend::list(&broker)
-        .await
-        .map_err(|e| color_eyre::eyre::eyre!("cannot reach the broker at {}: {e}", broker.url()))?;
+    let workers = Backend::list(&broker).await.map_err(|e| match e {
+        // It names the broker's address itself.
+        crate::broker::BrokerError::WorkerUnavailable { reason, .. } => {
+            color_eyre::eyre::eyre!(reason)
+        }
+        e => color_eyre::eyre::eyre!("the broker at {}: {e}", broker.url()),
+    })?;
     if let Some(name) = &opts.only
         && !workers.iter().any(|w| &w.name == name)
     {

@@ -100,7 +100,8 @@ fn broker_err(e: CallError) -> BrokerError {
         (409, "name_taken") => BrokerError::NameTaken(e.message),
         (400, _) | (413, _) => BrokerError::InvalidRequest(e.message),
         (422, _) => BrokerError::SpawnFailed(e.message),
-        (0, _) | (503, "broker_shutting_down") => BrokerError::ShuttingDown,
+        (503, "broker_shutting_down") => BrokerError::ShuttingDown,
+        // Unreachable (status 0) is not "shutting down": it says what it is below.
         _ => BrokerError::WorkerUnavailable {
             name: "broker".into(),
             reason: e.to_string(),

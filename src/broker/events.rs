@@ -162,15 +162,6 @@ impl<T: Clone> Subscription<T> {
         }
     }
 
-    /// Items waiting to be received.
-    pub fn len(&self) -> usize {
-        self.rx.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rx.is_empty()
-    }
-
     /// Non-blocking: `None` when nothing is waiting.
     pub fn try_recv(&mut self) -> Option<Received<T>> {
         match self.rx.try_recv() {

@@ -14,15 +14,17 @@
 //! Output bypasses the broker task: the worker's reader task decodes a frame and hands the
 //! chunk to [`FeedShared::forward`], so a flood never delays anyone's request.
 //! Credit is counted in output bytes received since the worker started, which both sides
-//! count alike (offsets skip what was parsed unwatched).
+//! count alike (offsets skip what was parsed unwatched). Each subscriber's queue is bounded
+//! by that credit, in bytes, however small the chunks: no subscriber that keeps taking ever
+//! lags.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{Notify, watch};
 
 use super::events::{OutputChunk, Received, Subscription};
 
@@ -34,10 +36,6 @@ pub const WINDOW: u64 = 4 * 1024 * 1024;
 const CREDIT_STEP: u64 = WINDOW / 4;
 /// How long a subscriber may hold a waiting worker back before it is cut loose.
 pub const STALL: Duration = Duration::from_secs(3);
-/// Chunks buffered per subscriber (allocated up front, per worker): the window's worth of a
-/// flood's large frames; a subscriber that falls this many small chunks behind is told it
-/// lagged and resyncs.
-const CHUNKS: usize = 256;
 
 /// What the worker is told: `None` unwatched, `Some(grant)` watched up to `grant` bytes.
 pub type FlowState = Option<u64>;
@@ -51,13 +49,12 @@ pub struct Feed {
 impl Feed {
     pub fn new(worker: Arc<str>, seq: Arc<AtomicU64>) -> (Feed, watch::Receiver<FlowState>) {
         let (flow, flow_rx) = watch::channel(None);
-        let (tx, _) = broadcast::channel(CHUNKS);
         let shared = Arc::new(FeedShared {
             worker,
             seq,
             flow,
             state: Mutex::new(State {
-                tx: Some(tx),
+                closed: false,
                 received: 0,
                 granted: 0,
                 subs: HashMap::new(),
@@ -82,8 +79,10 @@ impl Feed {
 impl Drop for Feed {
     fn drop(&mut self) {
         let mut st = self.shared.lock();
-        st.tx = None;
-        st.subs.clear();
+        st.closed = true;
+        for sub in st.subs.values() {
+            sub.wake.notify_one();
+        }
     }
 }
 
@@ -95,8 +94,8 @@ pub struct FeedShared {
 }
 
 struct State {
-    /// `None` once the worker's record is gone.
-    tx: Option<broadcast::Sender<OutputChunk>>,
+    /// The worker's record is gone: subscribers get `Closed` once their queue is empty.
+    closed: bool,
     /// Output bytes received from the worker so far.
     received: u64,
     /// What the worker has been granted (meaningful while somebody watches).
@@ -111,8 +110,12 @@ struct State {
 struct Sub {
     /// How far (in received bytes) this subscriber has taken.
     taken: u64,
-    /// Cut loose for holding the worker back: its next `recv` reports a lag.
+    /// Cut loose for holding the worker back: nothing more is queued for it, and its next
+    /// `recv` reports a lag.
     cut: bool,
+    /// Chunks forwarded and not yet taken (at most the credit's worth).
+    queue: VecDeque<OutputChunk>,
+    wake: Arc<Notify>,
 }
 
 impl State {
@@ -134,28 +137,29 @@ impl FeedShared {
 
     fn subscribe(self: &Arc<Self>) -> OutputSubscription {
         let mut st = self.lock();
-        let Some(tx) = st.tx.as_ref() else {
-            let (_, rx) = broadcast::channel(1);
-            return OutputSubscription {
-                inner: Subscription::new(rx),
-                credit: None,
-            };
-        };
-        let rx = tx.subscribe();
         let id = st.next_sub;
         st.next_sub += 1;
-        if st.subs.is_empty() {
+        if st.subs.is_empty() && !st.closed {
             st.granted = st.received + WINDOW;
             st.waiting_since = None;
             self.flow.send_replace(Some(st.granted));
         }
         let taken = st.received;
-        st.subs.insert(id, Sub { taken, cut: false });
+        let wake = Arc::new(Notify::new());
+        st.subs.insert(
+            id,
+            Sub {
+                taken,
+                cut: false,
+                queue: VecDeque::new(),
+                wake: wake.clone(),
+            },
+        );
         OutputSubscription {
-            inner: Subscription::new(rx),
-            credit: Some(Credit {
+            source: Source::Feed(Credit {
                 feed: self.clone(),
                 id,
+                wake,
             }),
         }
     }
@@ -167,13 +171,15 @@ impl FeedShared {
         if st.received >= st.granted && !st.subs.is_empty() {
             st.waiting_since.get_or_insert_with(Instant::now);
         }
-        if let Some(tx) = &st.tx {
-            let _ = tx.send(OutputChunk {
-                seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
-                worker: self.worker.clone(),
-                offset,
-                data,
-            });
+        let chunk = OutputChunk {
+            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            worker: self.worker.clone(),
+            offset,
+            data,
+        };
+        for sub in st.subs.values_mut().filter(|s| !s.cut) {
+            sub.queue.push_back(chunk.clone());
+            sub.wake.notify_one();
         }
     }
 
@@ -199,6 +205,8 @@ impl FeedShared {
             .filter(|s| s.taken < received && !s.cut)
         {
             sub.cut = true;
+            sub.queue.clear();
+            sub.wake.notify_one();
             cut += 1;
         }
         tracing::warn!(
@@ -227,6 +235,7 @@ impl FeedShared {
 struct Credit {
     feed: Arc<FeedShared>,
     id: u64,
+    wake: Arc<Notify>,
 }
 
 impl Drop for Credit {
@@ -244,76 +253,71 @@ impl Drop for Credit {
     }
 }
 
+impl Credit {
+    /// The next chunk, a lag or the end, if one is there now.
+    fn poll(&self) -> Option<Received<OutputChunk>> {
+        let mut st = self.feed.lock();
+        let received = st.received;
+        let closed = st.closed;
+        let sub = st.subs.get_mut(&self.id)?;
+        if sub.cut {
+            // Starts again from the newest chunk.
+            sub.cut = false;
+            sub.taken = received;
+            return Some(Received::Lagged(0));
+        }
+        match sub.queue.pop_front() {
+            Some(chunk) => {
+                sub.taken += chunk.data.len() as u64;
+                self.feed.regrant(&mut st);
+                Some(Received::Item(chunk))
+            }
+            None if closed => Some(Received::Closed),
+            None => None,
+        }
+    }
+}
+
+enum Source {
+    Feed(Credit),
+    /// Relayed from a remote broker: no credit to return.
+    Remote(Subscription<OutputChunk>),
+}
+
 /// A worker's output chunks: each taken returns credit to the worker (for a subscription of
 /// this broker; one relayed from a remote broker has none to return).
 pub struct OutputSubscription {
-    inner: Subscription<OutputChunk>,
-    credit: Option<Credit>,
+    source: Source,
 }
 
 impl From<Subscription<OutputChunk>> for OutputSubscription {
     fn from(inner: Subscription<OutputChunk>) -> Self {
         OutputSubscription {
-            inner,
-            credit: None,
+            source: Source::Remote(inner),
         }
     }
 }
 
 impl OutputSubscription {
     pub async fn recv(&mut self) -> Received<OutputChunk> {
-        if let Some(lag) = self.rejoin_if_cut() {
-            return lag;
+        match &mut self.source {
+            Source::Remote(inner) => inner.recv().await,
+            Source::Feed(credit) => loop {
+                if let Some(got) = credit.poll() {
+                    return got;
+                }
+                // A chunk queued meanwhile leaves a permit: no wake-up is lost.
+                credit.wake.clone().notified().await;
+            },
         }
-        let got = self.inner.recv().await;
-        self.took(&got);
-        got
     }
 
     /// Non-blocking: `None` when nothing is waiting.
     pub fn try_recv(&mut self) -> Option<Received<OutputChunk>> {
-        if let Some(lag) = self.rejoin_if_cut() {
-            return Some(lag);
+        match &mut self.source {
+            Source::Remote(inner) => inner.try_recv(),
+            Source::Feed(credit) => credit.poll(),
         }
-        let got = self.inner.try_recv()?;
-        self.took(&got);
-        Some(got)
-    }
-
-    /// A subscriber cut loose starts again from the newest chunk, and is told it lagged.
-    fn rejoin_if_cut(&mut self) -> Option<Received<OutputChunk>> {
-        let credit = self.credit.as_ref()?;
-        let mut st = credit.feed.lock();
-        let received = st.received;
-        let sub = st.subs.get_mut(&credit.id)?;
-        if !sub.cut {
-            return None;
-        }
-        sub.cut = false;
-        sub.taken = received;
-        let skipped = self.inner.len() as u64;
-        if let Some(tx) = &st.tx {
-            self.inner = Subscription::new(tx.subscribe());
-        }
-        Some(Received::Lagged(skipped))
-    }
-
-    fn took(&mut self, got: &Received<OutputChunk>) {
-        let Some(credit) = &self.credit else {
-            return;
-        };
-        let mut st = credit.feed.lock();
-        let received = st.received;
-        let Some(sub) = st.subs.get_mut(&credit.id) else {
-            return;
-        };
-        match got {
-            Received::Item(chunk) => sub.taken += chunk.data.len() as u64,
-            // What it missed is gone: it is counted as taken.
-            Received::Lagged(_) => sub.taken = received.max(sub.taken),
-            Received::Closed => return,
-        }
-        credit.feed.regrant(&mut st);
     }
 }
 
@@ -382,7 +386,7 @@ mod tests {
         shared.lock().waiting_since = Some(Instant::now() - STALL);
         shared.check_stall();
         assert_eq!(*flow.borrow(), Some(2 * WINDOW), "the flood goes on");
-        assert!(matches!(stuck.recv().await, Received::Lagged(1)));
+        assert!(matches!(stuck.recv().await, Received::Lagged(_)));
         shared.forward(WINDOW, chunk(10));
         match stuck.recv().await {
             Received::Item(c) => assert_eq!(c.offset, WINDOW, "it rejoined at the newest"),

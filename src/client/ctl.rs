@@ -65,7 +65,7 @@ pub enum CtlCommand {
     /// Show, or set, a worker's session mode (relay|human).
     Mode {
         name: String,
-        mode: Option<String>,
+        mode: Option<crate::protocol::SessionMode>,
     },
     /// Messages waiting in a worker's queue.
     Pending {

@@ -76,6 +76,13 @@ impl Pty {
             Some(dir) => dir.to_path_buf(),
             None => std::env::current_dir().wrap_err("current directory")?,
         };
+        // portable-pty would quietly start the program in $HOME instead.
+        if !dir.is_dir() {
+            return Err(eyre!(
+                "the working directory {} does not exist (or is not a directory)",
+                dir.display()
+            ));
+        }
         builder.cwd(dir);
         let child = pair
             .slave
