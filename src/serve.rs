@@ -1,4 +1,5 @@
-//! `brokertui --serve`: the broker headless behind the API until SIGINT/SIGTERM.
+//! `brokertui --serve`: the broker headless behind the API until SIGINT, SIGTERM, SIGHUP or
+//! SIGQUIT.
 
 use std::path::Path;
 
@@ -28,6 +29,9 @@ pub async fn run(
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    // A closed terminal or a quit key ends it the same orderly way (no stale connection.json).
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut quit = signal(SignalKind::quit())?;
     let stack = crate::stack::start(&config, opts, state_dir).await?;
     let conn = Connection {
         url: stack.url.clone(),
@@ -47,6 +51,8 @@ pub async fn run(
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+        _ = hup.recv() => {}
+        _ = quit.recv() => {}
     }
     say!("shutting down");
     stack.server.stop().await;

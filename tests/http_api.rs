@@ -392,6 +392,37 @@ async fn connection_file_is_private_and_removed_on_exit() {
     let status = s.child.wait().unwrap();
     assert!(status.success());
     assert!(!path.exists(), "connection.json left behind");
+    // A hang-up (its terminal closed) or a quit ends it the same way.
+    for sig in [Signal::SIGHUP, Signal::SIGQUIT] {
+        let mut s = Serve::start(&[]);
+        let path = s.state.join("connection.json");
+        signal(s.child.id(), sig);
+        assert!(s.child.wait().unwrap().success(), "{sig}");
+        assert!(!path.exists(), "{sig}: connection.json left behind");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_file_left_by_a_dead_broker_is_not_trusted() {
+    let state = tempfile::tempdir().unwrap();
+    let mut dead = Command::new("true").spawn().unwrap();
+    let pid = dead.id();
+    dead.wait().unwrap();
+    let conn = json!({"url": "http://127.0.0.1:1", "token": "t", "pid": pid});
+    std::fs::write(state.path().join("connection.json"), conn.to_string()).unwrap();
+    let dir = state.path().to_str().unwrap();
+    for args in [
+        &["ctl", "--state-dir", dir, "list"][..],
+        &["--state-dir", dir, "--connect", ""][..],
+    ] {
+        let out = Command::new(exe()).args(args).output().unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("(pid {pid}) is no longer running")),
+            "{args:?}: {err}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

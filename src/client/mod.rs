@@ -94,6 +94,16 @@ impl Client {
         })?;
         let conn: Connection = serde_json::from_str(&text)
             .wrap_err_with(|| format!("{} is not a valid connection file", path.display()))?;
+        // A broker killed outright leaves its file behind: do not trust it.
+        let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(conn.pid as i32), None)
+            == Err(nix::errno::Errno::ESRCH);
+        if gone && url.is_none() {
+            color_eyre::eyre::bail!(
+                "the broker that wrote {} (pid {}) is no longer running; start `brokertui --serve` again",
+                path.display(),
+                conn.pid
+            );
+        }
         Ok(Client::new(
             url.unwrap_or(&conn.url),
             token.unwrap_or(&conn.token),
