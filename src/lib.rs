@@ -9,6 +9,7 @@ pub mod backend;
 pub mod broker;
 pub mod client;
 pub mod config;
+pub mod deadline;
 pub mod fsutil;
 pub mod mirror;
 pub mod protocol;

@@ -156,13 +156,7 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64, per_caller: us
     for i in 0..flooding {
         let name = format!("w{i}");
         let sub = broker.subscribe_output(&name).await.expect("subscribe");
-        let chunks = futures_util::stream::unfold(sub, |mut sub| async move {
-            match sub.recv().await {
-                brokertui::broker::Received::Closed => None,
-                item => Some((item, sub)),
-            }
-        });
-        streams.insert(name.clone(), Box::pin(chunks));
+        streams.insert(name.clone(), Box::pin(sub.into_stream()));
         panes.insert(
             name.clone(),
             crate::drawn::Drawn::new(broker.clone(), &name, 50, 200),

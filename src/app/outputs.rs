@@ -18,13 +18,8 @@ pub struct Outputs {
 
 impl Outputs {
     pub fn insert(&mut self, name: &str, sub: OutputSubscription) {
-        let chunks = futures_util::stream::unfold(sub, |mut sub| async move {
-            match sub.recv().await {
-                Received::Closed => None,
-                item => Some((item, sub)),
-            }
-        });
-        self.map.insert(name.to_string(), Box::pin(chunks));
+        self.map
+            .insert(name.to_string(), Box::pin(sub.into_stream()));
     }
 
     pub fn remove(&mut self, name: &str) {

@@ -27,6 +27,7 @@ use crate::broker::{
     Severity, WorkerInfo,
 };
 use crate::config::{self, Config};
+use crate::deadline::sleep_until;
 use crate::protocol::AgentState;
 use crate::protocol::requests::pending::PendingEntry;
 use crate::protocol::requests::snapshot::{Snapshot, SnapshotFormat};
@@ -289,13 +290,6 @@ fn take_due(due: &mut HashMap<String, Instant>) -> Vec<String> {
         due.remove(name);
     }
     names
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
 }
 
 fn alert(severity: Severity, worker: Option<String>, op: &str, message: String) -> Alert {

@@ -312,6 +312,16 @@ impl OutputSubscription {
         }
     }
 
+    /// The chunks (and lags) as a stream, which ends when the subscription closes.
+    pub fn into_stream(self) -> impl futures_util::Stream<Item = Received<OutputChunk>> + Send {
+        futures_util::stream::unfold(self, |mut sub| async move {
+            match sub.recv().await {
+                Received::Closed => None,
+                item => Some((item, sub)),
+            }
+        })
+    }
+
     /// Non-blocking: `None` when nothing is waiting.
     pub fn try_recv(&mut self) -> Option<Received<OutputChunk>> {
         match &mut self.source {

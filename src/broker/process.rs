@@ -239,7 +239,7 @@ async fn read_frames(
         let stall = feed.stall_deadline();
         let line = tokio::select! {
             line = lines.next() => line,
-            _ = sleep_until_opt(stall), if stall.is_some() => {
+            _ = crate::deadline::sleep_until(stall), if stall.is_some() => {
                 feed.check_stall();
                 continue;
             }
@@ -285,13 +285,6 @@ async fn read_frames(
         }
     };
     let _ = to_broker.send(WorkerMsg::Closed(id, status)).await;
-}
-
-async fn sleep_until_opt(at: Option<std::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// An `output` frame read in place: the base64 text is borrowed from the line (it has no

@@ -33,6 +33,7 @@ use serde_json::json;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio_util::codec::FramedRead;
 
+use crate::deadline::sleep_until;
 use crate::protocol::codec::{Line, LineCodec};
 pub use crate::protocol::worker_args::WorkerArgs;
 
@@ -354,11 +355,11 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
                 let now = tokio::time::Instant::now();
                 drain = Some((now + DRAIN_AFTER_EXIT, now + DRAIN_LIMIT));
             }
-            _ = sleep_until_opt(drain.map(|(until, _)| until)), if drain.is_some() => {
+            _ = sleep_until(drain.map(|(until, _)| until)), if drain.is_some() => {
                 pty_open = false;
             }
-            _ = sleep_until_opt(inject_due.map(tokio::time::Instant::from_std)), if inject_due.is_some() => {}
-            _ = sleep_until_opt(agent_due), if agent_due.is_some() => {}
+            _ = sleep_until(inject_due), if inject_due.is_some() => {}
+            _ = sleep_until(agent_due), if agent_due.is_some() => {}
             _ = orphans.recv() => crate::teardown::reap_orphans(pid),
             _ = tokio::time::sleep(SHUTDOWN_POLL), if shutdown.is_some() => {}
         }
@@ -492,13 +493,6 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
     out.send(&frame(from_worker::EXITED, &status)).await;
     out.flush().await;
     Ok(())
-}
-
-async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 fn worker_error(code: &str, message: impl Into<String>) -> Envelope {

@@ -106,22 +106,21 @@ impl Broker {
             to: first.to.clone(),
             recipients: accepted.recipients.clone(),
         };
-        // Each copy is a message owed before dispatch can settle it.
-        for (name, msg) in &copies {
-            self.history.accepted(name, msg);
+        // Each copy is a message owed (and counted in the event) before dispatch can settle it.
+        let mut now = Vec::new();
+        for (name, msg) in copies {
+            self.history.accepted(&name, &msg);
             let deliverable = self
-                .live(name)
+                .live(&name)
                 .is_ok_and(|w| w.state == WorkerState::Running);
-            self.outbox.accept(name, msg.clone(), deliverable);
+            self.outbox.accept(&name, msg.clone(), deliverable);
+            if deliverable {
+                now.push((name, msg));
+            }
         }
         self.emit(accepted_event);
-        for (name, msg) in copies {
-            if self
-                .live(&name)
-                .is_ok_and(|w| w.state == WorkerState::Running)
-            {
-                self.dispatch(&name, msg);
-            }
+        for (name, msg) in now {
+            self.dispatch(&name, msg);
         }
     }
 

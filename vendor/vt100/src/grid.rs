@@ -40,8 +40,10 @@ impl Grid {
         self.upstream_paths = on;
     }
 
-    /// brokertui patch: see `Screen::upstream_paths`.
-    fn upstream_paths(&self) -> bool {
+    /// brokertui patch: whether to take upstream's code paths; always `false` (and folded
+    /// away) unless the `upstream-paths` feature is on, which only the differential test
+    /// enables.
+    pub(crate) fn upstream_paths(&self) -> bool {
         cfg!(feature = "upstream-paths") && self.upstream_paths
     }
 

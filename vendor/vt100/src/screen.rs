@@ -64,9 +64,6 @@ pub struct Screen {
     modes: u8,
     mouse_protocol_mode: MouseProtocolMode,
     mouse_protocol_encoding: MouseProtocolEncoding,
-
-    /// brokertui patch: take upstream's code paths instead of the fast ones.
-    upstream_paths: bool,
 }
 
 impl Screen {
@@ -86,7 +83,6 @@ impl Screen {
             modes: 0,
             mouse_protocol_mode: MouseProtocolMode::default(),
             mouse_protocol_encoding: MouseProtocolEncoding::default(),
-            upstream_paths: false,
         }
     }
 
@@ -733,16 +729,13 @@ impl Screen {
     #[doc(hidden)]
     #[cfg(feature = "upstream-paths")]
     pub fn set_upstream_paths(&mut self, on: bool) {
-        self.upstream_paths = on;
         self.grid.set_upstream_paths(on);
         self.alternate_grid.set_upstream_paths(on);
     }
 
-    /// brokertui patch: whether to take upstream's code paths; always `false` (and folded
-    /// away) unless the `upstream-paths` feature is on, which only the differential test
-    /// enables.
+    /// brokertui patch: whether to take upstream's code paths (both grids are told alike).
     fn upstream_paths(&self) -> bool {
-        cfg!(feature = "upstream-paths") && self.upstream_paths
+        self.grid.upstream_paths()
     }
 
     pub(crate) fn text(&mut self, c: char) {
