@@ -20,6 +20,8 @@
 //! env = { FOO = "bar" }          # optional, added to the worker's environment
 //! mode = "relay"                 # optional: relay (inject messages) or human (hold them)
 //! agent = "claude"               # optional: the agent kind (default: from the command's name)
+//! worktree = true                # optional: run in its own git worktree (or a branch name)
+//! idle_timeout_s = 3600          # optional: release it after this long idle (0: never)
 //!
 //! [[worker]]
 //! name = "bob"
@@ -29,6 +31,18 @@
 //! bell = true                    # ring the outer terminal's bell
 //! notify = true                  # desktop notification through the terminal (OSC 9 / OSC 777)
 //! command = ["notify-send"]      # optional: also run this with the message as last argument
+//!
+//! idle_timeout_s = 0             # release any worker idle this long with nobody attached (0: off)
+//! idle_warning_s = 60            # the alert comes this long before
+//!
+//! [worktree]                     # how worktrees are made (see docs/workspaces.md)
+//! dir = "../myrepo.worktrees"    # default: <repo>.worktrees beside the repository
+//! branch_prefix = "brokertui"    # a worker's branch is <branch_prefix>/<name>
+//! base = "HEAD"                  # what a new branch starts from
+//! copy = [".env*"]               # untracked files copied into a new worktree
+//! setup = "npm ci"               # run in a new worktree before the agent, in its pane
+//! existing_branch = "refuse"     # or "reuse" a branch that already exists
+//! dirty_base = "warn"            # or "refuse" when HEAD has uncommitted changes
 //!
 //! [agents.claude]                # override a kind's rules (see docs/agents.md)
 //! screen = [{ state = "idle", pattern = "^> $", bottom = 2 }]
@@ -57,6 +71,8 @@ pub const DEFAULT_SCROLLBACK: usize = 10_000;
 const MAX_REQUEST_TIMEOUT_MS: i64 = 60_000;
 const MAX_SCROLLBACK: i64 = 1_000_000;
 const MAX_SETTLE_MS: i64 = 10_000;
+/// Thirty days: longer than anyone leaves a worker on purpose.
+const MAX_IDLE_S: i64 = 30 * 24 * 3600;
 /// The file [`Config::discover`] looks for in the current directory.
 pub const DEFAULT_FILE: &str = "brokertui.toml";
 
@@ -72,6 +88,10 @@ pub struct Config {
     /// Agent kinds' rules: the built-ins with `[agents.<kind>]` on top.
     pub agents: crate::agent::Catalog,
     pub attention: Attention,
+    pub worktree: crate::workspace::WorktreeConfig,
+    /// Release workers idle this long with nobody attached.
+    pub idle_timeout: Option<Duration>,
+    pub idle_warning: Duration,
 }
 
 /// What brokertui does when an agent needs the human.
@@ -104,12 +124,15 @@ impl Default for Config {
             settle: DEFAULT_SETTLE,
             agents: crate::agent::Catalog::default(),
             attention: Attention::default(),
+            worktree: Default::default(),
+            idle_timeout: None,
+            idle_warning: crate::broker::DEFAULT_IDLE_WARNING,
         }
     }
 }
 
 /// One worker to start, from a `[[worker]]` table or `-w NAME=CMD`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct WorkerConfig {
     pub name: String,
     pub cmd: Vec<String>,
@@ -118,6 +141,9 @@ pub struct WorkerConfig {
     pub env: BTreeMap<String, String>,
     pub mode: Option<SessionMode>,
     pub agent: Option<String>,
+    pub worktree: Option<crate::workspace::WorktreeChoice>,
+    /// Its own idle timeout (zero: never), over the config's.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl WorkerConfig {
@@ -132,6 +158,8 @@ impl WorkerConfig {
             cols: None,
             mode: self.mode,
             agent: self.agent.clone(),
+            worktree: self.worktree.clone(),
+            idle_timeout_ms: self.idle_timeout.map(|d| d.as_millis() as u64),
         }
     }
 }
@@ -146,10 +174,7 @@ pub fn parse_worker_arg(s: &str) -> Result<WorkerConfig, String> {
     Ok(WorkerConfig {
         name: name.to_string(),
         cmd,
-        cwd: None,
-        env: BTreeMap::new(),
-        mode: None,
-        agent: None,
+        ..Default::default()
     })
 }
 
@@ -162,10 +187,7 @@ pub fn default_worker() -> WorkerConfig {
     WorkerConfig {
         name: "shell".to_string(),
         cmd: vec![shell],
-        cwd: None,
-        env: BTreeMap::new(),
-        mode: None,
-        agent: None,
+        ..Default::default()
     }
 }
 
@@ -411,6 +433,9 @@ struct RawConfig {
     #[serde(default)]
     agents: BTreeMap<String, crate::agent::KindOverride>,
     attention: Option<Attention>,
+    worktree: Option<crate::workspace::WorktreeConfig>,
+    idle_timeout_s: Option<Spanned<i64>>,
+    idle_warning_s: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -423,6 +448,8 @@ struct RawWorker {
     env: BTreeMap<Spanned<String>, Spanned<String>>,
     mode: Option<Spanned<String>>,
     agent: Option<Spanned<String>>,
+    worktree: Option<Spanned<toml::Value>>,
+    idle_timeout_s: Option<Spanned<i64>>,
 }
 
 /// Builds located errors for one file.
@@ -534,6 +561,15 @@ impl Config {
         })?;
         if let Some(a) = raw.attention {
             config.attention = a;
+        }
+        if let Some(w) = raw.worktree {
+            config.worktree = w;
+        }
+        if let Some(s) = src.int_in(&raw.idle_timeout_s, "idle_timeout_s", 0..=MAX_IDLE_S)? {
+            config.idle_timeout = (s > 0).then(|| Duration::from_secs(s as u64));
+        }
+        if let Some(s) = src.int_in(&raw.idle_warning_s, "idle_warning_s", 0..=MAX_IDLE_S)? {
+            config.idle_warning = Duration::from_secs(s as u64);
         }
         let base = origin.parent().unwrap_or(Path::new(""));
         let mut seen: HashMap<String, usize> = HashMap::new();
@@ -677,6 +713,29 @@ fn parse_worker(
         }
     };
 
+    let worktree = match &w.worktree {
+        None => None,
+        Some(v) => Some(match v.get_ref() {
+            toml::Value::Boolean(b) => crate::workspace::WorktreeChoice::Flag(*b),
+            toml::Value::String(b) if !b.trim().is_empty() => {
+                crate::workspace::WorktreeChoice::Branch(b.clone())
+            }
+            other => {
+                return Err(src.at(
+                    v,
+                    field("worktree"),
+                    format!(
+                        "expected true, false or a branch name, found {}",
+                        other.type_str()
+                    ),
+                ));
+            }
+        }),
+    };
+    let idle_timeout = src
+        .int_in(&w.idle_timeout_s, &field("idle_timeout_s"), 0..=MAX_IDLE_S)?
+        .map(|s| Duration::from_secs(s as u64));
+
     Ok(WorkerConfig {
         name: name.clone(),
         cmd,
@@ -684,6 +743,8 @@ fn parse_worker(
         env,
         mode,
         agent,
+        worktree,
+        idle_timeout,
     })
 }
 

@@ -19,3 +19,4 @@ pub mod stack;
 pub mod teardown;
 pub mod ui;
 pub mod worker;
+pub mod workspace;

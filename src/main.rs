@@ -24,9 +24,15 @@ struct Cli {
     /// A worker: NAME=CMD (repeatable), e.g. -w a=bash -w b='python3 -q'.
     #[arg(short = 'w', long = "worker", value_name = "NAME=CMD")]
     workers: Vec<String>,
+    /// Run each -w worker in its own git worktree (see docs/workspaces.md).
+    #[arg(long)]
+    worktree: bool,
     /// Run headless: the broker behind the HTTP + WebSocket API, for scripts.
     #[arg(long)]
     serve: bool,
+    /// With --serve: do not start the saved fleet again (it is forgotten); messages are kept.
+    #[arg(long, requires = "serve")]
+    fresh: bool,
     /// Where the API listens (the TUI also listens, on a random loopback port).
     #[arg(long, default_value = "127.0.0.1:0")]
     bind: SocketAddr,
@@ -163,7 +169,11 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
             let mut given = std::collections::HashSet::new();
             for w in &cli.workers {
                 // The message names the argument already.
-                let worker = config::parse_worker_arg(w).map_err(|e| color_eyre::eyre::eyre!(e))?;
+                let mut worker =
+                    config::parse_worker_arg(w).map_err(|e| color_eyre::eyre::eyre!(e))?;
+                if cli.worktree {
+                    worker.worktree = Some(brokertui::workspace::WorktreeChoice::Flag(true));
+                }
                 if !given.insert(worker.name.clone()) {
                     color_eyre::eyre::bail!(
                         "-w {w:?}: the name {:?} is given twice (each worker needs its own name)",
@@ -201,6 +211,7 @@ fn run(cli: Cli) -> color_eyre::Result<()> {
                     bind: cli.bind,
                     replay_events: cli.replay_events,
                     journal: true,
+                    fresh: cli.fresh,
                 };
                 serve_runtime()?.block_on(brokertui::serve::run(config, opts, &state_dir))
             } else {

@@ -42,7 +42,14 @@ pub async fn run(
         .wrap_err_with(|| format!("cannot write {}", connection_path(state_dir).display()))?;
     say!("brokertui serving on {}", stack.url);
     say!("connection (url, token): {}", path.display());
+    let restored = stack.broker.list().await.unwrap_or_default();
+    for w in &restored {
+        say!("restored {} (pid {})", w.name, w.worker_pid);
+    }
     for w in &config.workers {
+        if restored.iter().any(|r| r.name == w.name) {
+            continue;
+        }
         match stack.broker.spawn(w.to_spawn_spec()).await {
             Ok(info) => say!("spawned {} (pid {})", info.name, info.pid.unwrap_or(0)),
             Err(e) => say!("could not spawn {}: {e}", w.name),

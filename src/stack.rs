@@ -24,8 +24,10 @@ pub struct Stack {
 pub struct StackOptions {
     pub bind: SocketAddr,
     pub replay_events: usize,
-    /// Journal relay messages in the state dir (survive a restart).
+    /// Journal relay messages and the fleet in the state dir (survive a restart).
     pub journal: bool,
+    /// Forget the saved fleet instead of starting it again.
+    pub fresh: bool,
 }
 
 impl StackOptions {
@@ -34,6 +36,7 @@ impl StackOptions {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             replay_events: 10_000,
             journal: false,
+            fresh: false,
         }
     }
 }
@@ -60,8 +63,20 @@ pub async fn start(
     bc.replay_events = opts.replay_events;
     bc.agents = Arc::new(config.agents.clone());
     bc.hooks_dir = Some(state_dir.join("agents"));
+    bc.worktree = config.worktree.clone();
+    bc.idle_timeout = config.idle_timeout;
+    bc.idle_warning = config.idle_warning;
     let store = if opts.journal {
-        Some(crate::broker::store::open(state_dir)?)
+        let (store, mut loaded) = crate::broker::store::open(state_dir)?;
+        if opts.fresh && !loaded.fleet.is_empty() {
+            tracing::info!(
+                workers = loaded.fleet.len(),
+                "--fresh: the saved fleet is forgotten"
+            );
+            loaded.fleet.clear();
+            store.forget_fleet();
+        }
+        Some((store, loaded))
     } else {
         None
     };

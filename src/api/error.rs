@@ -52,6 +52,8 @@ impl From<BrokerError> for ApiError {
             BrokerError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             BrokerError::JournalFull(_) => StatusCode::INSUFFICIENT_STORAGE,
             BrokerError::JournalUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            BrokerError::WouldLoseWork(_) => StatusCode::CONFLICT,
+            BrokerError::Workspace(_) => StatusCode::UNPROCESSABLE_ENTITY,
         };
         ApiError::new(status, e.code(), e.to_string())
     }

@@ -45,6 +45,7 @@ pub fn router(state: ApiState) -> Router {
             get(routes::get_mode).put(routes::set_mode),
         )
         .route("/api/spawned/{name}/pending", get(routes::pending))
+        .route("/api/spawned/{name}/diff", get(routes::diff))
         .route("/api/spawned/{name}/flush", post(routes::flush))
         .route("/api/send", post(routes::send))
         .route("/api/messages", get(routes::messages))

@@ -63,10 +63,42 @@ pub async fn release(
     State(st): State<ApiState>,
     Extension(scope): Extension<Scope>,
     Path(name): Path<String>,
+    Query(q): Q,
 ) -> ApiResult {
     require_admin(&scope)?;
-    st.broker.release(checked_name(&name)?).await?;
+    only_params(&q, &["worktree", "force"])?;
+    let worktree = match q.get("worktree").map(String::as_str) {
+        None | Some("keep") => crate::workspace::OnRelease::Keep,
+        Some("remove") => crate::workspace::OnRelease::Remove,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "worktree={other:?}: expected keep or remove"
+            )));
+        }
+    };
+    let force = match q.get("force").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "force={other:?}: expected true or false"
+            )));
+        }
+    };
+    let opts = crate::broker::ReleaseOptions { worktree, force };
+    st.broker.release_with(checked_name(&name)?, opts).await?;
     Ok(Json(json!({"name": name, "released": true})).into_response())
+}
+
+/// What the worker changed (its worktree against its base, or its directory against HEAD).
+pub async fn diff(
+    State(st): State<ApiState>,
+    Extension(scope): Extension<Scope>,
+    Path(name): Path<String>,
+) -> ApiResult {
+    require_admin(&scope)?;
+    let diff = st.broker.diff(checked_name(&name)?).await?;
+    Ok(Json(diff).into_response())
 }
 
 pub async fn input(

@@ -53,6 +53,7 @@ enum Msg {
     /// The answer to one resync's snapshot request (its generation, see `PaneFeed`).
     Synced(String, Generation, Result<Snapshot, RequestWorkerError>),
     SnapshotReady(String, Result<Snapshot, RequestWorkerError>),
+    DiffReady(String, Result<crate::workspace::diff::Diff, BrokerError>),
     PendingReady(String, Result<Vec<PendingEntry>, RequestWorkerError>),
     Done(String),
     Failed {
@@ -576,6 +577,19 @@ impl<B: Backend> Runner<B> {
                 });
                 true
             }
+            Msg::DiffReady(name, Ok(diff)) => {
+                let drafts = app.review_drafts.remove(&name).unwrap_or_default();
+                let review = crate::ui::review::Review::new(&name, diff, drafts);
+                app.overlay = Some(Overlay::Review(Box::new(review)));
+                true
+            }
+            Msg::DiffReady(name, Err(e)) => {
+                app.push_alert(
+                    alert(Severity::Warning, Some(name), "diff", e.to_string()),
+                    Instant::now(),
+                );
+                true
+            }
             Msg::PendingReady(name, Ok(entries)) => {
                 app.overlay = Some(Overlay::Pending { name, entries });
                 true
@@ -665,6 +679,10 @@ impl<B: Backend> Runner<B> {
                     let snap = broker.snapshot(&name, SnapshotFormat::Plain).await;
                     Some(Msg::SnapshotReady(name, snap))
                 }),
+                Action::Diff { name } => self.spawn_task(async move {
+                    let diff = broker.diff(&name).await;
+                    Some(Msg::DiffReady(name, diff))
+                }),
                 Action::Pending { name } => self.spawn_task(async move {
                     let list = broker.pending(&name).await.map(|p| p.pending);
                     Some(Msg::PendingReady(name, list))
@@ -710,7 +728,7 @@ impl<B: Backend> Runner<B> {
                         },
                     })
                 }),
-                Action::Spawn { arg } => {
+                Action::Spawn { arg, worktree } => {
                     let taken: Vec<String> = app.panes.iter().map(|p| p.name.clone()).collect();
                     let mut spec = match parse_new_worker(&arg, &taken) {
                         Ok(spec) => spec,
@@ -722,6 +740,9 @@ impl<B: Backend> Runner<B> {
                             continue;
                         }
                     };
+                    if worktree {
+                        spec.worktree = Some(crate::workspace::WorktreeChoice::Flag(true));
+                    }
                     let (rows, cols) = app.next_pane_size();
                     spec.rows.get_or_insert(rows);
                     spec.cols.get_or_insert(cols);
@@ -736,8 +757,11 @@ impl<B: Backend> Runner<B> {
                         }
                     })
                 }
-                Action::Release { name } => self.spawn_task(async move {
-                    Some(match broker.release(&name).await {
+                Action::Release { name, opts } => self.spawn_task(async move {
+                    Some(match broker.release(&name, opts).await {
+                        Ok(()) if opts.worktree == crate::workspace::OnRelease::Remove => {
+                            Msg::Done(format!("released {name}; its worktree is removed"))
+                        }
                         Ok(()) => Msg::Done(format!("released {name}")),
                         Err(e) => Msg::Failed {
                             op: "release",

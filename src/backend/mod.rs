@@ -7,13 +7,14 @@ pub mod remote;
 use std::future::Future;
 
 use crate::broker::{
-    Accepted, BrokerError, BrokerHandle, EventSubscription, OutputSubscription, RequestWorkerError,
-    SpawnSpec, WorkerInfo,
+    Accepted, BrokerError, BrokerHandle, EventSubscription, OutputSubscription, ReleaseOptions,
+    RequestWorkerError, SpawnSpec, WorkerInfo,
 };
 use crate::protocol::SessionMode;
 use crate::protocol::requests::mode::ModeReply;
 use crate::protocol::requests::pending::PendingList;
 use crate::protocol::requests::snapshot::{Snapshot, SnapshotFormat};
+use crate::workspace::diff::Diff;
 
 pub use remote::RemoteBroker;
 
@@ -22,7 +23,8 @@ type Q<T> = Result<T, RequestWorkerError>;
 
 pub trait Backend: Clone + Send + Sync + 'static {
     fn spawn(&self, spec: SpawnSpec) -> impl Future<Output = R<WorkerInfo>> + Send;
-    fn release(&self, name: &str) -> impl Future<Output = R<()>> + Send;
+    fn release(&self, name: &str, opts: ReleaseOptions) -> impl Future<Output = R<()>> + Send;
+    fn diff(&self, name: &str) -> impl Future<Output = R<Diff>> + Send;
     fn list(&self) -> impl Future<Output = R<Vec<WorkerInfo>>> + Send;
     fn input(&self, name: &str, bytes: Vec<u8>) -> impl Future<Output = R<()>> + Send;
     fn resize(&self, name: &str, rows: u16, cols: u16) -> impl Future<Output = R<()>> + Send;
@@ -48,8 +50,11 @@ impl Backend for BrokerHandle {
     async fn spawn(&self, spec: SpawnSpec) -> R<WorkerInfo> {
         BrokerHandle::spawn(self, spec).await
     }
-    async fn release(&self, name: &str) -> R<()> {
-        BrokerHandle::release(self, name).await
+    async fn release(&self, name: &str, opts: ReleaseOptions) -> R<()> {
+        BrokerHandle::release_with(self, name, opts).await
+    }
+    async fn diff(&self, name: &str) -> R<Diff> {
+        BrokerHandle::diff(self, name).await
     }
     async fn list(&self) -> R<Vec<WorkerInfo>> {
         BrokerHandle::list(self).await

@@ -10,7 +10,7 @@ use tokio::sync::broadcast;
 use super::{Backend, Q, R};
 use crate::broker::{
     Accepted, BrokerError, Event, EventSubscription, OutputChunk, OutputSubscription,
-    RequestWorkerError, SpawnSpec, Subscription, WorkerInfo,
+    ReleaseOptions, RequestWorkerError, SpawnSpec, Subscription, WorkerInfo,
 };
 use crate::client::{CallError, Client};
 use crate::protocol::SessionMode;
@@ -18,6 +18,8 @@ use crate::protocol::requests::RequestKind;
 use crate::protocol::requests::mode::ModeReply;
 use crate::protocol::requests::pending::PendingList;
 use crate::protocol::requests::snapshot::{Snapshot, SnapshotFormat};
+use crate::workspace::OnRelease;
+use crate::workspace::diff::Diff;
 
 /// A broker reached over its API.
 #[derive(Clone)]
@@ -98,6 +100,8 @@ fn broker_err(e: CallError) -> BrokerError {
     match (e.status, e.code.as_str()) {
         (404, _) => BrokerError::WorkerNotFound(e.message),
         (409, "name_taken") => BrokerError::NameTaken(e.message),
+        (409, "worktree_has_work") => BrokerError::WouldLoseWork(e.message),
+        (422, "workspace_failed") => BrokerError::Workspace(e.message),
         (400, _) | (413, _) => BrokerError::InvalidRequest(e.message),
         (422, _) => BrokerError::SpawnFailed(e.message),
         (503, "broker_shutting_down") => BrokerError::ShuttingDown,
@@ -145,12 +149,22 @@ impl Backend for RemoteBroker {
             .find(|w| w.name == name)
             .ok_or(BrokerError::WorkerNotFound(name))
     }
-    async fn release(&self, name: &str) -> R<()> {
+    async fn release(&self, name: &str, opts: ReleaseOptions) -> R<()> {
+        let query = match (opts.worktree, opts.force) {
+            (OnRelease::Keep, _) => "",
+            (OnRelease::Remove, false) => "?worktree=remove",
+            (OnRelease::Remove, true) => "?worktree=remove&force=true",
+        };
         self.client
-            .call(Method::DELETE, &format!("/api/spawned/{name}"), None)
+            .call(Method::DELETE, &format!("/api/spawned/{name}{query}"), None)
             .await
             .map_err(broker_err)?;
         Ok(())
+    }
+    async fn diff(&self, name: &str) -> R<Diff> {
+        self.call(Method::GET, &format!("/api/spawned/{name}/diff"), None)
+            .await
+            .map_err(broker_err)
     }
     async fn list(&self) -> R<Vec<WorkerInfo>> {
         #[derive(serde::Deserialize)]

@@ -164,6 +164,11 @@ impl FeedShared {
         }
     }
 
+    /// Whether anybody subscribes to the output now.
+    pub fn watched(&self) -> bool {
+        !self.lock().subs.is_empty()
+    }
+
     /// A chunk the worker forwarded: to every subscriber.
     pub fn forward(&self, offset: u64, data: Bytes) {
         let mut st = self.lock();

@@ -17,11 +17,13 @@ mod actor;
 mod calls;
 pub mod events;
 pub mod feed;
+pub mod fleet;
 pub mod history;
 pub mod process;
 mod relay;
 pub mod request;
 pub mod store;
+mod workspaces;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,6 +38,7 @@ pub use events::{
 };
 pub use feed::OutputSubscription;
 pub use request::{DEFAULT_TIMEOUT, RequestWorkerError};
+pub use workspaces::ReleaseOptions;
 
 use crate::protocol::requests::RequestKind;
 use crate::protocol::requests::deliver::When;
@@ -51,6 +54,9 @@ pub type WorkerEnvFn = Arc<dyn Fn(&str) -> Vec<(String, String)> + Send + Sync>;
 /// Called (on the broker task, in order with spawns) when a worker's program has ended or
 /// the worker was released: what was issued for it by name (its token) is revoked.
 pub type WorkerGoneFn = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// How long before an idle release the warning comes, unless configured.
+pub const DEFAULT_IDLE_WARNING: Duration = Duration::from_secs(60);
 
 /// How the broker runs.
 #[derive(Clone)]
@@ -72,6 +78,12 @@ pub struct BrokerConfig {
     pub agents: Arc<crate::agent::Catalog>,
     /// Where per-worker agent settings (hooks) are written; `None` installs no hooks.
     pub hooks_dir: Option<PathBuf>,
+    /// How worktrees are made.
+    pub worktree: crate::workspace::WorktreeConfig,
+    /// Release workers idle this long with nobody attached (`None`: never).
+    pub idle_timeout: Option<Duration>,
+    /// How long before an idle release the alert comes.
+    pub idle_warning: Duration,
 }
 
 impl BrokerConfig {
@@ -88,6 +100,9 @@ impl BrokerConfig {
             replay_events: 10_000,
             agents: Arc::new(crate::agent::Catalog::default()),
             hooks_dir: None,
+            worktree: Default::default(),
+            idle_timeout: None,
+            idle_warning: DEFAULT_IDLE_WARNING,
         }
     }
 }
@@ -111,6 +126,12 @@ pub struct SpawnSpec {
     /// The agent kind (default: from the command's basename).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
+    /// Run it in its own git worktree (`true`, or the branch to use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<crate::workspace::WorktreeChoice>,
+    /// Release it after this long idle with nobody attached (overrides the broker's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -144,6 +165,15 @@ pub struct WorkerInfo {
     pub exit: Option<ExitedPayload>,
     /// What its agent is doing.
     pub agent: AgentReport,
+    /// Its own git worktree, if it runs in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<crate::workspace::Worktree>,
+    /// Where it runs (`None`: the broker's own working directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+    /// Started again by a broker restart (from the saved fleet).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restored: bool,
 }
 
 /// Errors of the non-request operations.
@@ -169,6 +199,12 @@ pub enum BrokerError {
     JournalFull(String),
     #[error("not accepted: the message journal cannot be written ({0})")]
     JournalUnavailable(String),
+    /// A worktree would take work with it; nothing was released or removed.
+    #[error("not released: {0}")]
+    WouldLoseWork(String),
+    /// A worktree or diff could not be made.
+    #[error("{0}")]
+    Workspace(String),
 }
 
 impl From<store::WriteError> for BrokerError {
@@ -192,6 +228,8 @@ impl BrokerError {
             BrokerError::ShuttingDown => "broker_shutting_down",
             BrokerError::JournalFull(_) => "journal_full",
             BrokerError::JournalUnavailable(_) => "journal_unavailable",
+            BrokerError::WouldLoseWork(_) => "worktree_has_work",
+            BrokerError::Workspace(_) => "workspace_failed",
         }
     }
 }
@@ -207,7 +245,7 @@ type Reply<T> = oneshot::Sender<T>;
 
 /// Everything the broker task can be asked. Queries carry a oneshot for the answer.
 pub(crate) enum Command {
-    Spawn(SpawnSpec, Reply<Result<WorkerInfo, BrokerError>>),
+    Spawn(Box<Launch>, Reply<Result<WorkerInfo, BrokerError>>),
     Release(String, Reply<Result<(), BrokerError>>),
     List(Reply<Vec<WorkerInfo>>),
     Input(String, Vec<u8>, Reply<Result<(), BrokerError>>),
@@ -234,6 +272,19 @@ pub(crate) enum Command {
     Undelivered(Reply<Vec<Undelivered>>),
     DropMessage(String, Reply<usize>),
     Shutdown(Reply<()>),
+}
+
+/// A spawn as the broker task takes it: the spec, and what was prepared for it before.
+pub(crate) struct Launch {
+    pub spec: SpawnSpec,
+    /// The worktree it runs in (made or found before the task saw it).
+    pub worktree: Option<crate::workspace::Worktree>,
+    /// Run before the program, in its pane (a new worktree's setup command).
+    pub setup: Option<String>,
+    /// Said as alerts once it is spawned.
+    pub warnings: Vec<String>,
+    /// Started again from the saved fleet.
+    pub restored: bool,
 }
 
 /// Durable events after a given `seq`, and a live subscription that continues exactly
@@ -304,12 +355,18 @@ impl BrokerHandle {
         rx.await.map_err(|_| BrokerError::ShuttingDown)
     }
 
-    /// Starts a worker; returns once its process is running (before its `ready`).
+    /// Starts a worker — in its own worktree if the spec asks — and returns once its process
+    /// is running (before its `ready`).
     pub async fn spawn(&self, spec: SpawnSpec) -> Result<WorkerInfo, BrokerError> {
-        self.ask(|r| Command::Spawn(spec, r)).await?
+        self.spawn_in_workspace(spec).await
+    }
+
+    pub(crate) async fn launch(&self, launch: Launch) -> Result<WorkerInfo, BrokerError> {
+        self.ask(|r| Command::Spawn(Box::new(launch), r)).await?
     }
 
     /// Ends a worker's session (SIGHUP, grace, SIGKILL) and forgets it; returns once gone.
+    /// Its worktree, if any, is kept (see [`BrokerHandle::release_with`]).
     pub async fn release(&self, name: &str) -> Result<(), BrokerError> {
         self.ask(|r| Command::Release(name.to_string(), r)).await?
     }

@@ -41,6 +41,15 @@ pub enum CtlCommand {
         cols: Option<u16>,
         #[arg(long)]
         mode: Option<String>,
+        /// Run it in its own git worktree (on `<prefix>/NAME`, or on --branch).
+        #[arg(long)]
+        worktree: bool,
+        /// The worktree's branch (implies --worktree).
+        #[arg(long)]
+        branch: Option<String>,
+        /// Release it after this long idle with nobody attached, in seconds (0: never).
+        #[arg(long)]
+        idle_timeout_s: Option<u64>,
         #[arg(last = true, required = true)]
         cmd: Vec<String>,
     },
@@ -82,9 +91,21 @@ pub enum CtlCommand {
         #[arg(long)]
         from: Option<String>,
     },
-    /// End a worker's session and forget it.
+    /// End a worker's session and forget it (its worktree is kept unless --remove-worktree).
     Release {
         name: String,
+        /// Also remove its worktree and branch (refused while they hold unsaved work).
+        #[arg(long)]
+        remove_worktree: bool,
+        /// With --remove-worktree: remove them even with uncommitted changes or unmerged commits.
+        #[arg(long, requires = "remove_worktree")]
+        force: bool,
+    },
+    /// What a worker changed (its worktree against its base): a unified diff, or --json.
+    Diff {
+        name: String,
+        #[arg(long)]
+        json: bool,
     },
     /// Stream events as NDJSON.
     Events {
@@ -159,9 +180,20 @@ pub async fn run(args: CtlArgs) -> color_eyre::Result<Outcome> {
             rows,
             cols,
             mode,
+            worktree,
+            branch,
+            idle_timeout_s,
             cmd,
         } => {
             let mut spec = json!({"name": name, "cmd": cmd});
+            if let Some(b) = branch {
+                spec["worktree"] = json!(b);
+            } else if worktree {
+                spec["worktree"] = json!(true);
+            }
+            if let Some(s) = idle_timeout_s {
+                spec["idle_timeout_ms"] = json!(s.saturating_mul(1000));
+            }
             if let Some(cwd) = cwd {
                 spec["cwd"] = json!(cwd);
             }
@@ -232,7 +264,35 @@ pub async fn run(args: CtlArgs) -> color_eyre::Result<Outcome> {
             }
             (Method::POST, "/api/send".into(), Some(msg))
         }
-        CtlCommand::Release { name } => (Method::DELETE, format!("/api/spawned/{name}"), None),
+        CtlCommand::Release {
+            name,
+            remove_worktree,
+            force,
+        } => {
+            let query = match (remove_worktree, force) {
+                (false, _) => "",
+                (true, false) => "?worktree=remove",
+                (true, true) => "?worktree=remove&force=true",
+            };
+            (Method::DELETE, format!("/api/spawned/{name}{query}"), None)
+        }
+        CtlCommand::Diff { name, json } => {
+            let path = format!("/api/spawned/{name}/diff");
+            return Ok(match client.call(Method::GET, &path, None).await {
+                Ok(v) if json => {
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                    Outcome::Exit(0)
+                }
+                Ok(v) => {
+                    print!("{}", v["text"].as_str().unwrap_or_default());
+                    Outcome::Exit(0)
+                }
+                Err(e) => {
+                    eprintln!("brokertui ctl: {e}");
+                    Outcome::Exit(e.exit_code())
+                }
+            });
+        }
         CtlCommand::Health => (Method::GET, "/health".into(), None),
         CtlCommand::Wait {
             name,

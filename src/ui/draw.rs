@@ -108,6 +108,15 @@ pub fn pane_title(app: &App, index: usize, pane: &Pane) -> Line<'static> {
             Style::new().fg(agent_color(state)),
         ));
     }
+    if let Some(wt) = &pane.worktree {
+        spans.push(Span::styled(
+            format!("│ ⎇ {} ", wt.branch),
+            Style::new().fg(Color::Magenta),
+        ));
+    }
+    if pane.restored {
+        spans.push(Span::styled("│ restored ", Style::new().fg(Color::Cyan)));
+    }
     if pane.attention {
         spans.push(Span::styled(
             "│ ⚑ needs you ",
@@ -315,7 +324,8 @@ pub const HELP: &[(&str, &str)] = &[
     ("f", "flush pending messages"),
     ("c", "compose a message (Tab: focused / all)"),
     ("n", "new worker (NAME=CMD or CMD)"),
-    ("x", "release the worker"),
+    ("x", "release the worker (and its worktree, if you say so)"),
+    ("D", "review the worker's changes; comment lines, S sends"),
     ("z", "zoom the focused pane"),
     ("!", "jump to the next pane that needs you"),
     ("a", "alerts log"),
@@ -469,21 +479,28 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay) {
                 "Enter sends · Esc cancels",
             );
         }
-        Overlay::NewWorker { text } => {
+        Overlay::NewWorker { text, worktree } => {
             let lines = vec![
                 Line::from("NAME=CMD, or just CMD"),
                 Line::from(format!("{text}▏")),
+                Line::from(vec![
+                    Span::styled(if *worktree { "[x]" } else { "[ ]" }, key),
+                    Span::raw(" in its own git worktree (Tab)"),
+                ]),
             ];
             popup(
                 frame,
                 "new worker",
                 lines,
                 60,
-                4,
-                "Enter starts · Esc cancels",
+                5,
+                "Enter starts · Tab worktree · Esc cancels",
             );
         }
-        Overlay::ConfirmRelease { name } => popup(
+        Overlay::ConfirmRelease {
+            name,
+            worktree: false,
+        } => popup(
             frame,
             "release worker",
             vec![Line::from(format!(
@@ -493,6 +510,48 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay) {
             3,
             "y releases · any other key cancels",
         ),
+        Overlay::ConfirmRelease {
+            name,
+            worktree: true,
+        } => {
+            let wt = app
+                .panes
+                .iter()
+                .find(|p| &p.name == name)
+                .and_then(|p| p.worktree.as_ref());
+            let place = wt.map_or_else(String::new, |w| {
+                format!("{} (branch {})", w.path.display(), w.branch)
+            });
+            let lines = vec![
+                Line::from(format!("End {name} and everything it started?")),
+                Line::from(format!("Its worktree: {place}")),
+                Line::from(""),
+                Line::from(vec![
+                    Span::styled("  y", key),
+                    Span::raw("  release, keep the worktree and branch"),
+                ]),
+                Line::from(vec![
+                    Span::styled("  r", key),
+                    Span::raw("  release and remove them (not if they hold unsaved work)"),
+                ]),
+                Line::from(vec![
+                    Span::styled("  R", key),
+                    Span::raw("  release and remove them, unsaved work too"),
+                ]),
+            ];
+            popup(
+                frame,
+                "release worker",
+                lines,
+                76,
+                8,
+                "any other key cancels",
+            )
+        }
+        Overlay::Review(review) => {
+            let (main, _) = areas(frame.area());
+            super::review::draw(frame, review, main);
+        }
         Overlay::ConfirmQuit => {
             let running = app.panes.iter().filter(|p| p.exit.is_none()).count();
             popup(

@@ -29,7 +29,7 @@ pub fn handle_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
 
 pub fn handle_paste(app: &mut App, text: &str) -> Vec<Action> {
     match &mut app.overlay {
-        Some(Overlay::Compose { text: t, .. }) | Some(Overlay::NewWorker { text: t }) => {
+        Some(Overlay::Compose { text: t, .. }) | Some(Overlay::NewWorker { text: t, .. }) => {
             t.push_str(text);
             return Vec::new();
         }
@@ -164,6 +164,7 @@ fn view_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
         KeyCode::Char('n') => {
             app.overlay = Some(Overlay::NewWorker {
                 text: String::new(),
+                worktree: false,
             });
             Vec::new()
         }
@@ -203,9 +204,11 @@ fn view_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
                 KeyCode::Char('p') => vec![Action::Pending { name }],
                 KeyCode::Char('f') => vec![Action::Flush { name }],
                 KeyCode::Char('x') => {
-                    app.overlay = Some(Overlay::ConfirmRelease { name });
+                    let worktree = app.focused().is_some_and(|p| p.worktree.is_some());
+                    app.overlay = Some(Overlay::ConfirmRelease { name, worktree });
                     Vec::new()
                 }
+                KeyCode::Char('D') => vec![Action::Diff { name }],
                 KeyCode::Char('m') => {
                     let mode = match app.focused().map(|p| p.mode) {
                         Some(SessionMode::Human) => SessionMode::Relay,
@@ -415,19 +418,70 @@ fn overlay_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
                 Vec::new()
             }
         },
-        Overlay::NewWorker { mut text } => match key.code {
+        Overlay::NewWorker { mut text, worktree } => match key.code {
             KeyCode::Esc => Vec::new(),
-            KeyCode::Enter if !text.trim().is_empty() => vec![Action::Spawn { arg: text }],
+            KeyCode::Enter if !text.trim().is_empty() => {
+                vec![Action::Spawn {
+                    arg: text,
+                    worktree,
+                }]
+            }
+            KeyCode::Tab => {
+                app.overlay = Some(Overlay::NewWorker {
+                    text,
+                    worktree: !worktree,
+                });
+                Vec::new()
+            }
             _ => {
                 edit(&mut text, key);
-                app.overlay = Some(Overlay::NewWorker { text });
+                app.overlay = Some(Overlay::NewWorker { text, worktree });
                 Vec::new()
             }
         },
-        Overlay::ConfirmRelease { name } => match key.code {
-            KeyCode::Char('y') | KeyCode::Char('Y') => vec![Action::Release { name }],
-            _ => Vec::new(),
-        },
+        Overlay::ConfirmRelease { name, worktree } => {
+            use crate::broker::ReleaseOptions;
+            use crate::workspace::OnRelease;
+            let remove = |force| ReleaseOptions {
+                worktree: OnRelease::Remove,
+                force,
+            };
+            match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') => vec![Action::Release {
+                    name,
+                    opts: ReleaseOptions::default(),
+                }],
+                KeyCode::Char('r') if worktree => vec![Action::Release {
+                    name,
+                    opts: remove(false),
+                }],
+                KeyCode::Char('R') if worktree => vec![Action::Release {
+                    name,
+                    opts: remove(true),
+                }],
+                _ => Vec::new(),
+            }
+        }
+        Overlay::Review(mut review) => {
+            let page = (app.area.height as isize - 4).max(1);
+            match review.key(key, page) {
+                super::review::Outcome::Stay => {
+                    app.overlay = Some(Overlay::Review(review));
+                    Vec::new()
+                }
+                super::review::Outcome::Close(drafts) => {
+                    app.review_drafts.insert(review.name.clone(), drafts);
+                    Vec::new()
+                }
+                super::review::Outcome::Send(body) => {
+                    app.review_drafts.remove(&review.name);
+                    vec![Action::Send {
+                        to: review.name.clone(),
+                        body,
+                    }]
+                }
+            }
+        }
         Overlay::ConfirmQuit => match key.code {
             KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Char('q') => vec![Action::Quit],
             _ => Vec::new(),

@@ -1,6 +1,6 @@
 //! The TUI: [`state`] is plain data, [`draw`] renders it, [`input`] turns keys into changes
 //! and actions; [`pane`] renders a vt100 screen, [`keys`] encodes keys as terminal bytes,
-//! [`layout`] tiles panes. The loop that wires them to the broker is `crate::app`.
+//! [`layout`] tiles panes, [`review`] is the diff review popup. The loop that wires them to the broker is `crate::app`.
 
 pub mod bells;
 pub mod draw;
@@ -9,4 +9,5 @@ pub mod input;
 pub mod keys;
 pub mod layout;
 pub mod pane;
+pub mod review;
 pub mod state;

@@ -50,6 +50,10 @@ pub struct Pane {
     pub bells: super::bells::BellScanner,
     /// The PTY size last asked of the worker.
     pub pty_size: Option<(u16, u16)>,
+    /// Its own git worktree, if it runs in one.
+    pub worktree: Option<crate::workspace::Worktree>,
+    /// Started again by a broker restart.
+    pub restored: bool,
 }
 
 impl Pane {
@@ -65,6 +69,8 @@ impl Pane {
             agent: Default::default(),
             attention: false,
             bells: Default::default(),
+            worktree: None,
+            restored: false,
         }
     }
 
@@ -73,6 +79,8 @@ impl Pane {
         self.exit = info.exit.clone();
         self.undelivered = info.undelivered;
         self.agent = info.agent.clone();
+        self.worktree = info.worktree.clone();
+        self.restored = info.restored;
     }
 }
 
@@ -107,25 +115,57 @@ pub enum Overlay {
     },
     NewWorker {
         text: String,
+        /// Start it in its own git worktree.
+        worktree: bool,
     },
     ConfirmRelease {
         name: String,
+        /// It runs in a worktree: ask what becomes of it.
+        worktree: bool,
     },
+    Review(Box<super::review::Review>),
     ConfirmQuit,
 }
 
 /// Side effects the app loop performs for the state.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    Input { name: String, bytes: Vec<u8> },
-    Snapshot { name: String },
-    Pending { name: String },
-    Flush { name: String },
-    SetMode { name: String, mode: SessionMode },
-    Send { to: String, body: String },
-    Spawn { arg: String },
-    Release { name: String },
-    SaveSnapshot { name: String, lines: Vec<String> },
+    Input {
+        name: String,
+        bytes: Vec<u8>,
+    },
+    Snapshot {
+        name: String,
+    },
+    Pending {
+        name: String,
+    },
+    Flush {
+        name: String,
+    },
+    SetMode {
+        name: String,
+        mode: SessionMode,
+    },
+    Send {
+        to: String,
+        body: String,
+    },
+    Spawn {
+        arg: String,
+        worktree: bool,
+    },
+    Release {
+        name: String,
+        opts: crate::broker::ReleaseOptions,
+    },
+    Diff {
+        name: String,
+    },
+    SaveSnapshot {
+        name: String,
+        lines: Vec<String>,
+    },
     Quit,
 }
 
@@ -158,6 +198,8 @@ pub struct App {
     /// Quitting ends the workers (the in-process broker); a client of a remote broker
     /// leaves them running.
     pub owns_workers: bool,
+    /// Review comments not sent yet, by worker: back when its review opens again.
+    pub review_drafts: std::collections::HashMap<String, Vec<crate::workspace::diff::Comment>>,
 }
 
 /// Whether a pane in `r` has at least one row and two columns inside its border.
@@ -183,6 +225,7 @@ impl App {
             area: Rect::default(),
             quit: false,
             owns_workers: true,
+            review_drafts: Default::default(),
         }
     }
 

@@ -12,8 +12,12 @@ impl Broker {
             return self.refuse_during_shutdown(cmd);
         }
         match cmd {
-            Command::Spawn(spec, reply) => self.spawn(spec, reply),
-            Command::Release(name, reply) => self.release(&name, reply),
+            Command::Spawn(launch, reply) => self.spawn(*launch, reply),
+            Command::Release(name, reply) => {
+                // Released by the user: not started again after a restart.
+                self.save_worker(&name, false);
+                self.release(&name, reply)
+            }
             Command::List(reply) => {
                 let mut list: Vec<WorkerInfo> =
                     self.workers.values().map(|w| self.info(w)).collect();
@@ -21,6 +25,7 @@ impl Broker {
                 let _ = reply.send(list);
             }
             Command::Input(name, bytes, reply) => {
+                self.touch(&name);
                 let env = frame(to_worker::INPUT, &InputPayload::from_bytes(&bytes));
                 let _ = reply.send(self.send_to(&name, &env));
             }
@@ -147,6 +152,9 @@ impl Broker {
             undelivered: self.outbox.count(&w.name),
             agent: w.agent.clone(),
             exit: w.exit.clone(),
+            worktree: w.worktree.clone(),
+            cwd: w.cwd.clone(),
+            restored: w.restored,
         }
     }
 
@@ -186,7 +194,18 @@ impl Broker {
         })
     }
 
-    pub(super) fn spawn(&mut self, spec: SpawnSpec, reply: Reply<Result<WorkerInfo, BrokerError>>) {
+    pub(super) fn spawn(&mut self, launch: Launch, reply: Reply<Result<WorkerInfo, BrokerError>>) {
+        let Launch {
+            spec,
+            worktree,
+            setup,
+            warnings,
+            restored,
+        } = launch;
+        let cwd = worktree
+            .as_ref()
+            .map(crate::workspace::Worktree::cwd)
+            .or_else(|| spec.cwd.clone());
         let result = (|| {
             validate_name(&spec.name)?;
             if spec.cmd.is_empty() || spec.cmd[0].is_empty() {
@@ -194,7 +213,7 @@ impl Broker {
                     "cmd must name a program".into(),
                 ));
             }
-            if let Some(cwd) = &spec.cwd
+            if let Some(cwd) = &cwd
                 && !cwd.is_dir()
             {
                 // Never silently somewhere else: a program run in $HOME instead of its
@@ -229,13 +248,20 @@ impl Broker {
             .clone()
             .unwrap_or_else(|| crate::agent::kind_of(&spec.cmd));
         let rules = self.config.agents.rules(&kind);
-        let mut cmd = spec.cmd.clone();
+        let mut cmd = if restored {
+            crate::broker::fleet::resumed(&spec.cmd, rules.resume.as_deref())
+        } else {
+            spec.cmd.clone()
+        };
         if let (Some(mechanism), Some(dir)) = (&rules.hooks, &self.config.hooks_dir) {
             match crate::agent::hooks::install(mechanism, dir, &spec.name, &self.config.worker_exe)
             {
                 Ok(extra) => cmd.splice(1..1, extra).for_each(drop),
                 Err(e) => tracing::warn!(name = %spec.name, "no hooks installed: {e}"),
             }
+        }
+        if let Some(setup) = &setup {
+            cmd = with_setup(setup, cmd);
         }
         let args = WorkerArgs {
             name: spec.name.clone(),
@@ -244,7 +270,7 @@ impl Broker {
             mode,
             template: self.config.inject_template.clone(),
             settle_ms: self.config.settle.as_millis() as u64,
-            cwd: spec.cwd.clone(),
+            cwd: cwd.clone(),
             inject_log: self
                 .config
                 .log_dir
@@ -308,19 +334,41 @@ impl Broker {
             release_waiters: Vec::new(),
             last_error: None,
             agent: AgentReport {
-                kind,
+                kind: kind.clone(),
                 since_ms: now_ms(),
                 reason: "spawned; it has not shown that it takes input yet".into(),
                 ..AgentReport::default()
             },
+            spec: SpawnSpec {
+                rows: Some(rows),
+                cols: Some(cols),
+                mode: Some(mode),
+                agent: Some(kind),
+                ..spec.clone()
+            },
+            worktree,
+            cwd,
+            restored,
+            idle: None,
         };
         tracing::info!(name = %spec.name, cmd = ?spec.cmd, worker_pid = worker.process.pid, "worker spawned");
         self.names.insert(spec.name.clone(), id);
         self.workers.insert(id, worker);
         self.emit(EventKind::WorkerSpawned {
-            name: spec.name,
+            name: spec.name.clone(),
             cmd: spec.cmd,
         });
+        for warning in warnings {
+            self.alert(
+                Severity::Warning,
+                Some(&spec.name),
+                "worktree",
+                "worktree_warning",
+                warning,
+            );
+        }
+        self.save_worker(&spec.name, true);
+        self.watch_idle(id);
         self.schedule(READY_TIMEOUT, Internal::ReadyTimeout(id));
     }
 
@@ -365,6 +413,8 @@ impl Broker {
         let w = self.workers.get_mut(&id).expect("live");
         w.rows = rows;
         w.cols = cols;
+        w.spec.rows = Some(rows);
+        w.spec.cols = Some(cols);
         self.emit(EventKind::Resized {
             name: name.to_string(),
             rows,
@@ -409,7 +459,7 @@ impl Broker {
         kind: RequestKind,
         payload: Value,
         timeout: Option<Duration>,
-        waiter: Waiter<Delivering>,
+        waiter: Waiter<FollowUp>,
     ) {
         let Some(w) = self.workers.get(&id) else {
             let error = RequestWorkerError::WorkerNotFound(id.to_string());
@@ -436,4 +486,15 @@ impl Broker {
             }
         }
     }
+}
+
+/// `cmd` run after `setup` in the same pane: the setup's output shows there, and the program
+/// starts even when the setup fails (saying so), as the user may fix it by hand.
+fn with_setup(setup: &str, cmd: Vec<String>) -> Vec<String> {
+    const SCRIPT: &str = "printf 'brokertui: setting up the worktree: %s\\n' \"$0\"; \
+        sh -c \"$0\" || printf 'brokertui: the setup command failed (exit %s); starting %s anyway\\n' \"$?\" \"$1\"; \
+        exec \"$@\"";
+    let mut out = vec!["sh".to_string(), "-c".into(), SCRIPT.into(), setup.into()];
+    out.extend(cmd);
+    out
 }

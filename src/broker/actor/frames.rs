@@ -75,6 +75,7 @@ impl Broker {
                 if let Some(w) = self.workers.get_mut(&id) {
                     w.mode = m.mode;
                 }
+                self.save_worker(&name, true);
                 self.emit(EventKind::ModeChanged {
                     name: name.clone(),
                     mode: m.mode,
@@ -168,6 +169,10 @@ impl Broker {
             self.alert_request(&error);
         }
         self.outbox.worker_gone(&name);
+        if self.shutdown_waiters.is_none() && !releasing {
+            // Its program ended by itself: a restart would only run a finished command again.
+            self.save_worker(&name, false);
+        }
         self.emit(EventKind::WorkerExited {
             name: name.clone(),
             code: exit.code,

@@ -6,7 +6,9 @@
 //! [`relay`] (relay messages and the broker's own follow-ups), [`frames`] (what workers say).
 
 mod commands;
+mod fleet;
 mod frames;
+mod idle;
 mod relay;
 
 use std::collections::HashMap;
@@ -15,7 +17,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::events::{Event, EventKind, Severity, Subscription};
 use super::feed::Feed;
@@ -23,8 +25,8 @@ use super::process::{LaunchSpec, ToBroker, WorkerMsg, WorkerProcess};
 use super::relay::Outbox;
 use super::request::{PendingRequests, RequestResult, RequestWorkerError, Waiter};
 use super::{
-    Accepted, BrokerConfig, BrokerError, BrokerHandle, Command, Reply, SpawnSpec, Stats, WorkerId,
-    WorkerInfo, WorkerState, validate_name,
+    Accepted, BrokerConfig, BrokerError, BrokerHandle, Command, Launch, Reply, SpawnSpec, Stats,
+    WorkerId, WorkerInfo, WorkerState, validate_name,
 };
 use crate::protocol::requests::RequestKind;
 use crate::protocol::requests::deliver::{Delivered, RelayMessage, When};
@@ -54,6 +56,13 @@ struct Delivering {
     id: String,
 }
 
+/// A request the broker sent itself, remembered until its result comes back.
+enum FollowUp {
+    Deliver(Delivering),
+    /// The idle sweep asked for a screen, to see whether output moved on.
+    IdleCheck(WorkerId),
+}
+
 /// Follow-ups the broker schedules for itself (on its timer queue), and what the store's
 /// writer reports.
 enum Internal {
@@ -61,6 +70,8 @@ enum Internal {
     Redeliver(String),
     ForceKill(WorkerId),
     ReadyTimeout(WorkerId),
+    /// Time to see whether a worker with an idle timeout has been idle long enough.
+    IdleDue(WorkerId),
     /// The store committed (or refused) an accepted message's copies.
     Durable {
         accepted: Accepted,
@@ -93,6 +104,14 @@ struct Worker {
     release_waiters: Vec<Reply<Result<(), BrokerError>>>,
     last_error: Option<ErrorBody>,
     agent: AgentReport,
+    /// What it was started from, as the saved fleet keeps it.
+    spec: SpawnSpec,
+    worktree: Option<crate::workspace::Worktree>,
+    /// Where it runs (`None`: the broker's own directory).
+    cwd: Option<std::path::PathBuf>,
+    restored: bool,
+    /// The idle sweep's watch on it, if it has an idle timeout.
+    idle: Option<idle::IdleWatch>,
 }
 
 struct Broker {
@@ -100,7 +119,7 @@ struct Broker {
     workers: HashMap<WorkerId, Worker>,
     names: HashMap<String, WorkerId>,
     next_worker: WorkerId,
-    pending: PendingRequests<Delivering>,
+    pending: PendingRequests<FollowUp>,
     /// Every follow-up the broker scheduled for itself, one queue.
     timers: tokio_util::time::DelayQueue<Internal>,
     outbox: Outbox,
@@ -149,9 +168,11 @@ pub(super) fn start(
         cleanups: Vec::new(),
     };
     let mut broker = broker;
-    if let Some((store, loaded)) = store {
+    if let Some((store, mut loaded)) = store {
+        let fleet = std::mem::take(&mut loaded.fleet);
         broker.restore(loaded);
         broker.store = Some(store);
+        broker.restore_fleet(fleet);
     }
     // On the caller's runtime: a dedicated thread with a current-thread runtime of its own
     // was measured too (BENCHMARKS.md) and was no faster.
@@ -184,8 +205,11 @@ impl Broker {
                 error = self.pending.next_expired() => self.alert_request(&error),
                 Some(due) = self.timers.next() => self.on_internal(due.into_inner()),
             }
-            for (delivering, result) in self.pending.take_settled() {
-                self.delivery_done(delivering, result);
+            for (follow_up, result) in self.pending.take_settled() {
+                match follow_up {
+                    FollowUp::Deliver(d) => self.delivery_done(d, result),
+                    FollowUp::IdleCheck(id) => self.idle_checked(id, result),
+                }
             }
             self.cleanups.retain(|c| !c.is_finished());
             if self.shutdown_waiters.is_some() && self.workers.values().all(|w| w.closed) {

@@ -130,6 +130,7 @@ impl Broker {
         let Some(&id) = self.names.get(name) else {
             return;
         };
+        self.touch(name);
         let payload = serde_json::to_value(&msg).expect("message serializes");
         let delivering = Delivering {
             worker: name.to_string(),
@@ -141,7 +142,7 @@ impl Broker {
             RequestKind::Deliver,
             payload,
             None,
-            Waiter::Broker(delivering),
+            Waiter::Broker(FollowUp::Deliver(delivering)),
         );
     }
 
@@ -207,6 +208,7 @@ impl Broker {
                     self.hand_over(&name);
                 }
             }
+            Internal::IdleDue(id) => self.idle_due(id),
             Internal::ForceKill(id) => {
                 if let Some(w) = self.workers.get(&id).filter(|w| !w.closed) {
                     tracing::warn!(name = %w.name, "worker did not end in time; killing it and its session");

@@ -86,6 +86,8 @@ pub struct Loaded {
     pub history: Vec<MessageRecord>,
     /// What an import of an old journal found wrong, for the user (one line each).
     pub warnings: Vec<Warning>,
+    /// The saved fleet, in the order its workers were started: (name, JSON record).
+    pub fleet: Vec<(String, String)>,
 }
 
 /// Something the user should hear about once the broker is up.
@@ -196,6 +198,11 @@ CREATE TABLE IF NOT EXISTS messages (
     UNIQUE (id, recipient)
 );
 CREATE INDEX IF NOT EXISTS messages_owed ON messages (owed, seq);
+CREATE TABLE IF NOT EXISTS fleet (
+    name TEXT PRIMARY KEY,
+    record TEXT NOT NULL,
+    started_ms INTEGER NOT NULL
+);
 ";
 
 fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
@@ -205,6 +212,10 @@ fn load(conn: &Connection) -> rusqlite::Result<Loaded> {
          FROM messages ORDER BY seq",
     )?;
     let mut loaded = Loaded::default();
+    let mut fleet = conn.prepare("SELECT name, record FROM fleet ORDER BY started_ms, name")?;
+    loaded.fleet = fleet
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
     let rows = stmt.query_map([], |r| {
         Ok((
             r.get::<_, bool>(9)?,

@@ -25,6 +25,13 @@ enum Op {
         state: DeliveryState,
         reason: Option<String>,
     },
+    /// A worker of the saved fleet: kept (its JSON record) or forgotten.
+    Fleet {
+        name: String,
+        record: Option<String>,
+    },
+    /// The whole saved fleet forgotten (`--fresh`).
+    ForgetFleet,
     /// Answered once everything queued before it is committed.
     Sync(mpsc::Sender<()>),
 }
@@ -78,6 +85,19 @@ impl Store {
             state,
             reason,
         });
+    }
+
+    /// Saves worker `name` in the fleet (`Some(record)`) or forgets it (`None`).
+    pub fn fleet(&self, name: &str, record: Option<String>) {
+        let _ = self.send(Op::Fleet {
+            name: name.to_string(),
+            record,
+        });
+    }
+
+    /// Forgets every saved worker.
+    pub fn forget_fleet(&self) {
+        let _ = self.send(Op::ForgetFleet);
     }
 
     /// Waits until everything queued so far is committed.
@@ -141,7 +161,7 @@ fn finish(op: Op, result: Result<(), WriteError>) {
     match op {
         Op::Accept { done, .. } => done(result),
         Op::Sync(tx) => drop(tx.send(())),
-        Op::State { .. } => {}
+        Op::State { .. } | Op::Fleet { .. } | Op::ForgetFleet => {}
     }
 }
 
@@ -184,6 +204,16 @@ fn commit(conn: &mut Connection, batch: &[Op]) -> Result<(), WriteError> {
                     ],
                 )?;
             }
+            Op::Fleet { name, record } => match record {
+                // A worker started again under its name keeps its place in the order.
+                Some(record) => drop(tx.execute(
+                    "INSERT INTO fleet (name, record, started_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (name) DO UPDATE SET record = excluded.record",
+                    params![name, record, crate::protocol::now_ms()],
+                )?),
+                None => drop(tx.execute("DELETE FROM fleet WHERE name = ?1", params![name])?),
+            },
+            Op::ForgetFleet => drop(tx.execute("DELETE FROM fleet", [])?),
             Op::Sync(_) => {}
         }
     }
