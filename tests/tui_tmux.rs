@@ -436,3 +436,63 @@ fn a_worker_starts_at_its_panes_size() {
         "never resized after start: {screen}"
     );
 }
+
+#[test]
+fn a_review_of_a_worktree_sends_two_line_comments_as_one_message() {
+    let id = std::process::id() % 100_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("proj");
+    std::fs::create_dir_all(&repo).unwrap();
+    let git = |args: &[&str]| {
+        let ok = Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+            .args(args)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("file.txt"), "one\ntwo\nthree\n").unwrap();
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "first"]);
+    // The "agent" changes a line in its worktree, then reads what it is sent.
+    let config = tmp.path().join("brokertui.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[worker]]\nname = \"rev{id}\"\ncmd = [\"sh\", \"-c\", \"printf 'one\\\\nTWO\\\\nthree\\\\n' > file.txt; echo EDITED; stty -echo; exec cat\"]\ncwd = \"{}\"\nworktree = true\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let tui = Tmux::start(&format!("--config {}", config.display()));
+    tui.wait_text("EDITED", T);
+    tui.wait_text(&format!("brokertui/rev{id}"), T);
+    tui.keys(&["D"]);
+    tui.wait_text(&format!("changes of rev{id}"), T);
+    // The cursor starts on the first line ("one"): down to "+TWO", comment; down to
+    // "three", comment; send both.
+    tui.keys(&["j", "j", "c"]);
+    tui.type_text("why capitals");
+    tui.keys(&["Enter", "j", "c"]);
+    tui.type_text("keep this one");
+    tui.keys(&["Enter"]);
+    tui.wait_text("S sends 2 comments", T);
+    tui.keys(&["S"]);
+    let screen = tui
+        .wait("both comments in the agent's pane", T, |s| {
+            let text = s.join("\n");
+            text.contains("file.txt:2 — why capitals")
+                && text.contains("file.txt:3 — keep this one")
+        })
+        .join("\n");
+    assert_eq!(
+        screen.matches("Review of your changes:").count(),
+        1,
+        "one message: {screen}"
+    );
+    assert_eq!(screen.matches("Relay message from").count(), 1, "{screen}");
+}

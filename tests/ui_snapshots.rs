@@ -180,3 +180,119 @@ fn a_tiny_terminal_degrades_visibly() {
     let b = app(&["alice"], 8, 3);
     insta::assert_snapshot!("too_small", render(&b, 8, 3));
 }
+
+fn key(c: crossterm::event::KeyCode) -> crossterm::event::KeyEvent {
+    crossterm::event::KeyEvent::new(c, crossterm::event::KeyModifiers::NONE)
+}
+
+fn type_keys(app: &mut App, text: &str) {
+    for ch in text.chars() {
+        let code = match ch {
+            '\r' => crossterm::event::KeyCode::Enter,
+            c => crossterm::event::KeyCode::Char(c),
+        };
+        brokertui::ui::input::handle_key(app, key(code));
+    }
+}
+
+const REVIEWED: &str = "diff --git a/src/lib.rs b/src/lib.rs
+index 1111111..2222222 100644
+--- a/src/lib.rs
++++ b/src/lib.rs
+@@ -1,4 +1,5 @@
+ pub fn add(a: i32, b: i32) -> i32 {
+-    a + b
++    let sum = a + b;
++    sum
+ }
+ 
+diff --git a/notes.md b/notes.md
+new file mode 100644
+--- /dev/null
++++ b/notes.md
+@@ -0,0 +1,2 @@
++# Notes
++Remember the tests.
+";
+
+fn reviewing(names: &[&str]) -> App {
+    use brokertui::workspace::diff::{Diff, parse};
+    let mut a = app(names, 100, 24);
+    let diff = Diff {
+        base: "0123456789abcdef".into(),
+        files: parse(REVIEWED),
+        text: REVIEWED.into(),
+    };
+    let review = brokertui::ui::review::Review::new(names[0], diff, Vec::new());
+    a.overlay = Some(Overlay::Review(Box::new(review)));
+    a
+}
+
+#[test]
+fn the_review_popup_shows_files_hunks_and_comments_on_lines() {
+    let mut a = reviewing(&["agent"]);
+    // Down to the added `let sum` line, comment; then the first line of notes.md.
+    type_keys(
+        &mut a,
+        "jjcname it for what it holds\r]crun them before you push\r",
+    );
+    insta::assert_snapshot!(render(&a, 100, 24));
+}
+
+#[test]
+fn the_review_popup_while_a_comment_is_written() {
+    let mut a = reviewing(&["agent"]);
+    type_keys(&mut a, "jcwhy not");
+    insta::assert_snapshot!(render(&a, 100, 24));
+}
+
+#[test]
+fn a_review_sends_every_comment_as_one_message_and_keeps_unsent_ones() {
+    use brokertui::ui::state::Action;
+    let mut a = reviewing(&["agent"]);
+    type_keys(&mut a, "jjcfirst\r]csecond\r");
+    // Closed unsent: the comments come back with the next review of the same worker.
+    brokertui::ui::input::handle_key(&mut a, key(crossterm::event::KeyCode::Esc));
+    assert!(a.overlay.is_none());
+    let drafts = a.review_drafts.get("agent").cloned().unwrap();
+    assert_eq!(drafts.len(), 2);
+    let Overlay::Review(review) = reviewing(&["agent"]).overlay.unwrap() else {
+        unreachable!()
+    };
+    let again = brokertui::ui::review::Review::new("agent", review.diff.clone(), drafts);
+    a.overlay = Some(Overlay::Review(Box::new(again)));
+    let actions =
+        brokertui::ui::input::handle_key(&mut a, key(crossterm::event::KeyCode::Char('S')));
+    assert_eq!(
+        actions,
+        vec![Action::Send {
+            to: "agent".into(),
+            body: "Review of your changes:\n- src/lib.rs:2 — first\n- notes.md:1 — second".into(),
+        }]
+    );
+    assert!(a.overlay.is_none());
+    assert!(!a.review_drafts.contains_key("agent"));
+}
+
+#[test]
+fn releasing_a_worker_in_a_worktree_asks_what_becomes_of_it() {
+    let mut a = app(&["agent"], 90, 14);
+    a.panes[0].worktree = Some(brokertui::workspace::Worktree {
+        path: "/src/proj.worktrees/agent".into(),
+        branch: "brokertui/agent".into(),
+        base: "0123456789".into(),
+        repo: "/src/proj".into(),
+        subdir: Default::default(),
+    });
+    a.panes[0].restored = true;
+    type_keys(&mut a, "x");
+    insta::assert_snapshot!(render(&a, 90, 14));
+}
+
+#[test]
+fn the_new_worker_dialog_offers_a_worktree() {
+    let mut a = app(&["a"], 70, 10);
+    type_keys(&mut a, "nclaude");
+    brokertui::ui::input::handle_key(&mut a, key(crossterm::event::KeyCode::Tab));
+    insta::assert_snapshot!(render(&a, 70, 10));
+}

@@ -385,3 +385,91 @@ async fn the_diff_has_committed_uncommitted_and_untracked_changes_against_the_ba
         "{err}"
     );
 }
+
+/// `brokertui ctl --state-dir STATE args…`: (exit code, stdout, stderr).
+fn ctl(state: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(common::exe())
+        .arg("ctl")
+        .arg("--state-dir")
+        .arg(state)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_creates_lists_diffs_and_releases_workers_in_worktrees() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo(tmp.path());
+    let s = common::serve::Serve::start(&[]);
+    let state = s.state.clone();
+    let repo_s = repo.to_str().unwrap();
+    let (code, out, err) = ctl(
+        &state,
+        &[
+            "spawn",
+            "w1",
+            "--cwd",
+            repo_s,
+            "--branch",
+            "feature/one",
+            "--",
+            "sh",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = ctl(&state, &["list"]);
+    assert_eq!(code, 0);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let wt = &list["workers"][0]["worktree"];
+    assert_eq!(wt["branch"], "feature/one");
+    assert_eq!(
+        wt["path"],
+        tmp.path().join("proj.worktrees/w1").to_str().unwrap()
+    );
+
+    s.call(
+        reqwest::Method::POST,
+        "/api/input/w1",
+        Some(serde_json::json!({"data": "echo changed > file.txt; echo ok-$((40+2))\r"})),
+    )
+    .await;
+    s.wait_screen("w1", "ok-42").await;
+    let (code, out, _) = ctl(&state, &["diff", "w1"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("diff --git a/file.txt b/file.txt"), "{out}");
+    assert!(out.contains("\n+changed\n"), "{out}");
+    let (code, out, _) = ctl(&state, &["diff", "w1", "--json"]);
+    assert_eq!(code, 0);
+    let diff: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(diff["files"][0]["path"], "file.txt");
+
+    // Refused with its work in it: exit 5 (conflict), the worker still there.
+    let (code, _, err) = ctl(&state, &["release", "w1", "--remove-worktree"]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("1 uncommitted change"), "{err}");
+    let (code, _, err) = ctl(&state, &["release", "w1", "--remove-worktree", "--force"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!tmp.path().join("proj.worktrees/w1").exists());
+
+    // Bad input is a clear error.
+    let (code, _, err) = ctl(
+        &state,
+        &["spawn", "w2", "--cwd", "/", "--worktree", "--", "sh"],
+    );
+    assert_eq!(code, 9, "{err}");
+    assert!(err.contains("is not inside a git repository"), "{err}");
+    let (st, v) = s
+        .call(
+            reqwest::Method::DELETE,
+            "/api/spawned/w1?worktree=bin",
+            None,
+        )
+        .await;
+    assert_eq!(st, reqwest::StatusCode::BAD_REQUEST, "{v}");
+}

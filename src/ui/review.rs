@@ -8,7 +8,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 
-use crate::workspace::diff::{Comment, Diff, FileStatus, LineKind, review_message};
+use crate::workspace::diff::{Comment, Diff, FileDiff, FileStatus, LineKind, review_message};
 
 /// One row of the popup's right side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,14 +203,8 @@ impl Review {
 
 /// Draws the review over `area` (most of the screen).
 pub fn draw(frame: &mut Frame, review: &Review, area: Rect) {
-    let area = Rect {
-        x: area.x + 1,
-        y: area.y,
-        width: area.width.saturating_sub(2),
-        height: area.height,
-    };
     frame.render_widget(Clear, area);
-    let (added, removed) = counts(&review.diff);
+    let (added, removed) = counts(review.diff.files.iter());
     let title = format!(
         " changes of {} against {} · {} file{} +{added} −{removed} ",
         review.name,
@@ -280,12 +274,9 @@ pub fn draw(frame: &mut Frame, review: &Review, area: Rect) {
     }
 }
 
-fn counts(diff: &Diff) -> (usize, usize) {
-    let lines = diff
-        .files
-        .iter()
-        .flat_map(|f| &f.hunks)
-        .flat_map(|h| &h.lines);
+/// Added and removed lines in `files`.
+fn counts<'a>(files: impl Iterator<Item = &'a FileDiff>) -> (usize, usize) {
+    let lines = files.flat_map(|f| &f.hunks).flat_map(|h| &h.lines);
     lines.fold((0, 0), |(a, r), l| match l.kind {
         LineKind::Added => (a + 1, r),
         LineKind::Removed => (a, r + 1),
@@ -312,7 +303,12 @@ fn file_list(review: &Review) -> Vec<Line<'static>> {
             } else {
                 Style::new()
             };
-            Line::from(Span::styled(format!("{mark} {}", f.path), style))
+            let (added, removed) = counts(std::iter::once(f));
+            Line::from(vec![
+                Span::styled(format!("{mark} {}", f.path), style),
+                Span::styled(format!(" +{added}"), Style::new().fg(Color::Green)),
+                Span::styled(format!(" −{removed}"), Style::new().fg(Color::Red)),
+            ])
         })
         .collect()
 }
@@ -350,11 +346,13 @@ fn body_lines(review: &Review) -> (Vec<Line<'static>>, usize) {
                     .or(line.old)
                     .map_or_else(String::new, |n| n.to_string());
                 let mut style = Style::new().fg(color);
-                if r == review.cursor {
+                let here = r == review.cursor;
+                if here {
                     style = style.add_modifier(Modifier::REVERSED);
                 }
                 Line::from(vec![
-                    Span::styled(format!("{number:>5} "), Style::new().fg(Color::DarkGray)),
+                    Span::styled(if here { "›" } else { " " }, Style::new().fg(Color::Yellow)),
+                    Span::styled(format!("{number:>4} "), Style::new().fg(Color::DarkGray)),
                     Span::styled(format!("{sign}{}", line.text), style),
                 ])
             }

@@ -108,7 +108,11 @@ fn is_empty_path(p: &std::path::Path) -> bool {
 impl Worktree {
     /// The worker's working directory inside it.
     pub fn cwd(&self) -> PathBuf {
-        self.path.join(&self.subdir)
+        if is_empty_path(&self.subdir) {
+            self.path.clone()
+        } else {
+            self.path.join(&self.subdir)
+        }
     }
 }
 

@@ -19,10 +19,10 @@ impl Broker {
                 self.release(&name, reply)
             }
             Command::List(reply) => {
-                let mut list: Vec<WorkerInfo> =
-                    self.workers.values().map(|w| self.info(w)).collect();
-                list.sort_by_key(|w| (w.started_at_ms, w.name.clone()));
-                let _ = reply.send(list);
+                // In the order they were started (ids count up).
+                let mut workers: Vec<&Worker> = self.workers.values().collect();
+                workers.sort_by_key(|w| w.id);
+                let _ = reply.send(workers.into_iter().map(|w| self.info(w)).collect());
             }
             Command::Input(name, bytes, reply) => {
                 self.touch(&name);
