@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::eventually;
@@ -15,18 +13,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 const T: Duration = Duration::from_secs(15);
-
-fn git(dir: &Path, args: &[&str]) {
-    let ok = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "git {args:?}");
-}
 
 async fn spawn(s: &Serve, spec: Value) {
     let (st, v) = s.call(Method::POST, "/api/spawn", Some(spec)).await;
@@ -48,12 +34,7 @@ async fn a_killed_broker_comes_back_with_its_fleet_and_owed_messages_arrive_once
     let tmp = tempfile::tempdir().unwrap();
     let state = tmp.path().join("state");
     std::fs::create_dir_all(&state).unwrap();
-    let repo = tmp.path().join("proj");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    std::fs::write(repo.join("a.txt"), "a\n").unwrap();
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-q", "-m", "first"]);
+    let repo = common::git::repo(tmp.path(), &[("a.txt", "a\n")]);
     let plain = tmp.path().join("plain");
     std::fs::create_dir_all(&plain).unwrap();
     // An "agent" of kind claude: a script that shows the arguments it was started with.

@@ -335,9 +335,10 @@ impl SlowTyping {
     }
 
     async fn start_with_bob(&self) -> Serve {
+        // --fresh: each start spawns its own bob (tests/fleet.rs has bob itself come back).
         let s = Serve::start_in(
             self.dir.path(),
-            &["--config", self.config.to_str().unwrap()],
+            &["--fresh", "--config", self.config.to_str().unwrap()],
         );
         s.spawn("bob", &["sh", "-c", &self.cmd]).await;
         s

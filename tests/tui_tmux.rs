@@ -441,23 +441,7 @@ fn a_worker_starts_at_its_panes_size() {
 fn a_review_of_a_worktree_sends_two_line_comments_as_one_message() {
     let id = std::process::id() % 100_000;
     let tmp = tempfile::tempdir().unwrap();
-    let repo = tmp.path().join("proj");
-    std::fs::create_dir_all(&repo).unwrap();
-    let git = |args: &[&str]| {
-        let ok = Command::new("git")
-            .arg("-C")
-            .arg(&repo)
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "git {args:?}");
-    };
-    git(&["init", "-q", "-b", "main"]);
-    std::fs::write(repo.join("file.txt"), "one\ntwo\nthree\n").unwrap();
-    git(&["add", "."]);
-    git(&["commit", "-q", "-m", "first"]);
+    let repo = common::git::repo(tmp.path(), &[("file.txt", "one\ntwo\nthree\n")]);
     // The "agent" changes a line in its worktree, then reads what it is sent.
     let config = tmp.path().join("brokertui.toml");
     std::fs::write(

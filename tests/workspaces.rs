@@ -12,35 +12,20 @@ use brokertui::broker::{BrokerError, ReleaseOptions, SpawnSpec};
 use brokertui::protocol::requests::snapshot::SnapshotFormat;
 use brokertui::workspace::diff::{FileStatus, LineKind};
 use brokertui::workspace::{ExistingBranch, OnRelease, WorktreeChoice, WorktreeConfig};
+use common::git::git;
 use common::{Fixture, eventually};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// A repository `<tmp>/proj` with one commit (`file.txt`, `sub/inner.txt`, a `.gitignore`
 /// that ignores `.env*`) and an untracked `.env`.
 fn repo(tmp: &Path) -> PathBuf {
-    let repo = tmp.join("proj");
-    std::fs::create_dir_all(repo.join("sub")).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    std::fs::write(repo.join("file.txt"), "one\ntwo\nthree\n").unwrap();
-    std::fs::write(repo.join("sub/inner.txt"), "inner\n").unwrap();
-    std::fs::write(repo.join(".gitignore"), ".env*\n").unwrap();
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-q", "-m", "first"]);
+    let repo = common::git::repo(
+        tmp,
+        &[
+            ("file.txt", "one\ntwo\nthree\n"),
+            ("sub/inner.txt", "inner\n"),
+            (".gitignore", ".env*\n"),
+        ],
+    );
     std::fs::write(repo.join(".env"), "SECRET=1\n").unwrap();
     repo
 }

@@ -76,15 +76,7 @@ pub async fn release(
             )));
         }
     };
-    let force = match q.get("force").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "force={other:?}: expected true or false"
-            )));
-        }
-    };
+    let force = flag(&q, "force")?;
     let opts = crate::broker::ReleaseOptions { worktree, force };
     st.broker.release_with(checked_name(&name)?, opts).await?;
     Ok(Json(json!({"name": name, "released": true})).into_response())
@@ -274,15 +266,7 @@ pub async fn messages(
             })
         })
         .transpose()?;
-    let owed_only = match q.get("owed").map(String::as_str) {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "owed={other:?}: expected true or false"
-            )));
-        }
-    };
+    let owed_only = flag(&q, "owed")?;
     let to = q.get("to").map(String::as_str);
     // A worker token sees only the messages to and from itself.
     let visible = |m_to: &str, m_from: &str| match &scope {
@@ -388,5 +372,16 @@ pub async fn drop_message(
             format!("no undelivered message {id:?}"),
         )),
         n => Ok(Json(json!({"id": id, "dropped": n})).into_response()),
+    }
+}
+
+/// A `?key=true|false` query parameter (absent: false).
+fn flag(q: &HashMap<String, String>, key: &str) -> Result<bool, ApiError> {
+    match q.get(key).map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "{key}={other:?}: expected true or false"
+        ))),
     }
 }

@@ -49,6 +49,17 @@ pub fn prepare(
     let dir = worktrees_dir(&repo, config)?;
     let path = dir.join(name);
     let mut warnings = Vec::new();
+    let prepared = |path, branch, base, created, warnings| Prepared {
+        worktree: Worktree {
+            path,
+            branch,
+            base,
+            repo: repo.clone(),
+            subdir: subdir.clone(),
+        },
+        created,
+        warnings,
+    };
 
     if path.exists() {
         // Found again: the same worker's worktree, from before a restart or a release
@@ -56,17 +67,7 @@ pub fn prepare(
         return match registered(&repo)?.into_iter().find(|w| same(&w.0, &path)) {
             Some((_, Some(b))) if b == branch => {
                 let base = base_of(&repo, &branch, config)?;
-                Ok(Prepared {
-                    worktree: Worktree {
-                        path,
-                        branch,
-                        base,
-                        repo,
-                        subdir,
-                    },
-                    created: false,
-                    warnings,
-                })
+                Ok(prepared(path, branch, base, false, warnings))
             }
             Some((_, other)) => Err(WorkspaceError::Refused(format!(
                 "{} is already a worktree, on {}, not on {branch}",
@@ -138,17 +139,7 @@ pub fn prepare(
     if let Err(e) = copied {
         warnings.push(e);
     }
-    Ok(Prepared {
-        worktree: Worktree {
-            path,
-            branch,
-            base,
-            repo,
-            subdir,
-        },
-        created: true,
-        warnings,
-    })
+    Ok(prepared(path, branch, base, true, warnings))
 }
 
 /// What removing the worktree would lose: uncommitted changes (untracked files included)

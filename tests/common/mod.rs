@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod agent_cli;
+pub mod git;
 pub mod serve;
 
 use std::path::PathBuf;
