@@ -4,8 +4,10 @@
 //!
 //! Rooms: [`terminal`] (raw mode, the alternate screen, signals), [`runner`] (the loop and
 //! what it does with each event), [`outputs`] (every pane's output subscription, polled by
-//! the loop), [`new_worker`] (the `n` dialog's command line).
+//! the loop), [`new_worker`] (the `n` dialog's command line), [`clipboard`] (copied text to
+//! the outer terminal and the system).
 
+mod clipboard;
 mod new_worker;
 mod outputs;
 mod runner;

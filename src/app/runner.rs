@@ -793,6 +793,7 @@ impl<B: Backend> Runner<B> {
                         ),
                     }
                 }
+                Action::Copy { text } => super::clipboard::copy(&text),
                 Action::Quit => app.quit = true,
             }
         }

@@ -138,6 +138,15 @@ pub fn pane_title(app: &App, index: usize, pane: &Pane) -> Line<'static> {
             Style::new().fg(Color::Cyan),
         ));
     }
+    if let Some(copy) = app.copy.as_deref().filter(|c| c.pane == pane.name) {
+        spans.push(Span::styled(
+            format!("│ COPY {}/{} ", copy.cursor.0 + 1, copy.total_lines()),
+            Style::new()
+                .fg(Color::Black)
+                .bg(Color::Yellow)
+                .add_modifier(Modifier::BOLD),
+        ));
+    }
     if focused && app.mode != ClientMode::View {
         spans.push(Span::styled(
             format!("│ {} ", app.mode.label()),
@@ -171,6 +180,17 @@ fn draw_pane(frame: &mut Frame, app: &App, index: usize, area: Rect) {
         .border_style(border)
         .title(pane_title(app, index, pane));
     frame.render_widget(block, area);
+    if let Some(copy) = app.copy.as_deref().filter(|c| c.pane == pane.name) {
+        frame.render_widget(
+            PaneWidget {
+                screen: &copy.screen,
+                show_cursor: false,
+            },
+            inner(area),
+        );
+        copy.highlight(frame.buffer_mut(), inner(area));
+        return;
+    }
     let show_cursor = focused && app.mode != ClientMode::View && pane.scroll == 0;
     frame.render_widget(
         PaneWidget {
@@ -245,6 +265,27 @@ fn draw_status(frame: &mut Frame, app: &App, area: Rect) {
             format!(" {note} "),
             Style::new().fg(Color::Green),
         ));
+    }
+    if let Some(copy) = app.copy.as_deref() {
+        let line = match (&copy.prompt, &copy.message) {
+            (Some((forward, text)), _) => {
+                format!(" {}{text}▏", if *forward { "/" } else { "?" })
+            }
+            (None, Some(message)) => format!(" {message} "),
+            (None, None) => " copy mode: hjkl w b e 0 $ g G move · v/V select · y copy · / ? n N search · q leave ".to_string(),
+        };
+        let status = Line::from(vec![
+            Span::styled(
+                " COPY ",
+                Style::new()
+                    .fg(Color::Black)
+                    .bg(Color::Yellow)
+                    .add_modifier(Modifier::BOLD),
+            ),
+            Span::raw(line),
+        ]);
+        frame.render_widget(Paragraph::new(status), area);
+        return;
     }
     let hint = match (app.mode, app.prefix_armed) {
         (ClientMode::View, _) => {

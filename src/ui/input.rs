@@ -9,9 +9,10 @@ use crossterm::event::{
 };
 use ratatui::layout::Position;
 
+use super::copy::Outcome as CopyOutcome;
 use super::keys::{key_to_bytes, paste_to_bytes};
 use super::layout::{inner, neighbour};
-use super::state::{Action, App, Attached, ClientMode, Overlay};
+use super::state::{Action, App, Attached, ClientMode, Overlay, Press};
 use crate::protocol::SessionMode;
 
 pub fn handle_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
@@ -20,6 +21,19 @@ pub fn handle_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
     }
     if app.overlay.is_some() {
         return overlay_key(app, key);
+    }
+    if let Some(copy) = &mut app.copy {
+        return match copy.key(key) {
+            CopyOutcome::Stay => Vec::new(),
+            CopyOutcome::Leave => {
+                app.copy = None;
+                Vec::new()
+            }
+            CopyOutcome::Copy(text) => {
+                app.copy = None;
+                copied(app, text)
+            }
+        };
     }
     match app.mode {
         ClientMode::View => view_key(app, key),
@@ -49,39 +63,161 @@ pub fn handle_paste(app: &mut App, text: &str) -> Vec<Action> {
     }]
 }
 
+/// Two clicks at one place within this long are a double click (three a triple click).
+const MULTI_CLICK: std::time::Duration = std::time::Duration::from_millis(400);
+
 pub fn handle_mouse(app: &mut App, ev: MouseEvent) -> Vec<Action> {
     if app.overlay.is_some() {
         return Vec::new();
     }
     let at = Position::new(ev.column, ev.row);
-    let hit = app
-        .layout()
-        .into_iter()
-        .find(|(_, r)| r.contains(at))
-        .map(|(i, _)| i);
+    let hit = app.layout().into_iter().find(|(_, r)| r.contains(at));
+    // Inside the pane under the mouse: (pane, column, row).
+    let inside = hit.and_then(|(i, r)| {
+        let r = inner(r);
+        r.contains(at).then(|| (i, at.x - r.x, at.y - r.y))
+    });
+    if let Some(bytes) = forwarded(app, &ev, inside) {
+        return bytes;
+    }
     match ev.kind {
-        MouseEventKind::Down(MouseButton::Left) => match hit {
-            Some(i) if i != app.focus => {
-                let actions = detach(app);
+        MouseEventKind::Down(MouseButton::Left) => {
+            let mut actions = Vec::new();
+            if let Some((i, _)) = hit
+                && i != app.focus
+            {
+                actions = detach(app);
                 app.focus = i;
-                actions
             }
-            _ => Vec::new(),
-        },
-        MouseEventKind::ScrollUp => {
-            if let Some(i) = hit {
-                scroll(app, i, 3);
+            app.copy = None;
+            let Some((i, col, row)) = inside else {
+                app.press = None;
+                return actions;
+            };
+            let now = std::time::Instant::now();
+            let clicks = match app.press {
+                Some(p) if p.pane == i && p.at == (col, row) && now - p.when < MULTI_CLICK => {
+                    p.clicks % 3 + 1
+                }
+                _ => 1,
+            };
+            app.press = Some(Press {
+                pane: i,
+                at: (col, row),
+                when: now,
+                clicks,
+                dragged: false,
+            });
+            if clicks > 1
+                && let Some(copy) = app.enter_copy()
+            {
+                // A word, or the whole line: selected and copied at once, as tmux does.
+                let here = copy.at_view(row, col);
+                let (from, to) = if clicks == 2 {
+                    copy.word_at(here)
+                } else {
+                    (here, here)
+                };
+                copy.select(from, to, clicks == 3);
+                if let Some(text) = copy.selection() {
+                    actions.extend(copied(app, text));
+                }
+            }
+            actions
+        }
+        MouseEventKind::Drag(MouseButton::Left) => {
+            let Some(press) = app.press else {
+                return Vec::new();
+            };
+            // The selection stays in the pane it started in.
+            let Some((_, r)) = app.layout().into_iter().find(|(i, _)| *i == press.pane) else {
+                return Vec::new();
+            };
+            let r = inner(r);
+            if r.width == 0 || r.height == 0 {
+                return Vec::new();
+            }
+            let col = at.x.clamp(r.x, r.x + r.width - 1) - r.x;
+            let row = at.y.clamp(r.y, r.y + r.height - 1) - r.y;
+            let (start, first) = (press.at, !press.dragged);
+            if let Some(p) = app.press.as_mut() {
+                p.dragged = true;
+            }
+            if first || app.copy.is_none() {
+                app.enter_copy();
+            }
+            if let Some(copy) = app.copy.as_deref_mut() {
+                let (from, to) = (copy.at_view(start.1, start.0), copy.at_view(row, col));
+                copy.select(from, to, false);
             }
             Vec::new()
         }
-        MouseEventKind::ScrollDown => {
-            if let Some(i) = hit {
-                scroll(app, i, -3);
+        MouseEventKind::Up(MouseButton::Left) => {
+            let dragged = app.press.is_some_and(|p| p.dragged);
+            if !dragged {
+                return Vec::new();
+            }
+            if let Some(p) = app.press.as_mut() {
+                p.dragged = false;
+            }
+            match app.copy.take().and_then(|c| c.selection()) {
+                Some(text) => copied(app, text),
+                None => Vec::new(),
+            }
+        }
+        MouseEventKind::ScrollUp | MouseEventKind::ScrollDown => {
+            let up = ev.kind == MouseEventKind::ScrollUp;
+            if let Some(copy) = app.copy.as_deref_mut() {
+                let k = if up { KeyCode::Up } else { KeyCode::Down };
+                for _ in 0..3 {
+                    copy.key(KeyEvent::new(k, KeyModifiers::NONE));
+                }
+                return Vec::new();
+            }
+            if let Some((i, _)) = hit {
+                if app.panes[i].feed.screen().alternate_screen() {
+                    // Nothing scrolled off: the program redraws its own screen.
+                    let name = app.panes[i].name.clone();
+                    let note = format!(
+                        "{name} draws its own screen (no scrollback here): attach (Enter) and scroll with its keys or, if it takes the mouse, the wheel"
+                    );
+                    app.note(note, std::time::Instant::now());
+                } else {
+                    scroll(app, i, if up { 3 } else { -3 });
+                }
             }
             Vec::new()
         }
         _ => Vec::new(),
     }
+}
+
+/// A mouse event for the attached worker's program, if it asked for mouse reports (vim
+/// `:set mouse=a`, less, htop): encoded as it asked, at its pane-relative cell.
+fn forwarded(app: &App, ev: &MouseEvent, inside: Option<(usize, u16, u16)>) -> Option<Vec<Action>> {
+    if app.mode == ClientMode::View || app.copy.is_some() {
+        return None;
+    }
+    let (i, col, row) = inside?;
+    if i != app.focus {
+        return None;
+    }
+    let pane = &app.panes[i];
+    let screen = pane.feed.screen();
+    let mode = screen.mouse_protocol_mode();
+    if mode == vt100::MouseProtocolMode::None {
+        return None;
+    }
+    let bytes = super::keys::mouse_to_bytes(ev, col, row, mode, screen.mouse_protocol_encoding());
+    Some(
+        bytes
+            .map(|bytes| Action::Input {
+                name: pane.name.clone(),
+                bytes,
+            })
+            .into_iter()
+            .collect(),
+    )
 }
 
 /// Scrolls pane `i` back (positive) or forward; clamped by what scrollback holds.
@@ -139,6 +275,16 @@ fn view_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
         KeyCode::Char('v') | KeyCode::Esc => detach(app),
         KeyCode::Char('z') => {
             app.zoom = !app.zoom;
+            Vec::new()
+        }
+        KeyCode::Char('[') => {
+            app.enter_copy();
+            Vec::new()
+        }
+        KeyCode::Char('/') => {
+            if let Some(copy) = app.enter_copy() {
+                copy.prompt = Some((true, String::new()));
+            }
             Vec::new()
         }
         KeyCode::Char('!') => {
@@ -316,6 +462,10 @@ fn attached_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
             KeyCode::Char('p') => vec![Action::Pending { name }],
             KeyCode::Char('z') => {
                 app.zoom = !app.zoom;
+                Vec::new()
+            }
+            KeyCode::Char('[') => {
+                app.enter_copy();
                 Vec::new()
             }
             KeyCode::Char('?') => {
@@ -504,4 +654,17 @@ fn edit(text: &mut String, key: KeyEvent) {
         }
         _ => {}
     }
+}
+
+/// What was copied goes to the clipboard, and the status bar says how much.
+fn copied(app: &mut App, text: String) -> Vec<Action> {
+    let lines = text.lines().count().max(1);
+    let note = format!(
+        "copied {} character{} ({lines} line{})",
+        text.chars().count(),
+        if text.chars().count() == 1 { "" } else { "s" },
+        if lines == 1 { "" } else { "s" }
+    );
+    app.note(note, std::time::Instant::now());
+    vec![Action::Copy { text }]
 }

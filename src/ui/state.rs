@@ -166,7 +166,21 @@ pub enum Action {
         name: String,
         lines: Vec<String>,
     },
+    /// Put text on the clipboard (the outer terminal's, through OSC 52, and the system's).
+    Copy {
+        text: String,
+    },
     Quit,
+}
+
+/// A left mouse press: in pane `pane` at `at` (inside the pane), the `clicks`-th in a row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Press {
+    pub pane: usize,
+    pub at: (u16, u16),
+    pub when: Instant,
+    pub clicks: u8,
+    pub dragged: bool,
 }
 
 /// A worker the human is attached to, and the mode to put back on detach.
@@ -198,6 +212,10 @@ pub struct App {
     /// Quitting ends the workers (the in-process broker); a client of a remote broker
     /// leaves them running.
     pub owns_workers: bool,
+    /// Copy mode on one pane (its screen frozen), if on.
+    pub copy: Option<Box<super::copy::CopyMode>>,
+    /// The last left mouse press, for drags and double and triple clicks.
+    pub press: Option<Press>,
     /// Review comments not sent yet, by worker: back when its review opens again.
     pub review_drafts: std::collections::HashMap<String, Vec<crate::workspace::diff::Comment>>,
 }
@@ -226,6 +244,8 @@ impl App {
             quit: false,
             owns_workers: true,
             review_drafts: Default::default(),
+            copy: None,
+            press: None,
         }
     }
 
@@ -253,6 +273,9 @@ impl App {
     }
 
     pub fn remove_pane(&mut self, name: &str) {
+        if self.copy.as_ref().is_some_and(|c| c.pane == name) {
+            self.copy = None;
+        }
         if let Some(i) = self.index_of(name) {
             self.panes.remove(i);
             if self.attached.as_ref().is_some_and(|a| a.name == name) {
@@ -305,6 +328,15 @@ impl App {
         if self.alerts.len() > 1000 {
             self.alerts.remove(0);
         }
+    }
+
+    /// Enters copy mode on the focused pane (where it is scrolled to).
+    pub fn enter_copy(&mut self) -> Option<&mut super::copy::CopyMode> {
+        let pane = self.panes.get(self.focus)?;
+        let screen = pane.feed.mirror.parser.screen();
+        let mode = super::copy::CopyMode::new(&pane.name, screen, pane.scroll);
+        self.copy = Some(Box::new(mode));
+        self.copy.as_deref_mut()
     }
 
     pub fn note(&mut self, text: impl Into<String>, now: Instant) {

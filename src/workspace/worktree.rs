@@ -208,6 +208,10 @@ pub fn remove(wt: &Worktree, force: bool) -> Result<(), WorkspaceError> {
     ) {
         git::run(&wt.repo, &["branch", "-D", "--quiet", &wt.branch])?;
     }
+    // The worktrees dir goes with its last worktree (remove_dir leaves a non-empty one).
+    if let Some(dir) = wt.path.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
     Ok(())
 }
 
