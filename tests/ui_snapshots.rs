@@ -296,3 +296,106 @@ fn the_new_worker_dialog_offers_a_worktree() {
     brokertui::ui::input::handle_key(&mut a, key(crossterm::event::KeyCode::Tab));
     insta::assert_snapshot!(render(&a, 70, 10));
 }
+
+fn render_buffer(app: &App, w: u16, h: u16) -> ratatui::buffer::Buffer {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    terminal.draw(|f| draw(f, app)).unwrap();
+    terminal.backend().buffer().clone()
+}
+
+/// A pane with 40 lines of history, so copy mode has scrollback to move in.
+fn with_history() -> App {
+    let mut a = app(&["log"], 60, 12);
+    // The screen as large as the pane shows it, as the TUI keeps it.
+    let (rows, cols) = a.pty_size_of("log").unwrap();
+    a.panes[0].feed.set_size(rows, cols);
+    let text: String = (1..=40).map(|i| format!("entry {i:02} ok\r\n")).collect();
+    a.panes[0].feed.mirror.parser.process(text.as_bytes());
+    a
+}
+
+#[test]
+fn copy_mode_shows_its_selection_and_position() {
+    let mut a = with_history();
+    // Into copy mode, up two lines, select two lines by line.
+    type_keys(&mut a, "[kkVk");
+    let buf = render_buffer(&a, 60, 12);
+    insta::assert_snapshot!(render(&a, 60, 12));
+    // The selected rows are painted (blue), the others are not.
+    let row_of = |needle: &str| {
+        (0..12u16)
+            .find(|&y| {
+                (0..60u16)
+                    .map(|x| buf[(x, y)].symbol())
+                    .collect::<String>()
+                    .contains(needle)
+            })
+            .unwrap()
+    };
+    let selected = row_of("entry 39");
+    assert_eq!(buf[(3, selected)].bg, ratatui::style::Color::Blue);
+    assert_ne!(buf[(3, row_of("entry 37"))].bg, ratatui::style::Color::Blue);
+    let actions =
+        brokertui::ui::input::handle_key(&mut a, key(crossterm::event::KeyCode::Char('y')));
+    assert_eq!(
+        actions,
+        vec![brokertui::ui::state::Action::Copy {
+            text: "entry 38 ok\nentry 39 ok".into()
+        }]
+    );
+    assert!(a.copy.is_none(), "y leaves copy mode");
+}
+
+#[test]
+fn search_highlights_every_match_and_goes_to_the_nearest() {
+    let mut a = with_history();
+    type_keys(&mut a, "/entry 3\r");
+    let buf = render_buffer(&a, 60, 12);
+    insta::assert_snapshot!(render(&a, 60, 12));
+    let highlighted: Vec<String> = (1..10u16)
+        .filter(|&y| buf[(1, y)].bg == ratatui::style::Color::Yellow)
+        .map(|y| (1..12u16).map(|x| buf[(x, y)].symbol()).collect())
+        .collect();
+    assert!(
+        highlighted.iter().all(|l| l.starts_with("entry 3")),
+        "{highlighted:?}"
+    );
+    assert!(!highlighted.is_empty());
+    // Backwards from the bottom, the nearest match is entry 39; n goes on to 38.
+    type_keys(&mut a, "?entry 3\r");
+    let pos = a.copy.as_ref().unwrap().cursor;
+    type_keys(&mut a, "n");
+    assert_eq!(a.copy.as_ref().unwrap().cursor.0 + 1, pos.0);
+}
+
+#[test]
+fn each_layout_arranges_the_panes() {
+    let mut a = app(&["main", "b", "c", "d"], 80, 16);
+    let mut shots = Vec::new();
+    for _ in 0..5 {
+        shots.push(format!("{:?}\n{}", a.arrangement, render(&a, 80, 16)));
+        type_keys(&mut a, " ");
+    }
+    assert_eq!(a.arrangement, brokertui::ui::layout::Arrangement::Tiled);
+    insta::assert_snapshot!(shots.join("\n"));
+}
+
+#[test]
+fn the_keyboard_resizes_the_focused_pane() {
+    let mut a = app(&["left", "right"], 80, 10);
+    let before = a.layout()[0].1.width;
+    type_keys(&mut a, ">>");
+    let after = a.layout()[0].1.width;
+    assert!(after > before, "{before} -> {after}");
+    type_keys(&mut a, " "); // main + stack: the main share grows
+    let main = a.layout()[0].1.width;
+    type_keys(&mut a, ">");
+    assert!(a.layout()[0].1.width > main);
+}
+
+#[test]
+fn a_label_shows_before_the_name() {
+    let mut a = app(&["w1", "w2"], 80, 8);
+    type_keys(&mut a, ",tests\r");
+    insta::assert_snapshot!(render(&a, 80, 8));
+}

@@ -1,7 +1,7 @@
 # narrator: prints every message it receives, numbered and timestamped, and acknowledges it
 # to the sender with "ack N". The injected line doesn't say whether a message went to
 # narrator alone or to everyone ("*"), so every message is acked, except acks and pongs
-# (answering those could make two agents talk forever).
+# (answering those could make two agents talk forever) and what the human sends from the TUI.
 . "$(dirname "$0")/lib.sh"
 
 rule
@@ -16,8 +16,9 @@ while IFS= read -r line; do
         count=$((count + 1))
         say "#$count from $FROM [$ID]:"
         printf '          %s\n' "$BODY"
-        case $BODY in
-            "ack "* | "pong "*) ;;
+        # The human reads this pane: they are no worker to send an ack to.
+        case $FROM:$BODY in
+            human:* | *:"ack "* | *:"pong "*) ;;
             *) send "$FROM" "ack $count: got \"$BODY\"" ;;
         esac
     elif [ -n "${line%"$CR"}" ]; then

@@ -46,6 +46,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/api/spawned/{name}/pending", get(routes::pending))
         .route("/api/spawned/{name}/diff", get(routes::diff))
+        .route("/api/spawned/{name}/restart", post(routes::restart))
         .route("/api/spawned/{name}/flush", post(routes::flush))
         .route("/api/send", post(routes::send))
         .route("/api/messages", get(routes::messages))

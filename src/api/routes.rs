@@ -82,6 +82,21 @@ pub async fn release(
     Ok(Json(json!({"name": name, "released": true})).into_response())
 }
 
+/// Starts an exited worker again as it was.
+pub async fn restart(
+    State(st): State<ApiState>,
+    Extension(scope): Extension<Scope>,
+    Path(name): Path<String>,
+) -> ApiResult {
+    require_admin(&scope)?;
+    let info = st.broker.restart(checked_name(&name)?).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"name": info.name, "pid": info.pid})),
+    )
+        .into_response())
+}
+
 /// What the worker changed (its worktree against its base, or its directory against HEAD).
 pub async fn diff(
     State(st): State<ApiState>,

@@ -127,6 +127,9 @@ pub(super) async fn run_loop<B: Backend>(
     };
     let mut app = App::new(config.prefix_key, config.scrollback);
     app.owns_workers = !opts.remote;
+    if let Some(note) = same_prefix_as_tmux(&app.prefix) {
+        app.push_alert(alert(Severity::Info, None, "keys", note), Instant::now());
+    }
     // Workers already there (a remote broker), in the order they started.
     for w in broker.list().await.unwrap_or_default() {
         if runner.shows(&w.name) {
@@ -448,6 +451,20 @@ impl<B: Backend> Runner<B> {
         match &event.kind {
             EventKind::WorkerSpawned { name, .. } if !self.shows(name) => {}
             EventKind::WorkerSpawned { name, .. } => {
+                if let Some(p) = app.pane_mut(name) {
+                    // Started again (R): the same pane, in its place, follows the new worker.
+                    p.exit = None;
+                    p.attention = false;
+                    self.outputs.remove(name);
+                    self.subscribing.remove(name);
+                    if app
+                        .status
+                        .as_ref()
+                        .is_some_and(|(a, _)| a.worker.as_deref() == Some(name.as_str()))
+                    {
+                        app.status = None;
+                    }
+                }
                 app.add_pane(name);
                 self.subscribe(name);
             }
@@ -605,6 +622,13 @@ impl<B: Backend> Runner<B> {
                 worker,
                 message,
             } => {
+                if op == "spawn"
+                    && let Some(pane) = worker.as_deref().and_then(|w| app.pane_mut(w))
+                {
+                    // The reason where the user looks: in the pane that stayed empty.
+                    let text = format!("\r\n\x1b[31mbrokertui: {message}\x1b[m\r\n");
+                    pane.feed.mirror.parser.process(text.as_bytes());
+                }
                 app.push_alert(
                     alert(Severity::Warning, worker, op, message),
                     Instant::now(),
@@ -679,6 +703,16 @@ impl<B: Backend> Runner<B> {
                     let snap = broker.snapshot(&name, SnapshotFormat::Plain).await;
                     Some(Msg::SnapshotReady(name, snap))
                 }),
+                Action::Restart { name } => self.spawn_task(async move {
+                    Some(match broker.restart(&name).await {
+                        Ok(_) => Msg::Done(format!("{name} started again")),
+                        Err(e) => Msg::Failed {
+                            op: "restart",
+                            worker: Some(name),
+                            message: e.to_string(),
+                        },
+                    })
+                }),
                 Action::Diff { name } => self.spawn_task(async move {
                     let diff = broker.diff(&name).await;
                     Some(Msg::DiffReady(name, diff))
@@ -743,6 +777,7 @@ impl<B: Backend> Runner<B> {
                     if worktree {
                         spec.worktree = Some(crate::workspace::WorktreeChoice::Flag(true));
                     }
+                    app.focus_new = Some(spec.name.clone());
                     let (rows, cols) = app.next_pane_size();
                     spec.rows.get_or_insert(rows);
                     spec.cols.get_or_insert(cols);
@@ -781,6 +816,10 @@ impl<B: Backend> Runner<B> {
                             if let Some(Overlay::Snapshot { saved, .. }) = &mut app.overlay {
                                 *saved = Some(path.display().to_string());
                             }
+                            app.note(
+                                format!("saved {name}'s screen to {}", path.display()),
+                                Instant::now(),
+                            );
                         }
                         Err(e) => app.push_alert(
                             alert(
@@ -798,4 +837,25 @@ impl<B: Backend> Runner<B> {
             }
         }
     }
+}
+
+/// Said once at start when brokertui runs inside a tmux whose prefix is ours: tmux takes the
+/// key first, so brokertui gets it only when pressed twice.
+fn same_prefix_as_tmux(prefix: &crate::config::PrefixKey) -> Option<String> {
+    std::env::var_os("TMUX")?;
+    let out = std::process::Command::new("tmux")
+        .args(["show-options", "-gv", "prefix"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let theirs = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    // tmux says `C-b`; ours is `Ctrl-b`.
+    let ours = prefix.label().replace("Ctrl-", "C-").replace("Alt-", "M-");
+    (theirs == ours).then(|| {
+        format!(
+            "tmux around brokertui uses the same prefix ({}): press it twice to reach brokertui, or set prefix_key in brokertui.toml (e.g. prefix_key = \"ctrl-a\")",
+            prefix.label()
+        )
+    })
 }

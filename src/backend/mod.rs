@@ -25,6 +25,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn spawn(&self, spec: SpawnSpec) -> impl Future<Output = R<WorkerInfo>> + Send;
     fn release(&self, name: &str, opts: ReleaseOptions) -> impl Future<Output = R<()>> + Send;
     fn diff(&self, name: &str) -> impl Future<Output = R<Diff>> + Send;
+    fn restart(&self, name: &str) -> impl Future<Output = R<WorkerInfo>> + Send;
     fn list(&self) -> impl Future<Output = R<Vec<WorkerInfo>>> + Send;
     fn input(&self, name: &str, bytes: Vec<u8>) -> impl Future<Output = R<()>> + Send;
     fn resize(&self, name: &str, rows: u16, cols: u16) -> impl Future<Output = R<()>> + Send;
@@ -55,6 +56,9 @@ impl Backend for BrokerHandle {
     }
     async fn diff(&self, name: &str) -> R<Diff> {
         BrokerHandle::diff(self, name).await
+    }
+    async fn restart(&self, name: &str) -> R<WorkerInfo> {
+        BrokerHandle::restart(self, name).await
     }
     async fn list(&self) -> R<Vec<WorkerInfo>> {
         BrokerHandle::list(self).await

@@ -161,6 +161,17 @@ impl Backend for RemoteBroker {
             .map_err(broker_err)?;
         Ok(())
     }
+    async fn restart(&self, name: &str) -> R<WorkerInfo> {
+        self.client
+            .call(Method::POST, &format!("/api/spawned/{name}/restart"), None)
+            .await
+            .map_err(broker_err)?;
+        self.list()
+            .await?
+            .into_iter()
+            .find(|w| w.name == name)
+            .ok_or_else(|| BrokerError::WorkerNotFound(name.to_string()))
+    }
     async fn diff(&self, name: &str) -> R<Diff> {
         self.call(Method::GET, &format!("/api/spawned/{name}/diff"), None)
             .await

@@ -247,6 +247,7 @@ type Reply<T> = oneshot::Sender<T>;
 pub(crate) enum Command {
     Spawn(Box<Launch>, Reply<Result<WorkerInfo, BrokerError>>),
     Release(String, Reply<Result<(), BrokerError>>),
+    Restart(String, Reply<Result<WorkerInfo, BrokerError>>),
     List(Reply<Vec<WorkerInfo>>),
     Input(String, Vec<u8>, Reply<Result<(), BrokerError>>),
     Resize(String, u16, u16, Reply<Result<(), BrokerError>>),
@@ -369,6 +370,12 @@ impl BrokerHandle {
     /// Its worktree, if any, is kept (see [`BrokerHandle::release_with`]).
     pub async fn release(&self, name: &str) -> Result<(), BrokerError> {
         self.ask(|r| Command::Release(name.to_string(), r)).await?
+    }
+
+    /// Starts an exited worker again as it was started (name, command, directory or worktree,
+    /// environment, mode); messages held for its name go to the new one.
+    pub async fn restart(&self, name: &str) -> Result<WorkerInfo, BrokerError> {
+        self.ask(|r| Command::Restart(name.to_string(), r)).await?
     }
 
     pub async fn list(&self) -> Result<Vec<WorkerInfo>, BrokerError> {

@@ -101,6 +101,10 @@ pub enum CtlCommand {
         #[arg(long, requires = "remove_worktree")]
         force: bool,
     },
+    /// Start an exited worker again as it was (same name, command, directory, environment).
+    Restart {
+        name: String,
+    },
     /// What a worker changed (its worktree against its base): a unified diff, or --json.
     Diff {
         name: String,
@@ -275,6 +279,9 @@ pub async fn run(args: CtlArgs) -> color_eyre::Result<Outcome> {
                 (true, true) => "?worktree=remove&force=true",
             };
             (Method::DELETE, format!("/api/spawned/{name}{query}"), None)
+        }
+        CtlCommand::Restart { name } => {
+            (Method::POST, format!("/api/spawned/{name}/restart"), None)
         }
         CtlCommand::Diff { name, json } => {
             let path = format!("/api/spawned/{name}/diff");

@@ -79,10 +79,20 @@ fn mode_color(mode: ClientMode) -> Color {
 /// the client mode when attached; exited workers show their exit status.
 pub fn pane_title(app: &App, index: usize, pane: &Pane) -> Line<'static> {
     let focused = index == app.focus;
+    let shown = match &pane.label {
+        Some(label) => format!("{label} · {}", pane.name),
+        None => pane.name.clone(),
+    };
     let mut spans = vec![Span::styled(
-        format!(" {} {} ", index + 1, pane.name),
+        format!(" {} {shown} ", index + 1),
         Style::new().add_modifier(Modifier::BOLD),
     )];
+    if focused && app.zoom && app.panes.len() > 1 {
+        spans.push(Span::styled(
+            format!("│ ZOOM 1/{} (z) ", app.panes.len()),
+            Style::new().fg(Color::Black).bg(Color::Cyan),
+        ));
+    }
     match &pane.exit {
         Some(exit) => spans.push(Span::styled(
             format!("│ {exit} "),
@@ -353,61 +363,72 @@ fn popup(frame: &mut Frame, title: &str, lines: Vec<Line<'static>>, w: u16, h: u
     );
 }
 
-pub const HELP: &[(&str, &str)] = &[
-    ("arrows hjkl Tab", "move focus"),
-    ("1-9", "focus pane N"),
-    ("Enter / d", "drive: type into the worker; messages wait"),
-    ("r", "relay: type into the worker; messages keep coming"),
-    ("v / Esc", "back to view"),
-    ("s", "snapshot of the screen (w saves it)"),
-    ("m", "toggle session mode relay/human"),
-    ("p", "pending messages"),
-    ("f", "flush pending messages"),
-    ("c", "compose a message (Tab: focused / all)"),
-    ("n", "new worker (NAME=CMD or CMD)"),
-    ("x", "release the worker (asks about its worktree)"),
-    ("D", "review its changes: comment lines, S sends"),
-    ("z", "zoom the focused pane"),
-    ("!", "jump to the next pane that needs you"),
-    ("a", "alerts log"),
-    ("PgUp PgDn wheel", "scroll back"),
-    ("q", "quit"),
-];
+/// One key table as lines of the help: its heading, then each key and what it does (the
+/// prefix named as configured).
+fn help_lines(table: &super::keymap::KeyTable, prefix: &str) -> Vec<Line<'static>> {
+    let key = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
+    let named = |s: &str| s.replace("prefix", prefix).replace("Ctrl-b", prefix);
+    let mut lines = vec![Line::from(Span::styled(
+        named(table.title),
+        Style::new().add_modifier(Modifier::BOLD),
+    ))];
+    for (keys, does) in table.keys {
+        lines.push(Line::from(vec![
+            Span::styled(format!("  {:<28}", named(keys)), key),
+            Span::raw(*does),
+        ]));
+    }
+    lines.push(Line::from(""));
+    lines
+}
+
+fn draw_help(frame: &mut Frame, app: &App) {
+    use super::keymap::{COPY, PREFIX, REVIEW, VIEW};
+    let prefix = app.prefix.label();
+    let (main, _) = areas(frame.area());
+    let left = help_lines(&VIEW, &prefix);
+    let mut right = help_lines(&PREFIX, &prefix);
+    right.extend(help_lines(&COPY, &prefix));
+    right.extend(help_lines(&REVIEW, &prefix));
+    // Side by side where they fit, else one after the other (j/k scroll).
+    let two = main.width >= 2 * 96 + 2;
+    let (w, columns) = if two {
+        (2 * 96 + 2, vec![left, right])
+    } else {
+        let mut all = left;
+        all.extend(right);
+        (98, vec![all])
+    };
+    let h = columns.iter().map(Vec::len).max().unwrap_or(0) as u16 + 2;
+    let area = centred(main, w, h);
+    frame.render_widget(Clear, area);
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(Style::new().fg(Color::Cyan))
+        .title(Span::styled(
+            " brokertui keys ",
+            Style::new().add_modifier(Modifier::BOLD),
+        ))
+        .title_bottom(Span::styled(
+            " j/k scroll · Esc or ? closes ",
+            Style::new().fg(Color::DarkGray),
+        ));
+    let inside = block.inner(area);
+    frame.render_widget(block, area);
+    let parts = Layout::horizontal(vec![
+        Constraint::Ratio(1, columns.len() as u32);
+        columns.len()
+    ])
+    .split(inside);
+    for (lines, part) in columns.into_iter().zip(parts.iter()) {
+        frame.render_widget(Paragraph::new(lines).scroll((app.help_scroll, 0)), *part);
+    }
+}
 
 fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay) {
     let key = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
     match overlay {
-        Overlay::Help => {
-            let mut lines: Vec<Line> = vec![Line::from("View mode")];
-            lines.extend(HELP.iter().map(|(k, what)| {
-                Line::from(vec![
-                    Span::styled(format!("  {k:<17}"), key),
-                    Span::raw(*what),
-                ])
-            }));
-            lines.push(Line::from(""));
-            lines.push(Line::from(format!(
-                "Drive / relay: every key goes to the worker, except {}:",
-                app.prefix.label()
-            )));
-            for (k, what) in [
-                ("d / Esc", "back to view"),
-                ("f", "flush"),
-                ("p", "pending"),
-                ("z", "zoom"),
-            ] {
-                lines.push(Line::from(vec![
-                    Span::styled(format!("  {}  {k:<12}", app.prefix.label()), key),
-                    Span::raw(what),
-                ]));
-            }
-            lines.push(Line::from(vec![
-                Span::styled(format!("  {0}  {0:<12}", app.prefix.label()), key),
-                Span::raw("a literal prefix key"),
-            ]));
-            let h = lines.len() as u16 + 2;
-            popup(frame, "brokertui keys", lines, 70, h, "Esc or ? closes");
-        }
+        Overlay::Help => draw_help(frame, app),
         Overlay::Alerts => {
             let lines: Vec<Line> = if app.alerts.is_empty() {
                 vec![Line::from("No alerts.")]
@@ -449,7 +470,13 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay) {
         Overlay::Snapshot { name, lines, saved } => {
             let body: Vec<Line> = lines.iter().map(|l| Line::from(l.clone())).collect();
             let footer = match saved {
-                Some(path) => format!("saved to {path} · Esc closes"),
+                // The file's name: the directory is in the status bar (a long path was cut off).
+                Some(path) => format!(
+                    "saved as {} · Esc closes",
+                    std::path::Path::new(path)
+                        .file_name()
+                        .map_or(path.clone(), |n| n.to_string_lossy().into_owned())
+                ),
                 None => "w saves to a file · Esc closes".to_string(),
             };
             let w = lines.iter().map(|l| l.chars().count()).max().unwrap_or(20) as u16 + 4;
@@ -593,6 +620,17 @@ fn draw_overlay(frame: &mut Frame, app: &App, overlay: &Overlay) {
             let (main, _) = areas(frame.area());
             super::review::draw(frame, review, main);
         }
+        Overlay::Rename { name, text } => popup(
+            frame,
+            &format!("label for {name}"),
+            vec![
+                Line::from("Shown before its name; empty: none"),
+                Line::from(format!("{text}▏")),
+            ],
+            60,
+            4,
+            "Enter keeps · Esc cancels",
+        ),
         Overlay::ConfirmQuit => {
             let running = app.panes.iter().filter(|p| p.exit.is_none()).count();
             popup(

@@ -81,6 +81,23 @@ pub fn handle_mouse(app: &mut App, ev: MouseEvent) -> Vec<Action> {
         return bytes;
     }
     match ev.kind {
+        MouseEventKind::Down(MouseButton::Left)
+            if inside.is_none() && border_at(app, at).is_some() =>
+        {
+            app.border_drag = border_at(app, at);
+            app.press = None;
+            Vec::new()
+        }
+        MouseEventKind::Drag(MouseButton::Left) if app.border_drag.is_some() => {
+            if let Some(drag) = app.border_drag {
+                app.drag_border(drag, if drag.vertical { at.x } else { at.y });
+            }
+            Vec::new()
+        }
+        MouseEventKind::Up(MouseButton::Left) if app.border_drag.is_some() => {
+            app.border_drag = None;
+            Vec::new()
+        }
         MouseEventKind::Down(MouseButton::Left) => {
             let mut actions = Vec::new();
             if let Some((i, _)) = hit
@@ -272,13 +289,26 @@ fn view_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
         }
         KeyCode::Enter | KeyCode::Char('d') => attach(app, ClientMode::Drive),
         KeyCode::Char('r') => attach(app, ClientMode::Relay),
-        KeyCode::Char('v') | KeyCode::Esc => detach(app),
+        KeyCode::Char('v') | KeyCode::Esc => {
+            // Already in view: back to the live screen.
+            scroll(app, app.focus, -(isize::MAX / 2));
+            detach(app)
+        }
         KeyCode::Char('z') => {
             app.zoom = !app.zoom;
             Vec::new()
         }
         KeyCode::Char('[') => {
             app.enter_copy();
+            Vec::new()
+        }
+        KeyCode::Char(' ') => next_layout(app),
+        KeyCode::Char('<') => {
+            app.resize_focused(-1);
+            Vec::new()
+        }
+        KeyCode::Char('>') => {
+            app.resize_focused(1);
             Vec::new()
         }
         KeyCode::Char('/') => {
@@ -300,6 +330,7 @@ fn view_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
             Vec::new()
         }
         KeyCode::Char('?') => {
+            app.help_scroll = 0;
             app.overlay = Some(Overlay::Help);
             Vec::new()
         }
@@ -355,6 +386,27 @@ fn view_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
                     Vec::new()
                 }
                 KeyCode::Char('D') => vec![Action::Diff { name }],
+                KeyCode::Char('R') => {
+                    if app.focused().is_some_and(|p| p.exit.is_some()) {
+                        vec![Action::Restart { name }]
+                    } else {
+                        app.note(
+                            format!(
+                                "{name} is running: R starts an exited worker again (x releases)"
+                            ),
+                            std::time::Instant::now(),
+                        );
+                        Vec::new()
+                    }
+                }
+                KeyCode::Char(',') => {
+                    let text = app
+                        .focused()
+                        .and_then(|p| p.label.clone())
+                        .unwrap_or_default();
+                    app.overlay = Some(Overlay::Rename { name, text });
+                    Vec::new()
+                }
                 KeyCode::Char('m') => {
                     let mode = match app.focused().map(|p| p.mode) {
                         Some(SessionMode::Human) => SessionMode::Relay,
@@ -468,7 +520,17 @@ fn attached_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
                 app.enter_copy();
                 Vec::new()
             }
+            KeyCode::Char(' ') => next_layout(app),
+            KeyCode::Char('<') => {
+                app.resize_focused(-1);
+                Vec::new()
+            }
+            KeyCode::Char('>') => {
+                app.resize_focused(1);
+                Vec::new()
+            }
             KeyCode::Char('?') => {
+                app.help_scroll = 0;
                 app.overlay = Some(Overlay::Help);
                 Vec::new()
             }
@@ -518,6 +580,14 @@ fn overlay_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
         Overlay::Help
             if !(esc || key.code == KeyCode::Char('?') || key.code == KeyCode::Char('q')) =>
         {
+            let by: i32 = match key.code {
+                KeyCode::Char('j') | KeyCode::Down => 1,
+                KeyCode::Char('k') | KeyCode::Up => -1,
+                KeyCode::PageDown | KeyCode::Char(' ') => 10,
+                KeyCode::PageUp => -10,
+                _ => 0,
+            };
+            app.help_scroll = (i32::from(app.help_scroll) + by).clamp(0, 60) as u16;
             app.overlay = Some(Overlay::Help);
             Vec::new()
         }
@@ -553,6 +623,14 @@ fn overlay_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
                 Vec::new()
             }
             KeyCode::Enter if !text.trim().is_empty() => vec![Action::Send { to, body: text }],
+            KeyCode::Enter => {
+                app.note(
+                    "type a message first (Esc cancels)",
+                    std::time::Instant::now(),
+                );
+                app.overlay = Some(Overlay::Compose { to, text });
+                Vec::new()
+            }
             KeyCode::Tab => {
                 let to = if to == "*" {
                     app.focused_name().unwrap_or(to)
@@ -575,6 +653,14 @@ fn overlay_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
                     arg: text,
                     worktree,
                 }]
+            }
+            KeyCode::Enter => {
+                app.note(
+                    "type a command first: NAME=CMD or CMD (Esc cancels)",
+                    std::time::Instant::now(),
+                );
+                app.overlay = Some(Overlay::NewWorker { text, worktree });
+                Vec::new()
             }
             KeyCode::Tab => {
                 app.overlay = Some(Overlay::NewWorker {
@@ -632,6 +718,21 @@ fn overlay_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
                 }
             }
         }
+        Overlay::Rename { name, mut text } => match key.code {
+            KeyCode::Esc => Vec::new(),
+            KeyCode::Enter => {
+                if let Some(p) = app.pane_mut(&name) {
+                    let label = text.trim();
+                    p.label = (!label.is_empty() && label != name).then(|| label.to_string());
+                }
+                Vec::new()
+            }
+            _ => {
+                edit(&mut text, key);
+                app.overlay = Some(Overlay::Rename { name, text });
+                Vec::new()
+            }
+        },
         Overlay::ConfirmQuit => match key.code {
             KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Char('q') => vec![Action::Quit],
             _ => Vec::new(),
@@ -654,6 +755,50 @@ fn edit(text: &mut String, key: KeyEvent) {
         }
         _ => {}
     }
+}
+
+fn next_layout(app: &mut App) -> Vec<Action> {
+    app.arrangement = app.arrangement.next();
+    app.zoom = false;
+    let note = format!("layout: {} (Space for the next)", app.arrangement.label());
+    app.note(note, std::time::Instant::now());
+    Vec::new()
+}
+
+/// The border between two shown panes at `at`, if there is one.
+fn border_at(app: &App, at: Position) -> Option<super::state::BorderDrag> {
+    if app.zoom {
+        return None;
+    }
+    let areas: Vec<_> = app.layout().into_iter().map(|(_, r)| r).collect();
+    let overlap = |a0: u16, a1: u16, b0: u16, b1: u16| a0.max(b0) < a1.min(b1);
+    for (i, a) in areas.iter().enumerate() {
+        for (j, b) in areas.iter().enumerate() {
+            if a.right() == b.x
+                && (at.x + 1 == b.x || at.x == b.x)
+                && (a.y..a.bottom()).contains(&at.y)
+                && overlap(a.y, a.bottom(), b.y, b.bottom())
+            {
+                return Some(super::state::BorderDrag {
+                    before: i,
+                    after: j,
+                    vertical: true,
+                });
+            }
+            if a.bottom() == b.y
+                && (at.y + 1 == b.y || at.y == b.y)
+                && (a.x..a.right()).contains(&at.x)
+                && overlap(a.x, a.right(), b.x, b.right())
+            {
+                return Some(super::state::BorderDrag {
+                    before: i,
+                    after: j,
+                    vertical: false,
+                });
+            }
+        }
+    }
+    None
 }
 
 /// What was copied goes to the clipboard, and the status bar says how much.

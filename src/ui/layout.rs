@@ -1,37 +1,120 @@
-//! Tiling: 1 pane full, 2 side by side, then a grid whose last row stretches to fill.
+//! Layouts: tiled (1 pane full, 2 side by side, then a grid whose last row stretches to
+//! fill), main + stack (the first pane large, the others beside or below it), and even
+//! columns or rows. Each pane has a weight (its share along the way its slice is cut), and
+//! the main layouts a main share: the keyboard and border drags change those.
 
 use ratatui::layout::Rect;
 
-/// Areas (borders included) of `n` panes in `area`.
-pub fn tile(area: Rect, n: usize) -> Vec<Rect> {
-    match n {
-        0 => Vec::new(),
-        1 => vec![area],
-        2 => split(area, 2, false),
-        _ => {
+/// A pane's weight when nobody resized it.
+pub const WEIGHT: u32 = 100;
+/// The main pane's share of a main layout, in percent, when nobody resized it.
+pub const MAIN_SHARE: u16 = 60;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Arrangement {
+    #[default]
+    Tiled,
+    /// The first pane on the left, the others stacked on the right.
+    MainVertical,
+    /// The first pane on top, the others side by side below.
+    MainHorizontal,
+    /// Side by side.
+    EvenHorizontal,
+    /// Stacked.
+    EvenVertical,
+}
+
+impl Arrangement {
+    pub fn next(self) -> Self {
+        use Arrangement::*;
+        match self {
+            Tiled => MainVertical,
+            MainVertical => MainHorizontal,
+            MainHorizontal => EvenHorizontal,
+            EvenHorizontal => EvenVertical,
+            EvenVertical => Tiled,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Arrangement::Tiled => "tiled",
+            Arrangement::MainVertical => "main + stack",
+            Arrangement::MainHorizontal => "main on top",
+            Arrangement::EvenHorizontal => "even columns",
+            Arrangement::EvenVertical => "even rows",
+        }
+    }
+
+    /// Whether the first pane is the main one (its size is the main share).
+    pub fn has_main(self) -> bool {
+        matches!(
+            self,
+            Arrangement::MainVertical | Arrangement::MainHorizontal
+        )
+    }
+}
+
+/// Areas (borders included) of panes with these `weights` in `area`.
+pub fn arrange(kind: Arrangement, area: Rect, weights: &[u32], main_share: u16) -> Vec<Rect> {
+    let n = weights.len();
+    match (kind, n) {
+        (_, 0) => Vec::new(),
+        (_, 1) => vec![area],
+        (Arrangement::Tiled, 2) | (Arrangement::EvenHorizontal, _) => split(area, weights, false),
+        (Arrangement::EvenVertical, _) => split(area, weights, true),
+        (Arrangement::MainVertical | Arrangement::MainHorizontal, _) => {
+            let vertical = kind == Arrangement::MainHorizontal;
+            let share = u32::from(main_share.clamp(10, 90));
+            let main = [share, 100 - share];
+            let [first, rest] = split(area, &main, vertical)[..] else {
+                unreachable!("two slices")
+            };
+            let mut out = vec![first];
+            out.extend(split(rest, &weights[1..], !vertical));
+            out
+        }
+        (Arrangement::Tiled, _) => {
             let cols = (n as f64).sqrt().ceil() as usize;
             let rows = n.div_ceil(cols);
-            let row_areas = split(area, rows, true);
+            let row_areas = split(area, &vec![WEIGHT; rows], true);
             let mut out = Vec::with_capacity(n);
             for (r, row) in row_areas.into_iter().enumerate() {
-                let in_row = (n - r * cols).min(cols);
-                out.extend(split(row, in_row, false));
+                let first = r * cols;
+                let in_row = (n - first).min(cols);
+                out.extend(split(row, &weights[first..first + in_row], false));
             }
             out
         }
     }
 }
 
-/// `parts` near-equal slices of `area`, stacked vertically or side by side; the remainder
-/// goes to the first slices so they line up with no gap.
-fn split(area: Rect, parts: usize, vertical: bool) -> Vec<Rect> {
-    let total = if vertical { area.height } else { area.width } as usize;
-    let base = total / parts;
-    let extra = total % parts;
+/// Areas of `n` panes tiled with equal weights.
+pub fn tile(area: Rect, n: usize) -> Vec<Rect> {
+    arrange(Arrangement::Tiled, area, &vec![WEIGHT; n], MAIN_SHARE)
+}
+
+/// Slices of `area` in proportion to `weights`, stacked vertically or side by side; what
+/// rounding leaves goes to the first slices so they line up with no gap.
+fn split(area: Rect, weights: &[u32], vertical: bool) -> Vec<Rect> {
+    let total = if vertical { area.height } else { area.width } as u64;
+    let sum: u64 = weights.iter().map(|&w| u64::from(w.max(1))).sum();
+    let mut lens: Vec<u64> = weights
+        .iter()
+        .map(|&w| total * u64::from(w.max(1)) / sum)
+        .collect();
+    let mut left = total - lens.iter().sum::<u64>();
+    for len in lens.iter_mut() {
+        if left == 0 {
+            break;
+        }
+        *len += 1;
+        left -= 1;
+    }
     let mut pos = 0;
-    (0..parts)
-        .map(|i| {
-            let len = (base + usize::from(i < extra)) as u16;
+    lens.into_iter()
+        .map(|len| {
+            let len = len as u16;
             let r = if vertical {
                 Rect::new(area.x, area.y + pos, area.width, len)
             } else {
@@ -87,6 +170,26 @@ pub fn neighbour(areas: &[Rect], from: usize, dx: i32, dy: i32) -> Option<usize>
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn every_arrangement_covers_the_area_and_weights_share_it() {
+        use super::*;
+        let area = Rect::new(0, 0, 100, 40);
+        let mut kind = Arrangement::Tiled;
+        for _ in 0..5 {
+            for n in 1..=7 {
+                let rects = arrange(kind, area, &vec![WEIGHT; n], MAIN_SHARE);
+                let covered: u32 = rects.iter().map(|r| u32::from(r.area())).sum();
+                assert_eq!(covered, 4000, "{kind:?} {n}");
+            }
+            kind = kind.next();
+        }
+        assert_eq!(kind, Arrangement::Tiled, "the cycle comes back");
+        let main = arrange(Arrangement::MainVertical, area, &[WEIGHT; 3], 70);
+        assert_eq!((main[0].width, main[1].width, main[1].height), (70, 30, 20));
+        let even = arrange(Arrangement::EvenHorizontal, area, &[300, 100], MAIN_SHARE);
+        assert_eq!((even[0].width, even[1].width), (75, 25));
+    }
+
     use super::*;
 
     #[test]

@@ -7,6 +7,7 @@ pub mod copy;
 pub mod draw;
 pub mod feed;
 pub mod input;
+pub mod keymap;
 pub mod keys;
 pub mod layout;
 pub mod pane;

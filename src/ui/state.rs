@@ -54,6 +54,10 @@ pub struct Pane {
     pub worktree: Option<crate::workspace::Worktree>,
     /// Started again by a broker restart.
     pub restored: bool,
+    /// Its share along the way its slice of the layout is cut (see `layout`).
+    pub weight: u32,
+    /// A label the human gave it (`,`), shown before its name.
+    pub label: Option<String>,
 }
 
 impl Pane {
@@ -71,6 +75,8 @@ impl Pane {
             bells: Default::default(),
             worktree: None,
             restored: false,
+            weight: super::layout::WEIGHT,
+            label: None,
         }
     }
 
@@ -124,6 +130,11 @@ pub enum Overlay {
         worktree: bool,
     },
     Review(Box<super::review::Review>),
+    /// A label for a pane.
+    Rename {
+        name: String,
+        text: String,
+    },
     ConfirmQuit,
 }
 
@@ -162,6 +173,10 @@ pub enum Action {
     Diff {
         name: String,
     },
+    /// Start an exited worker again as it was.
+    Restart {
+        name: String,
+    },
     SaveSnapshot {
         name: String,
         lines: Vec<String>,
@@ -181,6 +196,15 @@ pub struct Press {
     pub when: Instant,
     pub clicks: u8,
     pub dragged: bool,
+}
+
+/// A border between panes `before` (left or above) and `after`, being dragged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BorderDrag {
+    pub before: usize,
+    pub after: usize,
+    /// A vertical border (moved left and right).
+    pub vertical: bool,
 }
 
 /// A worker the human is attached to, and the mode to put back on detach.
@@ -216,6 +240,15 @@ pub struct App {
     pub copy: Option<Box<super::copy::CopyMode>>,
     /// The last left mouse press, for drags and double and triple clicks.
     pub press: Option<Press>,
+    /// How far the help is scrolled.
+    pub help_scroll: u16,
+    pub arrangement: super::layout::Arrangement,
+    /// The main pane's share of a main layout, in percent.
+    pub main_share: u16,
+    /// A pane border being dragged: the panes on either side of it, and which way it runs.
+    pub border_drag: Option<BorderDrag>,
+    /// A worker just asked for from this TUI: its pane takes the focus when it comes.
+    pub focus_new: Option<String>,
     /// Review comments not sent yet, by worker: back when its review opens again.
     pub review_drafts: std::collections::HashMap<String, Vec<crate::workspace::diff::Comment>>,
 }
@@ -246,6 +279,11 @@ impl App {
             review_drafts: Default::default(),
             copy: None,
             press: None,
+            help_scroll: 0,
+            arrangement: Default::default(),
+            main_share: super::layout::MAIN_SHARE,
+            border_drag: None,
+            focus_new: None,
         }
     }
 
@@ -270,6 +308,60 @@ impl App {
         if self.index_of(name).is_none() {
             self.panes.push(Pane::new(name, 24, 80, self.scrollback));
         }
+        if self.focus_new.as_deref() == Some(name) {
+            self.focus_new = None;
+            self.focus = self.index_of(name).unwrap_or(self.focus);
+        }
+    }
+
+    fn arranged(&self, weights: &[u32]) -> Vec<Rect> {
+        super::layout::arrange(self.arrangement, self.area, weights, self.main_share)
+    }
+
+    /// Grows (`by` > 0) or shrinks the focused pane along the layout's main axis.
+    pub fn resize_focused(&mut self, by: i32) {
+        if self.arrangement.has_main() {
+            // The main pane grows with the share; a stacked one grows as the main shrinks.
+            let sign = if self.focus == 0 { 1 } else { -1 };
+            let share = i32::from(self.main_share) + sign * by * 5;
+            self.main_share = share.clamp(20, 80) as u16;
+        } else if let Some(p) = self.panes.get_mut(self.focus) {
+            p.weight = (p.weight as i32 + by * 20).clamp(20, 500) as u32;
+        }
+    }
+
+    /// Moves the dragged border to `at` (column for a vertical border, row otherwise).
+    pub fn drag_border(&mut self, drag: BorderDrag, at: u16) {
+        let areas: Vec<Rect> = self.layout().into_iter().map(|(_, r)| r).collect();
+        let (Some(a), Some(b)) = (areas.get(drag.before), areas.get(drag.after)) else {
+            return;
+        };
+        let (start, both) = if drag.vertical {
+            (a.x, a.width + b.width)
+        } else {
+            (a.y, a.height + b.height)
+        };
+        // The first pane keeps at least 3 cells, the second too.
+        let first = at
+            .saturating_sub(start)
+            .saturating_add(1)
+            .clamp(3, both.saturating_sub(3).max(3));
+        let main_border = self.arrangement.has_main() && drag.before == 0;
+        if main_border {
+            let whole = if drag.vertical {
+                self.area.width
+            } else {
+                self.area.height
+            };
+            self.main_share =
+                (u32::from(first) * 100 / u32::from(whole.max(1))).clamp(10, 90) as u16;
+            return;
+        }
+        let total = self.panes[drag.before].weight + self.panes[drag.after].weight;
+        let w = (u64::from(total) * u64::from(first) / u64::from(both.max(1))) as u32;
+        let w = w.clamp(1, total.saturating_sub(1).max(1));
+        self.panes[drag.before].weight = w;
+        self.panes[drag.after].weight = total - w;
     }
 
     pub fn remove_pane(&mut self, name: &str) {
@@ -302,7 +394,9 @@ impl App {
 
     /// The terminal size a pane added now would get (it goes last in the tiling).
     pub fn next_pane_size(&self) -> (u16, u16) {
-        let tiles = super::layout::tile(self.area, self.panes.len() + 1);
+        let mut weights: Vec<u32> = self.panes.iter().map(|p| p.weight).collect();
+        weights.push(super::layout::WEIGHT);
+        let tiles = self.arranged(&weights);
         let r = super::layout::inner(tiles.last().copied().unwrap_or(self.area));
         (r.height.max(1), r.width.max(1))
     }
@@ -314,7 +408,8 @@ impl App {
         if self.panes.is_empty() || !fits(self.area) {
             return Vec::new();
         }
-        let tiles = super::layout::tile(self.area, self.panes.len());
+        let weights: Vec<u32> = self.panes.iter().map(|p| p.weight).collect();
+        let tiles = self.arranged(&weights);
         if self.zoom || !tiles.iter().all(|r| fits(*r)) {
             return vec![(self.focus, self.area)];
         }

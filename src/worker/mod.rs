@@ -199,7 +199,7 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
             tracing::error!(name = %args.name, "spawn failed: {e:#}");
             out.send(&frame(
                 from_worker::WORKER_ERROR,
-                &ErrorBody::new("spawn_failed", format!("{:?}: {e:#}", args.cmd.join(" "))),
+                &ErrorBody::new("spawn_failed", format!("{e:#}")),
             ))
             .await;
             out.send(&frame(

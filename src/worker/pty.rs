@@ -48,6 +48,7 @@ impl Pty {
         term: &str,
     ) -> color_eyre::Result<Pty> {
         let (program, args) = cmd.split_first().ok_or_else(|| eyre!("empty command"))?;
+        runnable(program, cwd)?;
         let pair = native_pty_system()
             .openpty(PtySize {
                 rows,
@@ -253,5 +254,33 @@ impl PtySink for PtyWriter {
             self.queued.fetch_sub(len, Ordering::Relaxed);
             "the PTY writer has stopped (the child closed its terminal)".to_string()
         })
+    }
+}
+
+/// Why `program` cannot be run, in the words a user needs: not found (on `PATH`, or at the
+/// path given), or not executable. (portable-pty's own message names its internals.)
+fn runnable(program: &str, cwd: Option<&Path>) -> color_eyre::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let path = match cwd {
+            Some(dir) if Path::new(program).is_relative() => dir.join(program),
+            _ => Path::new(program).to_path_buf(),
+        };
+        return match std::fs::metadata(&path) {
+            Err(_) => Err(eyre!("no such command: {program}")),
+            Ok(_) if !executable(&path) => {
+                Err(eyre!("cannot run {program}: it is not an executable file"))
+            }
+            Ok(_) => Ok(()),
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|dir| executable(&dir.join(program))) {
+        Ok(())
+    } else {
+        Err(eyre!("no such command: {program} (not found on PATH)"))
     }
 }

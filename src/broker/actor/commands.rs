@@ -13,6 +13,7 @@ impl Broker {
         }
         match cmd {
             Command::Spawn(launch, reply) => self.spawn(*launch, reply),
+            Command::Restart(name, reply) => self.restart(&name, reply),
             Command::Release(name, reply) => {
                 // Released by the user: not started again after a restart.
                 self.save_worker(&name, false);
@@ -113,6 +114,7 @@ impl Broker {
         match cmd {
             Command::Spawn(_, r) => drop(r.send(Err(No))),
             Command::Release(_, r) => drop(r.send(Err(No))),
+            Command::Restart(_, r) => drop(r.send(Err(No))),
             Command::Input(_, _, r) | Command::Resize(_, _, _, r) => drop(r.send(Err(No))),
             Command::Send { reply, .. } => drop(reply.send(Err(No))),
             Command::Hook(_, _, r) => drop(r.send(Err(No))),
@@ -370,6 +372,28 @@ impl Broker {
         self.save_worker(&spec.name, true);
         self.watch_idle(id);
         self.schedule(READY_TIMEOUT, Internal::ReadyTimeout(id));
+    }
+
+    /// An exited worker started again from its own spec, under the same name. Its old record
+    /// goes without a `worker_released` event: for a client the pane simply lives again.
+    pub(super) fn restart(&mut self, name: &str, reply: Reply<Result<WorkerInfo, BrokerError>>) {
+        let w = match self.by_name(name) {
+            Ok(w) => w,
+            Err(e) => return drop(reply.send(Err(e))),
+        };
+        if w.state != WorkerState::Exited || !w.closed {
+            let reason = "it is still running (release it first, or type into it)".to_string();
+            let name = name.to_string();
+            return drop(reply.send(Err(BrokerError::WorkerUnavailable { name, reason })));
+        }
+        let launch = Launch {
+            worktree: w.worktree.clone(),
+            ..Launch::plain(w.spec.clone())
+        };
+        let id = w.id;
+        self.workers.remove(&id);
+        self.names.remove(name);
+        self.spawn(launch, reply);
     }
 
     pub(super) fn release(&mut self, name: &str, reply: Reply<Result<(), BrokerError>>) {

@@ -99,10 +99,14 @@ impl Broker {
                 self.on_exited(id, exit, true);
             }),
             from_worker::WORKER_ERROR => decode_payload::<ErrorBody>(&env).map_err(bad).map(|e| {
-                if let Some(w) = self.workers.get_mut(&id) {
+                let starting = self.workers.get_mut(&id).is_some_and(|w| {
                     w.last_error = Some(e.clone());
+                    w.spawn_waiter.as_ref().is_some_and(|r| !r.is_closed())
+                });
+                // A start that failed is told to whoever asked for it, once, not alerted too.
+                if !starting {
+                    self.alert(Severity::Warning, Some(&name), "worker", &e.code, e.message);
                 }
-                self.alert(Severity::Warning, Some(&name), "worker", &e.code, e.message);
             }),
             other => Err(("unknown_type", format!("unknown frame type {other:?}"))),
         };
@@ -166,7 +170,10 @@ impl Broker {
             let _ = waiter.send(Err(BrokerError::SpawnFailed(reason)));
         });
         for error in self.pending.fail_worker(id) {
-            self.alert_request(&error);
+            // A worker that never started: its requests failing say nothing new.
+            if spawn_failure.is_none() {
+                self.alert_request(&error);
+            }
         }
         self.outbox.worker_gone(&name);
         if self.shutdown_waiters.is_none() && !releasing {
