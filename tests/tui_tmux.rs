@@ -480,3 +480,131 @@ fn a_review_of_a_worktree_sends_two_line_comments_as_one_message() {
     );
     assert_eq!(screen.matches("Relay message from").count(), 1, "{screen}");
 }
+
+impl Tmux {
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// The status bar (the screen's last line).
+    fn status(&self) -> String {
+        self.screen().last().cloned().unwrap_or_default()
+    }
+}
+
+#[test]
+fn copy_mode_copies_a_multi_line_selection_to_the_outer_clipboard() {
+    let id = std::process::id() % 100_000;
+    let tui = Tmux::start(&format!(
+        "-w \"cp{id}=sh -c 'for i in 1 2 3 4 5; do echo row-\\$i-of-five; done; exec sleep 60'\""
+    ));
+    // The outer tmux takes OSC 52 from the program in it (as a terminal with clipboard
+    // access would).
+    tui.tmux(&["set", "-g", "set-clipboard", "on"]);
+    tui.wait_text("row-5-of-five", T);
+    // Copy mode at the cursor (below row 5); up to row 4, select it and row 3 by line.
+    tui.keys(&["["]);
+    tui.wait_text("COPY", T);
+    tui.keys(&["k", "k", "V", "k", "y"]);
+    let deadline = Instant::now() + T;
+    let buffer = loop {
+        let buffer = tui.tmux(&["show-buffer"]);
+        if !buffer.is_empty() || Instant::now() > deadline {
+            break buffer;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(buffer, "row-3-of-five\nrow-4-of-five");
+    tui.wait("y to leave copy mode", T, |s| {
+        !s.join("\n").contains("COPY")
+    });
+}
+
+#[test]
+fn search_finds_text_in_scrollback() {
+    let id = std::process::id() % 100_000;
+    let tui = Tmux::start(&format!(
+        "-w \"se{id}=sh -c 'seq 1 300 | sed s/^/item-/; echo needle-here-once; seq 1 300 | sed s/^/after-/; exec sleep 60'\""
+    ));
+    tui.wait_text("after-300", T);
+    assert!(!tui.screen().join("\n").contains("needle-here-once"));
+    tui.keys(&["/"]);
+    tui.type_text("NEEDLE");
+    tui.keys(&["Enter"]);
+    // Smart case: a capital makes case matter, so nothing is found...
+    tui.wait_text("not found: NEEDLE", T);
+    tui.keys(&["/"]);
+    tui.type_text("needle");
+    tui.keys(&["Enter"]);
+    // ... and lower case finds it, 300 lines back, and shows it.
+    tui.wait_text("needle-here-once", T);
+    tui.keys(&["?"]);
+    tui.type_text("item-150");
+    tui.keys(&["Enter"]);
+    tui.wait_text("item-150", T);
+    tui.keys(&["q"]);
+    tui.wait("the live screen back", T, |s| {
+        let text = s.join("\n");
+        text.contains("after-300") && !text.contains("COPY")
+    });
+}
+
+#[test]
+fn an_exited_worker_starts_again_in_its_pane_with_one_key() {
+    let id = std::process::id() % 100_000;
+    let tui = Tmux::start(&format!(
+        "-w first{id}=sh -w \"rs{id}=sh -c 'echo run-at-\\$(date +%s%N); exit 3'\""
+    ));
+    tui.wait_text("exit 3", T);
+    let before = tui.screen().join("\n");
+    let first_run = before
+        .split("run-at-")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .map(str::to_string)
+        .expect(&before);
+    tui.keys(&["Tab"]);
+    tui.wait(&format!("rs{id} focused"), T, |s| {
+        s.last().is_some_and(|l| l.contains(&format!(" rs{id} ")))
+    });
+    tui.keys(&["R"]);
+    let after = tui
+        .wait("a second run", T, |s| {
+            let text = s.join("\n");
+            text.matches("run-at-").count() == 1 && !text.contains(&format!("run-at-{first_run}"))
+        })
+        .join("\n");
+    // Same place: still pane 2, and focused.
+    assert!(after.contains(&format!("2 rs{id}")), "{after}");
+    assert!(tui.status().contains(&format!(" rs{id} ")), "{after}");
+}
+
+#[test]
+fn arrows_focus_the_pane_on_that_side_in_the_demo_layout() {
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo.toml");
+    let tui = Tmux::start(&format!("--config {}", config.display()));
+    tui.wait_text("I am narrator", T);
+    let focused = |name: &str| {
+        let want = format!(" VIEW  {name} ");
+        tui.wait(&format!("{name} focused"), T, |s| {
+            s.last().is_some_and(|l| l.contains(&want))
+        });
+    };
+    focused("pinger");
+    // Top left → right is the top right pane, not the wide one below.
+    tui.keys(&["Right"]);
+    focused("ponger");
+    tui.keys(&["Down"]);
+    focused("narrator");
+    tui.keys(&["Up"]);
+    focused("pinger");
+    tui.keys(&["l"]);
+    focused("ponger");
+    tui.keys(&["h"]);
+    focused("pinger");
+}

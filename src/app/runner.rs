@@ -73,6 +73,8 @@ pub(super) struct Runner<B: Backend> {
     outputs: Outputs,
     /// Panes whose subscription is on its way.
     subscribing: HashSet<String>,
+    /// Exited panes whose screen was asked for once more after the exit.
+    asked_after_exit: HashSet<String>,
     /// Per pane: when its PTY should follow its new size.
     resize_due: HashMap<String, Instant>,
     /// Per pane: when to ask for a fresh snapshot (a flood's next frame, a failed one's retry).
@@ -119,6 +121,7 @@ pub(super) async fn run_loop<B: Backend>(
         input_tx,
         outputs: Outputs::default(),
         subscribing: HashSet::new(),
+        asked_after_exit: HashSet::new(),
         resize_due: HashMap::new(),
         resync_due: HashMap::new(),
         snapshots_dir: state_dir.join("snapshots"),
@@ -386,6 +389,8 @@ impl<B: Backend> Runner<B> {
                     Err(BrokerError::WorkerNotFound(_)) => {
                         tokio::time::sleep(Duration::from_millis(10)).await
                     }
+                    // Gone before we came: the pane shows the screen its program left.
+                    Err(BrokerError::WorkerUnavailable { .. }) => return Some(Msg::Resync(name)),
                     Err(_) => return None,
                 }
             }
@@ -457,6 +462,7 @@ impl<B: Backend> Runner<B> {
                     p.attention = false;
                     self.outputs.remove(name);
                     self.subscribing.remove(name);
+                    self.asked_after_exit.remove(name);
                     if app
                         .status
                         .as_ref()
@@ -579,7 +585,11 @@ impl<B: Backend> Runner<B> {
                         if let Err(e) = &result {
                             tracing::warn!(%name, "resync failed, asking again: {e}");
                         }
-                        if pane.exit.is_none() || result.is_ok() {
+                        // Once more after an exit: the worker died with the request in flight,
+                        // and the broker now answers with the screen its program left.
+                        let once =
+                            pane.exit.is_some() && self.asked_after_exit.insert(name.clone());
+                        if pane.exit.is_none() || result.is_ok() || once {
                             self.resync_due.insert(name, Instant::now() + RESYNC_RETRY);
                         }
                         false

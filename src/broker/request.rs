@@ -118,6 +118,11 @@ impl<T> PendingRequests<T> {
         self.settle(waiter, Err(error));
     }
 
+    /// Answers a request that was never sent (the broker already knows the answer).
+    pub fn answer(&mut self, waiter: Waiter<T>, value: Value) {
+        self.settle(waiter, Ok(value));
+    }
+
     /// The broker's own requests settled since the last call, with their results.
     pub fn take_settled(&mut self) -> Vec<(T, RequestResult)> {
         std::mem::take(&mut self.settled)

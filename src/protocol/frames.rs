@@ -28,6 +28,8 @@ pub mod from_worker {
     pub const DELIVERY: &str = "delivery";
     pub const MODE_CHANGED: &str = "mode_changed";
     pub const EXITED: &str = "exited";
+    /// Just before `exited`: the screen as the program left it (`LastScreen`).
+    pub const LAST_SCREEN: &str = "last_screen";
     pub const WORKER_ERROR: &str = "worker_error";
     /// The worker's agent changed state.
     pub const AGENT_STATE: &str = "agent_state";
@@ -327,4 +329,27 @@ pub struct HookPayload {
     /// What the agent passed to the hook on stdin.
     #[serde(default)]
     pub data: Value,
+}
+
+/// `last_screen` (worker → broker, before `exited`): the screen the program left, so a dead
+/// pane still shows why it ended — also to a client that arrives after its worker is gone.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LastScreen {
+    pub plain: crate::protocol::requests::snapshot::Snapshot,
+    pub ansi: crate::protocol::requests::snapshot::Snapshot,
+}
+
+impl LastScreen {
+    /// The answer to a snapshot request in `format`, if it is one of the two kept.
+    pub fn answer(
+        &self,
+        format: crate::protocol::requests::snapshot::SnapshotFormat,
+    ) -> Option<&crate::protocol::requests::snapshot::Snapshot> {
+        use crate::protocol::requests::snapshot::SnapshotFormat;
+        match format {
+            SnapshotFormat::Plain => Some(&self.plain),
+            SnapshotFormat::Ansi => Some(&self.ansi),
+            SnapshotFormat::Cells => None,
+        }
+    }
 }

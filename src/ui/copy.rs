@@ -187,6 +187,7 @@ impl CopyMode {
                     self.prompt = None;
                     if !text.is_empty() {
                         self.search(text, forward);
+                        self.follow();
                     }
                 }
                 KeyCode::Backspace => {

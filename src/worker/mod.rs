@@ -40,7 +40,7 @@ pub use crate::protocol::worker_args::WorkerArgs;
 use crate::protocol::requests::RequestKind;
 use crate::protocol::requests::deliver::RelayMessage;
 use crate::protocol::requests::mode::SetMode;
-use crate::protocol::requests::snapshot::SnapshotRequest;
+use crate::protocol::requests::snapshot::{SnapshotFormat, SnapshotRequest};
 use crate::protocol::{
     self, Envelope, ErrorBody, ExitedPayload, InputPayload, MAX_FRAME_BYTES, ReadyPayload,
     ResizePayload, ShutdownPayload, decode_envelope, decode_payload, frame, from_worker,
@@ -490,6 +490,14 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
         }
         screen.feed(std::mem::take(&mut held));
     }
+    let last = {
+        let screen = screen.caught_up();
+        crate::protocol::LastScreen {
+            plain: screen.snapshot(SnapshotFormat::Plain),
+            ansi: screen.snapshot(SnapshotFormat::Ansi),
+        }
+    };
+    out.send(&frame(from_worker::LAST_SCREEN, &last)).await;
     out.send(&frame(from_worker::EXITED, &status)).await;
     out.flush().await;
     Ok(())

@@ -2,6 +2,7 @@
 //! subscriptions, shutdown.
 
 use super::*;
+use crate::protocol::requests::snapshot::SnapshotFormat;
 use crate::protocol::worker_args::WorkerArgs;
 
 impl Broker {
@@ -352,6 +353,7 @@ impl Broker {
             cwd,
             restored,
             idle: None,
+            last_screen: None,
         };
         tracing::info!(name = %spec.name, cmd = ?spec.cmd, worker_pid = worker.process.pid, "worker spawned");
         self.names.insert(spec.name.clone(), id);
@@ -490,6 +492,15 @@ impl Broker {
             return self.pending.refuse(waiter, error);
         };
         if w.state == WorkerState::Exited || w.closed {
+            if kind == RequestKind::Snapshot
+                && let Some(format) = payload
+                    .get("format")
+                    .and_then(|f| serde_json::from_value::<SnapshotFormat>(f.clone()).ok())
+                && let Some(snap) = w.last_screen.as_ref().and_then(|l| l.answer(format))
+            {
+                let value = serde_json::to_value(snap).expect("a snapshot serializes");
+                return self.pending.answer(waiter, value);
+            }
             let error = RequestWorkerError::WorkerDisappeared {
                 worker: w.name.clone(),
                 kind,

@@ -95,6 +95,11 @@ impl Broker {
                     reason: report.reason,
                 });
             }),
+            from_worker::LAST_SCREEN => decode_payload::<crate::protocol::LastScreen>(&env).map_err(bad).map(|last| {
+                if let Some(w) = self.workers.get_mut(&id) {
+                    w.last_screen = Some(Box::new(last));
+                }
+            }),
             from_worker::EXITED => decode_payload::<ExitedPayload>(&env).map_err(bad).map(|exit| {
                 self.on_exited(id, exit, true);
             }),

@@ -112,6 +112,8 @@ struct Worker {
     restored: bool,
     /// The idle sweep's watch on it, if it has an idle timeout.
     idle: Option<idle::IdleWatch>,
+    /// The screen its program left (from `last_screen`): snapshots of a dead worker.
+    last_screen: Option<Box<crate::protocol::LastScreen>>,
 }
 
 struct Broker {
