@@ -50,3 +50,42 @@ fn connecting_to_a_broker_that_is_not_there_says_so() {
     assert!(err.contains("cannot reach"), "{err}");
     assert!(!err.contains("shutting down"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_does_not_exist_is_one_clear_error_and_no_alerts() {
+    let f = Fixture::new();
+    let mut events = f.broker.subscribe();
+    for (cmd, want) in [
+        ("/no/such/cmd", "no such command: /no/such/cmd"),
+        (
+            "no-such-program-here",
+            "no such command: no-such-program-here (not found on PATH)",
+        ),
+        (
+            "/etc/passwd",
+            "cannot run /etc/passwd: it is not an executable file",
+        ),
+    ] {
+        let err = f
+            .broker
+            .spawn(brokertui::broker::SpawnSpec {
+                name: "bad".into(),
+                cmd: vec![cmd.into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("could not start the worker: {want}")
+        );
+    }
+    // The caller heard why; nothing else says it again.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    while let Some(brokertui::broker::Received::Item(e)) = events.try_recv() {
+        assert!(
+            !matches!(e.kind, brokertui::broker::EventKind::Alert { .. }),
+            "{e:?}"
+        );
+    }
+}

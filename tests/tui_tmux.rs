@@ -608,3 +608,15 @@ fn arrows_focus_the_pane_on_that_side_in_the_demo_layout() {
     tui.keys(&["h"]);
     focused("pinger");
 }
+
+#[test]
+fn inside_a_tmux_with_the_same_prefix_it_says_once_how_to_change_it() {
+    let id = std::process::id() % 100_000;
+    let tui = Tmux::start(&format!("-w pf{id}=sh"));
+    tui.wait_text("uses the same prefix (Ctrl-b)", T);
+    tui.keys(&["a"]);
+    let log = tui
+        .wait_text("set prefix_key in brokertui.toml", T)
+        .join("\n");
+    assert_eq!(log.matches("uses the same prefix").count(), 1, "{log}");
+}

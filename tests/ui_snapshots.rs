@@ -399,3 +399,135 @@ fn a_label_shows_before_the_name() {
     type_keys(&mut a, ",tests\r");
     insta::assert_snapshot!(render(&a, 80, 8));
 }
+
+#[test]
+fn empty_inputs_say_what_is_missing_and_stay_open() {
+    let mut a = app(&["a"], 70, 10);
+    type_keys(&mut a, "c\r");
+    assert!(matches!(a.overlay, Some(Overlay::Compose { .. })));
+    assert_eq!(
+        a.note.as_ref().unwrap().0,
+        "type a message first (Esc cancels)"
+    );
+    brokertui::ui::input::handle_key(&mut a, key(crossterm::event::KeyCode::Esc));
+    type_keys(&mut a, "n\r");
+    assert!(matches!(a.overlay, Some(Overlay::NewWorker { .. })));
+    assert!(
+        a.note
+            .as_ref()
+            .unwrap()
+            .0
+            .starts_with("type a command first")
+    );
+}
+
+#[test]
+fn a_new_worker_takes_the_focus_and_r_says_when_nothing_exited() {
+    let mut a = app(&["a", "b"], 70, 10);
+    a.focus_new = Some("c".into());
+    a.add_pane("c");
+    assert_eq!(a.focused_name().as_deref(), Some("c"));
+    assert!(type_actions(&mut a, "R").is_empty());
+    assert!(a.note.as_ref().unwrap().0.contains("c is running"));
+    // Scrolled back, v in view goes back to the live screen.
+    a.panes[2].scroll = 5;
+    type_keys(&mut a, "v");
+    assert_eq!(a.panes[2].scroll, 0);
+}
+
+fn type_actions(app: &mut App, text: &str) -> Vec<brokertui::ui::state::Action> {
+    text.chars()
+        .flat_map(|c| {
+            brokertui::ui::input::handle_key(app, key(crossterm::event::KeyCode::Char(c)))
+        })
+        .collect()
+}
+
+fn mouse(
+    kind: crossterm::event::MouseEventKind,
+    column: u16,
+    row: u16,
+) -> crossterm::event::MouseEvent {
+    crossterm::event::MouseEvent {
+        kind,
+        column,
+        row,
+        modifiers: crossterm::event::KeyModifiers::NONE,
+    }
+}
+
+#[test]
+fn a_mouse_drag_selects_within_its_pane_and_copies_on_release() {
+    use crossterm::event::{MouseButton, MouseEventKind as K};
+    let mut a = app(&["left", "right"], 80, 10);
+    for name in ["left", "right"] {
+        let (rows, cols) = a.pty_size_of(name).unwrap();
+        let pane = a.pane_mut(name).unwrap();
+        pane.feed.set_size(rows, cols);
+        pane.feed
+            .mirror
+            .parser
+            .process(format!("\x1b[2J\x1b[Hone {name} two\r\nthree four\r\n").as_bytes());
+    }
+    let h = brokertui::ui::input::handle_mouse;
+    // From "one" in the left pane, dragged far into the right pane: the selection stops at
+    // the left pane's edge, on its second row.
+    assert!(h(&mut a, mouse(K::Down(MouseButton::Left), 1, 1)).is_empty());
+    assert!(h(&mut a, mouse(K::Drag(MouseButton::Left), 70, 2)).is_empty());
+    assert!(a.copy.is_some());
+    let actions = h(&mut a, mouse(K::Up(MouseButton::Left), 70, 2));
+    assert_eq!(
+        actions,
+        vec![brokertui::ui::state::Action::Copy {
+            text: "one left two\nthree four".into()
+        }]
+    );
+    assert!(a.copy.is_none());
+    // A double click copies the word under it, a triple click its line.
+    h(&mut a, mouse(K::Down(MouseButton::Left), 6, 1));
+    let word = h(&mut a, mouse(K::Down(MouseButton::Left), 6, 1));
+    assert_eq!(
+        word,
+        vec![brokertui::ui::state::Action::Copy {
+            text: "left".into()
+        }]
+    );
+    let line = h(&mut a, mouse(K::Down(MouseButton::Left), 6, 1));
+    assert_eq!(
+        line,
+        vec![brokertui::ui::state::Action::Copy {
+            text: "one left two".into()
+        }]
+    );
+}
+
+#[test]
+fn dragging_a_border_resizes_the_panes_beside_it() {
+    use crossterm::event::{MouseButton, MouseEventKind as K};
+    let mut a = app(&["left", "right"], 80, 10);
+    let border = a.layout()[0].1.right() - 1;
+    let h = brokertui::ui::input::handle_mouse;
+    h(&mut a, mouse(K::Down(MouseButton::Left), border, 4));
+    h(&mut a, mouse(K::Drag(MouseButton::Left), 59, 4));
+    h(&mut a, mouse(K::Up(MouseButton::Left), 59, 4));
+    assert_eq!(a.layout()[0].1.width, 60);
+    assert_eq!(a.layout()[1].1.width, 20);
+}
+
+#[test]
+fn the_wheel_over_a_full_screen_program_says_why_nothing_scrolls() {
+    use crossterm::event::MouseEventKind as K;
+    let mut a = app(&["less"], 60, 10);
+    a.panes[0]
+        .feed
+        .mirror
+        .parser
+        .process(b"\x1b[?1049h\x1b[Hpage one");
+    brokertui::ui::input::handle_mouse(&mut a, mouse(K::ScrollUp, 5, 3));
+    assert_eq!(a.panes[0].scroll, 0);
+    assert!(
+        a.note.as_ref().unwrap().0.contains("draws its own screen"),
+        "{:?}",
+        a.note
+    );
+}

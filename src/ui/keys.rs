@@ -153,11 +153,109 @@ fn tilde_key(n: u8, m: u8) -> Vec<u8> {
     }
 }
 
+/// A mouse event as the program in a pane asked to get it (DECSET 1000/1002/1003 with the
+/// default or SGR encoding), at `(col, row)` inside the pane; `None` when its mode does not
+/// report this kind of event.
+pub fn mouse_to_bytes(
+    ev: &crossterm::event::MouseEvent,
+    col: u16,
+    row: u16,
+    mode: vt100::MouseProtocolMode,
+    encoding: vt100::MouseProtocolEncoding,
+) -> Option<Vec<u8>> {
+    use crossterm::event::{MouseButton, MouseEventKind as K};
+    use vt100::MouseProtocolMode as M;
+    let button = |b: MouseButton| match b {
+        MouseButton::Left => 0,
+        MouseButton::Middle => 1,
+        MouseButton::Right => 2,
+    };
+    let (code, release) = match ev.kind {
+        K::Down(b) => (button(b), false),
+        K::Up(b) if mode != M::Press => (button(b), true),
+        K::Drag(b) if matches!(mode, M::ButtonMotion | M::AnyMotion) => (button(b) + 32, false),
+        K::Moved if mode == M::AnyMotion => (35, false),
+        K::ScrollUp => (64, false),
+        K::ScrollDown => (65, false),
+        _ => return None,
+    };
+    if mode == M::None {
+        return None;
+    }
+    let mods = ev.modifiers;
+    let code =
+        code + if mods.contains(KeyModifiers::SHIFT) {
+            4
+        } else {
+            0
+        } + if mods.contains(KeyModifiers::ALT) {
+            8
+        } else {
+            0
+        } + if mods.contains(KeyModifiers::CONTROL) {
+            16
+        } else {
+            0
+        };
+    let (x, y) = (u32::from(col) + 1, u32::from(row) + 1);
+    Some(match encoding {
+        vt100::MouseProtocolEncoding::Sgr => {
+            format!("\x1b[<{code};{x};{y}{}", if release { 'm' } else { 'M' }).into_bytes()
+        }
+        // X10 style: a release is button 3; coordinates past 223 cannot be said.
+        _ => {
+            let code = if release { 3 + (code & !3) } else { code };
+            let byte = |n: u32| u8::try_from(n + 32).ok();
+            vec![0x1b, b'[', b'M', byte(code)?, byte(x)?, byte(y)?]
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use crossterm::event::{KeyEventState, ModifierKeyCode};
 
     use super::*;
+
+    #[test]
+    fn mouse_reports_are_encoded_as_the_program_asked() {
+        use crossterm::event::{MouseButton, MouseEvent, MouseEventKind as K};
+        use vt100::{MouseProtocolEncoding as E, MouseProtocolMode as M};
+        let ev = |kind| MouseEvent {
+            kind,
+            column: 0,
+            row: 0,
+            modifiers: KeyModifiers::NONE,
+        };
+        let down = ev(K::Down(MouseButton::Left));
+        let up = ev(K::Up(MouseButton::Left));
+        assert_eq!(
+            mouse_to_bytes(&down, 4, 2, M::PressRelease, E::Sgr).unwrap(),
+            b"\x1b[<0;5;3M"
+        );
+        assert_eq!(
+            mouse_to_bytes(&up, 4, 2, M::PressRelease, E::Sgr).unwrap(),
+            b"\x1b[<0;5;3m"
+        );
+        assert_eq!(
+            mouse_to_bytes(&up, 4, 2, M::PressRelease, E::Default).unwrap(),
+            vec![0x1b, b'[', b'M', 32 + 3, 32 + 5, 32 + 3]
+        );
+        let wheel = ev(K::ScrollUp);
+        assert_eq!(
+            mouse_to_bytes(&wheel, 0, 0, M::PressRelease, E::Sgr).unwrap(),
+            b"\x1b[<64;1;1M"
+        );
+        // Press-only mode reports no release; motion only with a motion mode.
+        assert_eq!(mouse_to_bytes(&up, 0, 0, M::Press, E::Sgr), None);
+        let drag = ev(K::Drag(MouseButton::Left));
+        assert_eq!(mouse_to_bytes(&drag, 0, 0, M::PressRelease, E::Sgr), None);
+        assert_eq!(
+            mouse_to_bytes(&drag, 0, 0, M::ButtonMotion, E::Sgr).unwrap(),
+            b"\x1b[<32;1;1M"
+        );
+        assert_eq!(mouse_to_bytes(&down, 0, 0, M::None, E::Sgr), None);
+    }
 
     const NONE: KeyModifiers = KeyModifiers::NONE;
     const SHIFT: KeyModifiers = KeyModifiers::SHIFT;
@@ -387,62 +485,4 @@ mod tests {
             );
         }
     }
-}
-
-/// A mouse event as the program in a pane asked to get it (DECSET 1000/1002/1003 with the
-/// default or SGR encoding), at `(col, row)` inside the pane; `None` when its mode does not
-/// report this kind of event.
-pub fn mouse_to_bytes(
-    ev: &crossterm::event::MouseEvent,
-    col: u16,
-    row: u16,
-    mode: vt100::MouseProtocolMode,
-    encoding: vt100::MouseProtocolEncoding,
-) -> Option<Vec<u8>> {
-    use crossterm::event::{MouseButton, MouseEventKind as K};
-    use vt100::MouseProtocolMode as M;
-    let button = |b: MouseButton| match b {
-        MouseButton::Left => 0,
-        MouseButton::Middle => 1,
-        MouseButton::Right => 2,
-    };
-    let (code, release) = match ev.kind {
-        K::Down(b) => (button(b), false),
-        K::Up(b) if mode != M::Press => (button(b), true),
-        K::Drag(b) if matches!(mode, M::ButtonMotion | M::AnyMotion) => (button(b) + 32, false),
-        K::Moved if mode == M::AnyMotion => (35, false),
-        K::ScrollUp => (64, false),
-        K::ScrollDown => (65, false),
-        _ => return None,
-    };
-    if mode == M::None {
-        return None;
-    }
-    let mods = ev.modifiers;
-    let code =
-        code + if mods.contains(KeyModifiers::SHIFT) {
-            4
-        } else {
-            0
-        } + if mods.contains(KeyModifiers::ALT) {
-            8
-        } else {
-            0
-        } + if mods.contains(KeyModifiers::CONTROL) {
-            16
-        } else {
-            0
-        };
-    let (x, y) = (u32::from(col) + 1, u32::from(row) + 1);
-    Some(match encoding {
-        vt100::MouseProtocolEncoding::Sgr => {
-            format!("\x1b[<{code};{x};{y}{}", if release { 'm' } else { 'M' }).into_bytes()
-        }
-        // X10 style: a release is button 3; coordinates past 223 cannot be said.
-        _ => {
-            let code = if release { 3 + (code & !3) } else { code };
-            let byte = |n: u32| u8::try_from(n + 32).ok();
-            vec![0x1b, b'[', b'M', byte(code)?, byte(x)?, byte(y)?]
-        }
-    })
 }

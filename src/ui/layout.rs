@@ -178,7 +178,7 @@ mod tests {
         for _ in 0..5 {
             for n in 1..=7 {
                 let rects = arrange(kind, area, &vec![WEIGHT; n], MAIN_SHARE);
-                let covered: u32 = rects.iter().map(|r| u32::from(r.area())).sum();
+                let covered: u32 = rects.iter().map(|r| r.area()).sum();
                 assert_eq!(covered, 4000, "{kind:?} {n}");
             }
             kind = kind.next();
