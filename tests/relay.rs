@@ -315,3 +315,42 @@ async fn delivery_events_carry_the_undelivered_count_they_change() {
     }
     fx.broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_worker_gets_the_messages_held_for_its_name() {
+    let fx = Fixture::new();
+    // Exits the first time; the second time (restarted) it reads what it is sent.
+    let flag = fx.dir.path().join("ran-once");
+    let script = format!(
+        "if [ -e {0} ]; then stty -echo; exec cat; else touch {0}; exit 4; fi",
+        flag.display()
+    );
+    fx.spawn("carol", &["sh", "-c", &script]).await;
+    common::eventually(Duration::from_secs(5), "carol to exit", || async {
+        let info = fx.broker.info("carol").await.ok()?;
+        info.exit.is_some().then_some(())
+    })
+    .await;
+    fx.broker
+        .send_message("alice", "carol", "held-for-carol")
+        .await
+        .unwrap();
+    assert_eq!(fx.broker.info("carol").await.unwrap().undelivered, 1);
+    let err = fx.broker.restart("nobody").await.unwrap_err();
+    assert!(matches!(
+        err,
+        brokertui::broker::BrokerError::WorkerNotFound(_)
+    ));
+    fx.spawn("dave", &["cat"]).await;
+    let err = fx.broker.restart("dave").await.unwrap_err();
+    assert!(err.to_string().contains("still running"), "{err}");
+
+    let info = fx.broker.restart("carol").await.unwrap();
+    assert_eq!(info.cmd, vec!["sh", "-c", script.as_str()]);
+    let text = common::eventually(Duration::from_secs(10), "the held message", || async {
+        let text = screen_text(&fx, "carol").await;
+        text.contains("held-for-carol").then_some(text)
+    })
+    .await;
+    assert_eq!(text.matches("held-for-carol").count(), 1, "{text}");
+}

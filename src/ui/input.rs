@@ -192,14 +192,7 @@ pub fn handle_mouse(app: &mut App, ev: MouseEvent) -> Vec<Action> {
                 return Vec::new();
             }
             if let Some((i, _)) = hit {
-                if app.panes[i].feed.screen().alternate_screen() {
-                    // Nothing scrolled off: the program redraws its own screen.
-                    let name = app.panes[i].name.clone();
-                    let note = format!(
-                        "{name} draws its own screen (no scrollback here): attach (Enter) and scroll with its keys or, if it takes the mouse, the wheel"
-                    );
-                    app.note(note, std::time::Instant::now());
-                } else {
+                if !owns_its_screen(app, i) {
                     scroll(app, i, if up { 3 } else { -3 });
                 }
             }
@@ -235,6 +228,23 @@ fn forwarded(app: &App, ev: &MouseEvent, inside: Option<(usize, u16, u16)>) -> O
             .into_iter()
             .collect(),
     )
+}
+
+/// Whether pane `i`'s program draws on the alternate screen (nothing scrolls off it to
+/// scroll back to); if so, the status bar says how to scroll it instead.
+fn owns_its_screen(app: &mut App, i: usize) -> bool {
+    let Some(pane) = app.panes.get(i) else {
+        return false;
+    };
+    if !pane.feed.screen().alternate_screen() {
+        return false;
+    }
+    let note = format!(
+        "{} draws its own screen (no scrollback here): attach (Enter) and scroll with its keys or, if it takes the mouse, the wheel",
+        pane.name
+    );
+    app.note(note, std::time::Instant::now());
+    true
 }
 
 /// Scrolls pane `i` back (positive) or forward; clamped by what scrollback holds.
@@ -355,7 +365,9 @@ fn view_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
         }
         KeyCode::PageUp => {
             let rows = page(app);
-            scroll(app, app.focus, rows);
+            if !owns_its_screen(app, app.focus) {
+                scroll(app, app.focus, rows);
+            }
             Vec::new()
         }
         KeyCode::PageDown => {
