@@ -191,10 +191,10 @@ pub fn handle_mouse(app: &mut App, ev: MouseEvent) -> Vec<Action> {
                 }
                 return Vec::new();
             }
-            if let Some((i, _)) = hit {
-                if !owns_its_screen(app, i) {
-                    scroll(app, i, if up { 3 } else { -3 });
-                }
+            if let Some((i, _)) = hit
+                && !owns_its_screen(app, i)
+            {
+                scroll(app, i, if up { 3 } else { -3 });
             }
             Vec::new()
         }
