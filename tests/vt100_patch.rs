@@ -149,7 +149,8 @@ fn upstream_panics_are_gone() {
     narrowed.process("\t世世".as_bytes());
     narrowed.screen_mut().set_size(1, 9);
     narrowed.process(b"a");
-    assert_eq!(narrowed.screen().contents(), "        a");
+    // The line rewraps (the second 世 moves down to stay whole), and the cursor with it.
+    assert_eq!(narrowed.screen().contents(), "世世a");
 }
 
 /// Every count a program sends is clamped to the screen: a huge one costs no more than the
@@ -229,4 +230,111 @@ fn inserted_cells_and_lines_take_the_background_colour() {
             "col {col}"
         );
     }
+}
+
+/// Every row of a screen and its scrollback, oldest first, with its wrap flag.
+fn history_and_screen(p: &mut vt100::Parser) -> Vec<(String, bool)> {
+    let (rows, cols) = p.screen().size();
+    let back = p.screen().scrollback_rows();
+    let mut out = Vec::new();
+    for top in (1..=back).rev() {
+        p.screen_mut().set_scrollback(top);
+        let line = p.screen().rows(0, cols).next().unwrap();
+        out.push((line, p.screen().row_wrapped(0)));
+    }
+    p.screen_mut().set_scrollback(0);
+    for (r, line) in p.screen().rows(0, cols).enumerate() {
+        out.push((line, p.screen().row_wrapped(r as u16)));
+    }
+    assert_eq!(out.len(), back + rows as usize);
+    out
+}
+
+/// A long line narrowed and widened again comes back whole (tmux rewraps it); before, what
+/// fell off the right edge was gone for good.
+#[test]
+fn a_long_line_rewraps_when_narrowed_and_widened() {
+    let line: String = (0..300).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    let mut p = vt100::Parser::new(10, 200, 100);
+    p.process(format!("$ {line}\r\n$ ").as_bytes());
+    p.screen_mut().set_size(10, 100);
+    let rows: Vec<String> = p.screen().rows(0, 100).filter(|r| !r.is_empty()).collect();
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    assert_eq!(p.screen().cursor_position(), (4, 2));
+    p.screen_mut().set_size(10, 200);
+    assert_eq!(p.screen().contents(), format!("$ {line}\n$ "));
+    assert_eq!(p.screen().cursor_position(), (2, 2));
+    p.process(b"typed");
+    assert!(p.screen().contents().ends_with("\n$ typed"));
+}
+
+/// Shrinking the height keeps the cursor's line in view and moves the top into the
+/// scrollback; growing pulls it back (before, the bottom rows were cut off).
+#[test]
+fn shrinking_keeps_the_cursor_line_and_growing_pulls_history_back() {
+    let mut p = vt100::Parser::new(10, 20, 100);
+    for i in 0..10 {
+        p.process(format!("line {i}\r\n").as_bytes());
+    }
+    p.process(b"$ ");
+    p.screen_mut().set_size(4, 20);
+    assert_eq!(p.screen().contents(), "line 7\nline 8\nline 9\n$ ");
+    assert_eq!(p.screen().cursor_position(), (3, 2));
+    p.screen_mut().set_size(10, 20);
+    assert!(p.screen().contents().ends_with("line 8\nline 9\n$ "));
+    assert_eq!(p.screen().cursor_position(), (9, 2));
+    // Nothing lost or doubled on the way.
+    let all = history_and_screen(&mut p);
+    let texts: Vec<&str> = all.iter().map(|(l, _)| l.as_str()).collect();
+    let expected: Vec<String> = (0..10).map(|i| format!("line {i}")).collect();
+    assert_eq!(&texts[texts.len() - 11..texts.len() - 1], expected.as_slice());
+}
+
+/// Colours, wide characters and the cursor's place survive a round of narrowing and
+/// widening; the alternate screen is left to its program.
+#[test]
+fn reflow_keeps_colours_wide_characters_and_leaves_the_alternate_screen() {
+    let mut p = vt100::Parser::new(5, 12, 100);
+    p.process("\x1b[31mred text 世界 wide\x1b[0m end\r\nnext".as_bytes());
+    let before = p.screen().contents();
+    p.screen_mut().set_size(5, 7);
+    p.screen_mut().set_size(5, 12);
+    assert_eq!(p.screen().contents(), before);
+    assert_eq!(p.screen().cell(0, 0).unwrap().fgcolor(), vt100::Color::Idx(1));
+    assert_eq!(p.screen().cursor_position(), (2, 4));
+
+    let mut alt = vt100::Parser::new(5, 20, 100);
+    alt.process(b"\x1b[?1049hfull screen long line here");
+    alt.screen_mut().set_size(5, 10);
+    // Cut, not rewrapped: the second row keeps what it had.
+    assert_eq!(alt.screen().contents(), "full scree\ne here");
+}
+
+/// The scrollback sent to a client that attaches rebuilds the same history, wrap flags
+/// included, in front of the same screen.
+#[test]
+fn scrollback_formatted_rebuilds_the_same_history() {
+    let mut p = vt100::Parser::new(4, 10, 1000);
+    for i in 0..30 {
+        p.process(format!("\x1b[3{}mrow {i}\x1b[0m tail\r\n", i % 8).as_bytes());
+    }
+    p.process(b"a line long enough to wrap twice\r\n\x1b[44m blue \x1b[0m\r\n$ ");
+    let mut q = vt100::Parser::new(4, 10, 1000);
+    q.process(&p.screen().scrollback_formatted(usize::MAX));
+    q.process(&p.screen().state_formatted());
+    assert_eq!(q.screen().scrollback_rows(), p.screen().scrollback_rows());
+    // The one thing not carried: that the last history row wraps onto the screen.
+    let mut expected = history_and_screen(&mut p);
+    let last = p.screen().scrollback_rows() - 1;
+    assert!(expected[last].1);
+    expected[last].1 = false;
+    assert_eq!(history_and_screen(&mut q), expected);
+    assert_eq!(q.screen().cursor_position(), p.screen().cursor_position());
+    q.screen_mut().set_scrollback(5);
+    p.screen_mut().set_scrollback(5);
+    assert_eq!(q.screen().contents_formatted(), p.screen().contents_formatted());
+    // Bounded: only the last rows asked for.
+    let mut r = vt100::Parser::new(4, 10, 1000);
+    r.process(&p.screen().scrollback_formatted(7));
+    assert_eq!(r.screen().scrollback_rows(), 7);
 }

@@ -106,6 +106,11 @@ impl Cell {
         std::str::from_utf8(&self.contents[..self.len()]).unwrap()
     }
 
+    /// brokertui patch (reflow): empty and in the default colours and attributes.
+    pub(crate) fn is_blank(&self) -> bool {
+        self.len == 0 && self.attrs == crate::attrs::Attrs::default()
+    }
+
     /// Returns whether the cell contains any text data.
     #[must_use]
     pub fn has_contents(&self) -> bool {

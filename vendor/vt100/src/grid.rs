@@ -1,5 +1,9 @@
 use crate::term::BufWrite as _;
 
+// brokertui patch: rewrapping on resize.
+#[path = "reflow.rs"]
+mod reflow;
+
 #[derive(Clone, Debug)]
 pub struct Grid {
     size: Size,

@@ -37,6 +37,23 @@ impl Row {
         self.wrapped = false;
     }
 
+    /// brokertui patch (reflow): whether no cell holds anything or any colour.
+    pub(crate) fn is_blank(&self) -> bool {
+        self.cells.iter().all(crate::Cell::is_blank)
+    }
+
+    /// brokertui patch (reflow).
+    pub(crate) fn into_cells(self) -> Vec<crate::Cell> {
+        self.cells
+    }
+
+    /// brokertui patch (reflow).
+    pub(crate) fn set_cell(&mut self, col: usize, cell: crate::Cell) {
+        if let Some(c) = self.cells.get_mut(col) {
+            *c = cell;
+        }
+    }
+
     pub(crate) fn cells_slice(&self) -> &[crate::Cell] {
         &self.cells
     }

@@ -88,9 +88,27 @@ impl Screen {
 
     /// Resizes the terminal.
     pub fn set_size(&mut self, rows: u16, cols: u16) {
-        self.grid.set_size(crate::grid::Size { rows, cols });
+        // brokertui patch: the main screen rewraps (see `reflow.rs`); the alternate
+        // screen's program redraws it, as under tmux.
+        self.grid.set_size_reflow(crate::grid::Size { rows, cols });
         self.alternate_grid
             .set_size(crate::grid::Size { rows, cols });
+    }
+
+    /// brokertui patch: rows in the main screen's scrollback.
+    #[must_use]
+    pub fn scrollback_rows(&self) -> usize {
+        self.grid.scrollback_rows()
+    }
+
+    /// brokertui patch: the last `max` rows of the main screen's scrollback as bytes that,
+    /// fed first to a fresh parser of this size (before [`Self::state_formatted`]), give it
+    /// the same scrollback.
+    #[must_use]
+    pub fn scrollback_formatted(&self, max: usize) -> Vec<u8> {
+        let mut contents = vec![];
+        self.grid.write_scrollback_formatted(&mut contents, max);
+        contents
     }
 
     /// Returns the current size of the terminal.
