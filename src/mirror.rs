@@ -10,7 +10,15 @@ pub struct ScreenMirror {
     scrollback: usize,
     /// Offset of the next byte this mirror expects; `None` until the first snapshot.
     next: Option<u64>,
+    /// Whether the scrollback is this mirror's own (since its first snapshot).
+    has_history: bool,
 }
+
+/// What a snapshot's repaint takes for granted of a fresh terminal and an older screen may
+/// have changed: the main screen, plain attributes, no insert mode, no mouse reports, the
+/// whole screen as the scroll region, absolute cursor addressing.
+const FRESH_MODES: &[u8] =
+    b"\x1b[?1049l\x1b[m\x1b[4l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1005l\x1b[?1006l\x1b[r\x1b[?6l";
 
 /// What applying a chunk did.
 #[derive(Debug, PartialEq, Eq)]
@@ -33,6 +41,7 @@ impl ScreenMirror {
             parser: vt100::Parser::new(nz(rows), nz(cols), scrollback),
             scrollback,
             next: None,
+            has_history: false,
         }
     }
 
@@ -44,9 +53,24 @@ impl ScreenMirror {
         self.next
     }
 
-    /// Starts over from an `ansi` snapshot (keeping scrollback capacity).
+    /// Rows of history worth asking a worker for: none once this mirror has its own.
+    pub fn wants_history(&self) -> usize {
+        if self.has_history { 0 } else { self.scrollback }
+    }
+
+    /// Starts over from an `ansi` snapshot. One that carries history replaces this mirror's;
+    /// one without keeps it (after a resize, which rewrapped it as the worker rewrapped its
+    /// own, or a flood the pane skipped), and only the screen is redrawn.
     pub fn reset(&mut self, snap: &Snapshot) {
-        self.parser = vt100::Parser::new(nz(snap.rows), nz(snap.cols), self.scrollback);
+        if snap.scrollback > 0 || !self.has_history {
+            self.parser = vt100::Parser::new(nz(snap.rows), nz(snap.cols), self.scrollback);
+            self.has_history = true;
+        } else {
+            self.parser
+                .screen_mut()
+                .set_size(nz(snap.rows), nz(snap.cols));
+            self.parser.process(FRESH_MODES);
+        }
         self.parser.process(&snap.ansi_bytes());
         self.next = Some(snap.offset);
     }
@@ -134,5 +158,64 @@ mod tests {
             }
         );
         assert!(!m.synced());
+    }
+
+    /// Every history row of a mirror's screen, oldest first.
+    fn history(m: &mut ScreenMirror) -> Vec<String> {
+        let screen = m.parser.screen_mut();
+        let cols = screen.size().1;
+        let rows = screen.scrollback_rows();
+        let out = (1..=rows)
+            .rev()
+            .map(|top| {
+                screen.set_scrollback(top);
+                screen.rows(0, cols).next().unwrap()
+            })
+            .collect();
+        screen.set_scrollback(0);
+        out
+    }
+
+    /// A resize resyncs the pane from a snapshot of the screen alone; its history stays
+    /// (before, every resize wiped it) and matches the worker's, rewrapped alike.
+    #[test]
+    fn history_survives_a_resize_resync_and_a_late_mirror_is_sent_it() {
+        let mut worker = Screen::new(5, 30);
+        let mut m = ScreenMirror::new(5, 30, 1000);
+        m.reset(&worker.snapshot(SnapshotFormat::Ansi));
+        let stream: Vec<u8> = (0..40)
+            .flat_map(|i| format!("line {i} with text that wraps when narrow\r\n").into_bytes())
+            .collect();
+        m.apply(worker.offset(), &stream);
+        worker.process(&stream);
+        assert_eq!(
+            history(&mut m).len(),
+            76,
+            "two rows a line, four on the screen"
+        );
+        for (rows, cols) in [(5, 20), (7, 30)] {
+            m.set_size(rows, cols);
+            worker.set_size(rows, cols);
+            m.reset(&worker.snapshot(SnapshotFormat::Ansi));
+            let shown: Vec<String> = m.parser.screen().rows(0, cols).collect();
+            assert_eq!(shown, worker.lines());
+        }
+        let kept = history(&mut m);
+        assert_eq!(
+            kept.first().map(String::as_str),
+            Some("line 0 with text that wraps wh")
+        );
+        assert!(kept.len() >= 30, "{kept:?}");
+
+        // A mirror that attaches now asks for history and gets the worker's.
+        let mut late = ScreenMirror::new(7, 30, 1000);
+        assert_eq!(late.wants_history(), 1000);
+        late.reset(&worker.snapshot_with_history(SnapshotFormat::Ansi, late.wants_history()));
+        assert_eq!(late.wants_history(), 0);
+        assert_eq!(history(&mut late), kept);
+        assert_eq!(
+            late.parser.screen().contents(),
+            m.parser.screen().contents()
+        );
     }
 }

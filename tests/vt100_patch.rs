@@ -287,7 +287,10 @@ fn shrinking_keeps_the_cursor_line_and_growing_pulls_history_back() {
     let all = history_and_screen(&mut p);
     let texts: Vec<&str> = all.iter().map(|(l, _)| l.as_str()).collect();
     let expected: Vec<String> = (0..10).map(|i| format!("line {i}")).collect();
-    assert_eq!(&texts[texts.len() - 11..texts.len() - 1], expected.as_slice());
+    assert_eq!(
+        &texts[texts.len() - 11..texts.len() - 1],
+        expected.as_slice()
+    );
 }
 
 /// Colours, wide characters and the cursor's place survive a round of narrowing and
@@ -300,7 +303,10 @@ fn reflow_keeps_colours_wide_characters_and_leaves_the_alternate_screen() {
     p.screen_mut().set_size(5, 7);
     p.screen_mut().set_size(5, 12);
     assert_eq!(p.screen().contents(), before);
-    assert_eq!(p.screen().cell(0, 0).unwrap().fgcolor(), vt100::Color::Idx(1));
+    assert_eq!(
+        p.screen().cell(0, 0).unwrap().fgcolor(),
+        vt100::Color::Idx(1)
+    );
     assert_eq!(p.screen().cursor_position(), (2, 4));
 
     let mut alt = vt100::Parser::new(5, 20, 100);
@@ -332,7 +338,10 @@ fn scrollback_formatted_rebuilds_the_same_history() {
     assert_eq!(q.screen().cursor_position(), p.screen().cursor_position());
     q.screen_mut().set_scrollback(5);
     p.screen_mut().set_scrollback(5);
-    assert_eq!(q.screen().contents_formatted(), p.screen().contents_formatted());
+    assert_eq!(
+        q.screen().contents_formatted(),
+        p.screen().contents_formatted()
+    );
     // Bounded: only the last rows asked for.
     let mut r = vt100::Parser::new(4, 10, 1000);
     r.process(&p.screen().scrollback_formatted(7));

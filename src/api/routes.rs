@@ -14,7 +14,7 @@ use super::auth::Scope;
 use super::error::ApiError;
 use super::extract::{StrictJson, checked_name, only_params, require_admin, require_self, timeout};
 use crate::broker::SpawnSpec;
-use crate::protocol::requests::snapshot::SnapshotFormat;
+use crate::protocol::requests::snapshot::{SnapshotFormat, SnapshotRequest};
 use crate::protocol::{InputPayload, ResizePayload, SessionMode};
 
 type Q = Query<HashMap<String, String>>;
@@ -140,16 +140,26 @@ pub async fn snapshot(
     Query(q): Q,
 ) -> ApiResult {
     require_admin(&scope)?;
-    only_params(&q, &["format", "timeout_ms"])?;
+    only_params(&q, &["format", "scrollback", "timeout_ms"])?;
     let format: SnapshotFormat = q
         .get("format")
         .map(|f| f.parse())
         .transpose()
         .map_err(ApiError::bad_request)?
         .unwrap_or_default();
+    let scrollback: u32 = q
+        .get("scrollback")
+        .map(|n| {
+            n.parse()
+                .map_err(|_| format!("scrollback must be a row count, not {n:?}"))
+        })
+        .transpose()
+        .map_err(ApiError::bad_request)?
+        .unwrap_or(0);
+    let request = SnapshotRequest { format, scrollback };
     let snap = st
         .broker
-        .snapshot(checked_name(&name)?, format, timeout(&q)?)
+        .snapshot(checked_name(&name)?, request, timeout(&q)?)
         .await?;
     Ok(Json(snap).into_response())
 }

@@ -30,7 +30,7 @@ use crate::config::{self, Config};
 use crate::deadline::sleep_until;
 use crate::protocol::AgentState;
 use crate::protocol::requests::pending::PendingEntry;
-use crate::protocol::requests::snapshot::{Snapshot, SnapshotFormat};
+use crate::protocol::requests::snapshot::{Snapshot, SnapshotFormat, SnapshotRequest};
 use crate::ui::draw::{areas, draw};
 use crate::ui::feed::{Fed, Generation, Synced};
 use crate::ui::input::{handle_key, handle_mouse, handle_paste};
@@ -662,9 +662,13 @@ impl<B: Backend> Runner<B> {
             return;
         };
         let generation = pane.feed.begin_resync();
+        let request = SnapshotRequest {
+            format: SnapshotFormat::Ansi,
+            scrollback: u32::try_from(pane.feed.mirror.wants_history()).unwrap_or(u32::MAX),
+        };
         let (broker, name) = (self.broker.clone(), name.to_string());
         self.spawn_task(async move {
-            let snap = broker.snapshot(&name, SnapshotFormat::Ansi).await;
+            let snap = broker.snapshot(&name, request).await;
             Some(Msg::Synced(name, generation, snap))
         });
     }
@@ -710,7 +714,7 @@ impl<B: Backend> Runner<B> {
                     let _ = self.input_tx.send((name, bytes));
                 }
                 Action::Snapshot { name } => self.spawn_task(async move {
-                    let snap = broker.snapshot(&name, SnapshotFormat::Plain).await;
+                    let snap = broker.snapshot(&name, SnapshotFormat::Plain.into()).await;
                     Some(Msg::SnapshotReady(name, snap))
                 }),
                 Action::Restart { name } => self.spawn_task(async move {

@@ -13,7 +13,7 @@ use crate::broker::{
 use crate::protocol::SessionMode;
 use crate::protocol::requests::mode::ModeReply;
 use crate::protocol::requests::pending::PendingList;
-use crate::protocol::requests::snapshot::{Snapshot, SnapshotFormat};
+use crate::protocol::requests::snapshot::{Snapshot, SnapshotRequest};
 use crate::workspace::diff::Diff;
 
 pub use remote::RemoteBroker;
@@ -40,7 +40,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn snapshot(
         &self,
         name: &str,
-        format: SnapshotFormat,
+        request: SnapshotRequest,
     ) -> impl Future<Output = Q<Snapshot>> + Send;
     fn pending(&self, name: &str) -> impl Future<Output = Q<PendingList>> + Send;
     fn flush(&self, name: &str) -> impl Future<Output = Q<usize>> + Send;
@@ -78,8 +78,8 @@ impl Backend for BrokerHandle {
     async fn subscribe_output(&self, name: &str) -> R<OutputSubscription> {
         BrokerHandle::subscribe_output(self, name).await
     }
-    async fn snapshot(&self, name: &str, format: SnapshotFormat) -> Q<Snapshot> {
-        BrokerHandle::snapshot(self, name, format, None).await
+    async fn snapshot(&self, name: &str, request: SnapshotRequest) -> Q<Snapshot> {
+        BrokerHandle::snapshot(self, name, request, None).await
     }
     async fn pending(&self, name: &str) -> Q<PendingList> {
         BrokerHandle::pending(self, name, None).await

@@ -17,7 +17,7 @@ use crate::protocol::SessionMode;
 use crate::protocol::requests::RequestKind;
 use crate::protocol::requests::mode::ModeReply;
 use crate::protocol::requests::pending::PendingList;
-use crate::protocol::requests::snapshot::{Snapshot, SnapshotFormat};
+use crate::protocol::requests::snapshot::{Snapshot, SnapshotRequest};
 use crate::workspace::OnRelease;
 use crate::workspace::diff::Diff;
 
@@ -233,12 +233,15 @@ impl Backend for RemoteBroker {
         .await
         .map(OutputSubscription::from)
     }
-    async fn snapshot(&self, name: &str, format: SnapshotFormat) -> Q<Snapshot> {
-        let f = serde_json::to_value(format).expect("serializes");
-        let path = format!(
+    async fn snapshot(&self, name: &str, request: SnapshotRequest) -> Q<Snapshot> {
+        let f = serde_json::to_value(request.format).expect("serializes");
+        let mut path = format!(
             "/api/spawned/{name}/snapshot?format={}",
             f.as_str().unwrap_or("plain")
         );
+        if request.scrollback > 0 {
+            path.push_str(&format!("&scrollback={}", request.scrollback));
+        }
         self.call(Method::GET, &path, None)
             .await
             .map_err(|e| request_err(name, RequestKind::Snapshot, e))

@@ -9,18 +9,17 @@ use crate::protocol::requests::deliver::{Delivered, RelayMessage};
 use crate::protocol::requests::flush::{FlushRequest, Flushed};
 use crate::protocol::requests::mode::{GetMode, ModeReply, SetMode};
 use crate::protocol::requests::pending::{PendingList, PendingRequest};
-use crate::protocol::requests::snapshot::{Snapshot, SnapshotFormat, SnapshotRequest};
+use crate::protocol::requests::snapshot::{Snapshot, SnapshotRequest};
 
 impl BrokerHandle {
-    /// The worker's screen in `format`.
+    /// The worker's screen (in `format`, with up to `scrollback` rows of history).
     pub async fn snapshot(
         &self,
         worker: &str,
-        format: SnapshotFormat,
+        request: impl Into<SnapshotRequest>,
         timeout: Option<Duration>,
     ) -> Result<Snapshot, RequestWorkerError> {
-        self.call(worker, &SnapshotRequest { format }, timeout)
-            .await
+        self.call(worker, &request.into(), timeout).await
     }
 
     pub async fn get_mode(

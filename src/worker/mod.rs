@@ -620,7 +620,9 @@ fn handle_request(
     match kind {
         RequestKind::Snapshot => match decode_payload::<SnapshotRequest>(env) {
             Ok(req) => {
-                let mut snap = screen.caught_up().snapshot(req.format);
+                let mut snap = screen
+                    .caught_up()
+                    .snapshot_with_history(req.format, req.scrollback as usize);
                 // The screen moves into the payload: `to_value` would deep-copy it.
                 let body = std::mem::take(&mut snap.screen);
                 let mut value = serde_json::to_value(&snap).expect("serializes");

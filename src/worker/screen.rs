@@ -5,10 +5,11 @@ use serde_json::{Value, json};
 
 use crate::protocol::requests::snapshot::{CellRun, Snapshot, SnapshotFormat};
 
-/// Rows of scrollback the worker keeps: none. Snapshots are of the visible screen only (the
-/// TUI keeps its own scrollback for display), and with none every scrolled-off row is
-/// recycled instead of moved into a history that nothing reads.
-const WORKER_SCROLLBACK: usize = 0;
+/// Rows of history the worker keeps (tmux's default `history-limit`): what a client that
+/// attaches later (`--connect`) is sent on request so it scrolls back as far as one that
+/// watched from the start, and what a resize rewraps. A client that watches keeps its own,
+/// longer history. Once full, the row leaving it is recycled, as with none.
+const WORKER_SCROLLBACK: usize = 2000;
 
 pub struct Screen {
     parser: vt100::Parser<super::answers::Answers>,
@@ -64,12 +65,21 @@ impl Screen {
     }
 
     pub fn snapshot(&self, format: SnapshotFormat) -> Snapshot {
+        self.snapshot_with_history(format, 0)
+    }
+
+    /// A snapshot; an `ansi` one carries up to `history` rows of scrollback in front.
+    pub fn snapshot_with_history(&self, format: SnapshotFormat, history: usize) -> Snapshot {
         let screen = self.parser.screen();
         let (rows, cols) = screen.size();
         let (crow, ccol) = screen.cursor_position();
         let body = match format {
             SnapshotFormat::Plain => Value::from(plain_lines(screen, cols)),
-            SnapshotFormat::Ansi => Value::from(crate::b64::encode(&ansi_repaint(screen))),
+            SnapshotFormat::Ansi => {
+                let mut bytes = screen.scrollback_formatted(history);
+                bytes.extend_from_slice(&ansi_repaint(screen));
+                Value::from(crate::b64::encode(&bytes))
+            }
             SnapshotFormat::Cells => cells(screen, rows, cols),
         };
         Snapshot {
@@ -79,6 +89,12 @@ impl Screen {
             cursor: [crow, ccol],
             offset: self.offset,
             screen: body,
+            scrollback: match format {
+                SnapshotFormat::Ansi => {
+                    u32::try_from(history.min(screen.scrollback_rows())).unwrap_or(u32::MAX)
+                }
+                _ => 0,
+            },
         }
     }
 }

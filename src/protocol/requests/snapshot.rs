@@ -2,13 +2,18 @@
 //!
 //! # Format
 //!
-//! Request `{"format":"plain"|"ansi"|"cells"}`; response
-//! `{"format","rows","cols","cursor":[row,col],"offset","screen"}` where `screen` is
+//! Request `{"format":"plain"|"ansi"|"cells","scrollback":N}`; response
+//! `{"format","rows","cols","cursor":[row,col],"offset","screen","scrollback"}` where `screen` is
 //! - `plain`: an array of text lines, one per row, trailing blanks trimmed;
 //! - `ansi`: base64 of escape sequences that repaint the screen on a fresh terminal of the same
 //!   size, modes included (alternate screen, bracketed paste, cursor visibility…);
 //! - `cells`: an array of rows, each an array of runs `{"t","fg","bg","b","i","u","r"}` where
 //!   `fg`/`bg` are `null` (default), a palette index, or `"#rrggbb"`.
+//!
+//! `scrollback` (optional, `ansi` only) asks for up to N rows of the worker's history in front
+//! of the screen: fed to a fresh terminal, they scroll into its scrollback before the screen is
+//! drawn. The response's `scrollback` says how many rows came (the worker keeps a bounded
+//! history; absent when none).
 //!
 //! `offset` is the count of PTY bytes the screen reflects, so a client can apply only the
 //! `output` chunks at or past it.
@@ -46,6 +51,21 @@ impl std::str::FromStr for SnapshotFormat {
 pub struct SnapshotRequest {
     #[serde(default)]
     pub format: SnapshotFormat,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub scrollback: u32,
+}
+
+impl From<SnapshotFormat> for SnapshotRequest {
+    fn from(format: SnapshotFormat) -> Self {
+        SnapshotRequest {
+            format,
+            scrollback: 0,
+        }
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -56,6 +76,9 @@ pub struct Snapshot {
     pub cursor: [u16; 2],
     pub offset: u64,
     pub screen: Value,
+    /// Rows of history in front of an `ansi` screen.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub scrollback: u32,
 }
 
 impl Snapshot {
