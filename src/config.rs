@@ -31,6 +31,7 @@
 //! bell = true                    # ring the outer terminal's bell
 //! notify = true                  # desktop notification through the terminal (OSC 9 / OSC 777)
 //! command = ["notify-send"]      # optional: also run this with the message as last argument
+//! clipboard = true               # pass a program's OSC 52 copies on to the outer terminal
 //!
 //! idle_timeout_s = 0             # release any worker idle this long with nobody attached (0: off)
 //! idle_warning_s = 60            # the alert comes this long before
@@ -101,6 +102,9 @@ pub struct Attention {
     pub bell: bool,
     pub notify: bool,
     pub command: Option<Vec<String>>,
+    /// Pass a program's OSC 52 copies on to the outer terminal's clipboard (tmux's
+    /// `set-clipboard on`).
+    pub clipboard: bool,
 }
 
 impl Default for Attention {
@@ -109,6 +113,7 @@ impl Default for Attention {
             bell: true,
             notify: true,
             command: None,
+            clipboard: true,
         }
     }
 }

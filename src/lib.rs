@@ -12,6 +12,7 @@ pub mod config;
 pub mod deadline;
 pub mod fsutil;
 pub mod mirror;
+pub mod pane_modes;
 pub mod protocol;
 pub mod sched;
 pub mod serve;

@@ -3,10 +3,47 @@
 //! offset. A chunk that straddles the offset is trimmed; one from before it is skipped; a
 //! gap (lost bytes) is reported so the caller can resync from a new snapshot.
 
+use std::time::{Duration, Instant};
+
+use crate::pane_modes::{Changed, PaneModes};
 use crate::protocol::requests::snapshot::Snapshot;
 
+/// Longest a synchronized update may hold a pane's picture: a program that dies mid-frame
+/// must not freeze its pane.
+pub const MAX_SYNC: Duration = Duration::from_secs(1);
+
+/// The mirror's parser callbacks: the modes the screen does not keep, and the picture to
+/// show while a synchronized update (DEC mode 2026) is being drawn.
+#[derive(Default)]
+pub struct PaneEvents {
+    pub modes: PaneModes,
+    frozen: Option<(vt100::Screen, Instant)>,
+}
+
+impl vt100::Callbacks for PaneEvents {
+    fn set_window_title(&mut self, _: &mut vt100::Screen, title: &[u8]) {
+        self.modes.set_title(title);
+    }
+    fn unhandled_csi(
+        &mut self,
+        screen: &mut vt100::Screen,
+        i1: Option<u8>,
+        i2: Option<u8>,
+        params: &[&[u16]],
+        c: char,
+    ) {
+        match self.modes.csi(i1, i2, params, c) {
+            Changed::SyncBegan => {
+                self.frozen = Some((screen.clone_without_scrollback(), Instant::now()));
+            }
+            Changed::Yes if !self.modes.synchronized => self.frozen = None,
+            _ => {}
+        }
+    }
+}
+
 pub struct ScreenMirror {
-    pub parser: vt100::Parser,
+    pub parser: vt100::Parser<PaneEvents>,
     scrollback: usize,
     /// Offset of the next byte this mirror expects; `None` until the first snapshot.
     next: Option<u64>,
@@ -16,9 +53,9 @@ pub struct ScreenMirror {
 
 /// What a snapshot's repaint takes for granted of a fresh terminal and an older screen may
 /// have changed: the main screen, plain attributes, no insert mode, no mouse reports, the
-/// whole screen as the scroll region, absolute cursor addressing.
-const FRESH_MODES: &[u8] =
-    b"\x1b[?1049l\x1b[m\x1b[4l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1005l\x1b[?1006l\x1b[r\x1b[?6l";
+/// whole screen as the scroll region, absolute cursor addressing, the default cursor, no focus
+/// reports, no synchronized update.
+const FRESH_MODES: &[u8] = b"\x1b[?1049l\x1b[m\x1b[4l\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1005l\x1b[?1006l\x1b[r\x1b[?6l\x1b[0 q\x1b[?1004l\x1b[?2026l";
 
 /// What applying a chunk did.
 #[derive(Debug, PartialEq, Eq)]
@@ -38,10 +75,29 @@ fn nz(n: u16) -> u16 {
 impl ScreenMirror {
     pub fn new(rows: u16, cols: u16, scrollback: usize) -> Self {
         ScreenMirror {
-            parser: vt100::Parser::new(nz(rows), nz(cols), scrollback),
+            parser: vt100::Parser::new_with_callbacks(
+                nz(rows),
+                nz(cols),
+                scrollback,
+                PaneEvents::default(),
+            ),
             scrollback,
             next: None,
             has_history: false,
+        }
+    }
+
+    /// The modes the program set that the screen does not keep (title, cursor shape…).
+    pub fn modes(&self) -> &PaneModes {
+        &self.parser.callbacks().modes
+    }
+
+    /// The screen to draw: while the program is drawing a synchronized update, the picture
+    /// from before it began (for at most [`MAX_SYNC`]).
+    pub fn shown(&self) -> &vt100::Screen {
+        match &self.parser.callbacks().frozen {
+            Some((screen, since)) if since.elapsed() < MAX_SYNC => screen,
+            _ => self.parser.screen(),
         }
     }
 
@@ -63,7 +119,12 @@ impl ScreenMirror {
     /// own, or a flood the pane skipped), and only the screen is redrawn.
     pub fn reset(&mut self, snap: &Snapshot) {
         if snap.scrollback > 0 || !self.has_history {
-            self.parser = vt100::Parser::new(nz(snap.rows), nz(snap.cols), self.scrollback);
+            self.parser = vt100::Parser::new_with_callbacks(
+                nz(snap.rows),
+                nz(snap.cols),
+                self.scrollback,
+                PaneEvents::default(),
+            );
             self.has_history = true;
         } else {
             self.parser
@@ -217,5 +278,25 @@ mod tests {
             late.parser.screen().contents(),
             m.parser.screen().contents()
         );
+    }
+
+    /// A pane is never drawn in the middle of a synchronized update (DEC mode 2026): until
+    /// it ends, the picture from before it began is shown.
+    #[test]
+    fn a_synchronized_update_shows_the_frame_before_it_until_it_ends() {
+        let mut m = ScreenMirror::new(3, 20, 100);
+        m.reset(&Screen::new(3, 20).snapshot(SnapshotFormat::Ansi));
+        m.apply(0, b"old frame");
+        let half = b"\x1b[?2026h\x1b[2J\x1b[Hnew fr";
+        m.apply(9, half);
+        assert_eq!(m.shown().contents(), "old frame");
+        assert_eq!(m.parser.screen().contents(), "new fr");
+        m.apply(
+            9 + half.len() as u64,
+            b"ame\x1b[?2026l\x1b]2;my title\x07\x1b[6 q",
+        );
+        assert_eq!(m.shown().contents(), "new frame");
+        assert_eq!(m.modes().title, "my title");
+        assert_eq!(m.modes().cursor_shape, 6);
     }
 }

@@ -475,6 +475,7 @@ async fn mirror_until(
                 cursor: [0, 0],
                 offset: v["offset"].as_u64().unwrap(),
                 screen: v["data_b64"].clone(),
+                scrollback: 0,
             }),
             "output" => {
                 let data = brokertui::b64::decode(v["data_b64"].as_str().unwrap()).unwrap();

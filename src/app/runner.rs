@@ -185,6 +185,8 @@ pub(super) async fn run_loop<B: Backend>(
 
     let mut dirty = true;
     let mut last_draw = Instant::now() - FRAME;
+    let mut cursor_shape = 0u8;
+    let mut attached_to: Option<String> = None;
     let mut layout_sig = Vec::new();
     loop {
         let now = Instant::now();
@@ -232,6 +234,8 @@ pub(super) async fn run_loop<B: Backend>(
                     _ => Vec::new(),
                 };
                 runner.perform(&mut app, actions);
+                let focus = focus_reports(&app, &mut attached_to);
+                runner.perform(&mut app, focus);
                 dirty = true;
             }
             _ = signals.recv() => break,
@@ -265,6 +269,17 @@ pub(super) async fn run_loop<B: Backend>(
         if dirty && Instant::now() >= last_draw + FRAME {
             terminal.draw(|f| draw(f, &app))?;
             last_draw = Instant::now();
+            // The cursor the focused program asked for (DECSCUSR), the terminal's own otherwise.
+            let shape = app
+                .focused()
+                .filter(|_| app.mode != crate::ui::state::ClientMode::View)
+                .map_or(0, |p| p.feed.mirror.modes().cursor_shape);
+            if shape != cursor_shape {
+                use std::io::Write;
+                cursor_shape = shape;
+                let mut stdout = std::io::stdout();
+                let _ = write!(stdout, "\x1b[{shape} q").and_then(|_| stdout.flush());
+            }
             dirty = false;
             for pane in &mut app.panes {
                 pane.feed.frame_drawn();
@@ -416,6 +431,18 @@ impl<B: Backend> Runner<B> {
         if signals.bell || !signals.notifications.is_empty() {
             pane.attention |= !focused;
             self.pass_on(signals.bell, &signals.notifications);
+        }
+        if self.attention.clipboard && !signals.clipboard.is_empty() {
+            use std::io::Write;
+            let out: String = signals
+                .clipboard
+                .iter()
+                .map(|copy| format!("\x1b]52;{copy}\x07"))
+                .collect();
+            let mut stdout = std::io::stdout();
+            let _ = stdout
+                .write_all(out.as_bytes())
+                .and_then(|_| stdout.flush());
         }
         match pane.feed.output(chunk.offset, chunk.data) {
             Fed::Applied(changed) => changed,
@@ -872,4 +899,37 @@ fn same_prefix_as_tmux(prefix: &crate::config::PrefixKey) -> Option<String> {
             prefix.label()
         )
     })
+}
+
+/// Focus in and out (`CSI I`, `CSI O`) for programs that asked for them (DECSET 1004), when
+/// the pane typed into changes: a pane is focused while it is attached (drive or relay) and
+/// focused in the TUI.
+fn focus_reports(app: &App, attached_to: &mut Option<String>) -> Vec<Action> {
+    let now = app
+        .focused_name()
+        .filter(|_| app.mode != crate::ui::state::ClientMode::View);
+    if now == *attached_to {
+        return Vec::new();
+    }
+    let wants = |name: &str| {
+        app.panes
+            .iter()
+            .find(|p| p.name == name)
+            .is_some_and(|p| p.exit.is_none() && p.feed.mirror.modes().focus_events)
+    };
+    let mut out = Vec::new();
+    if let Some(old) = attached_to.take().filter(|n| wants(n)) {
+        out.push(Action::Input {
+            name: old,
+            bytes: b"\x1b[O".to_vec(),
+        });
+    }
+    if let Some(new) = now.clone().filter(|n| wants(n)) {
+        out.push(Action::Input {
+            name: new,
+            bytes: b"\x1b[I".to_vec(),
+        });
+    }
+    *attached_to = now;
+    out
 }

@@ -21,6 +21,7 @@ fn restore_terminal() {
         term::DisableBracketedPaste,
         term::DisableMouseCapture,
         crossterm::terminal::LeaveAlternateScreen,
+        crossterm::cursor::SetCursorStyle::DefaultUserShape,
         crossterm::cursor::Show
     );
 }

@@ -28,7 +28,12 @@ enum State {
 pub struct Signals {
     pub bell: bool,
     pub notifications: Vec<String>,
+    /// OSC 52 copies (`selection;base64`), to pass on to the outer terminal.
+    pub clipboard: Vec<String>,
 }
+
+/// Longest OSC 52 copy passed on (base64 bytes); longer ones are dropped whole.
+const MAX_CLIPBOARD: usize = 1024 * 1024;
 
 #[derive(Debug, Default)]
 pub struct BellScanner {
@@ -57,12 +62,19 @@ impl BellScanner {
                 (State::Osc { .. }, 0x07) | (State::Osc { esc: true }, b'\\') => {
                     if let Some(text) = notification(&self.osc) {
                         out.notifications.push(text);
+                    } else if let Some(copy) = clipboard(&self.osc) {
+                        out.clipboard.push(copy);
                     }
                     State::Ground
                 }
                 (State::Osc { .. }, 0x1b) => State::Osc { esc: true },
                 (State::Osc { .. }, b) => {
-                    if self.osc.len() < MAX_TEXT + 32 {
+                    let limit = if self.osc.starts_with(b"52;") {
+                        MAX_CLIPBOARD
+                    } else {
+                        MAX_TEXT + 32
+                    };
+                    if self.osc.len() < limit {
                         self.osc.push(b);
                     }
                     State::Osc { esc: false }
@@ -74,6 +86,21 @@ impl BellScanner {
         }
         out
     }
+}
+
+/// An OSC 52 copy as `selection;base64` (not a paste query, nothing cut short).
+fn clipboard(osc: &[u8]) -> Option<String> {
+    let rest = osc.strip_prefix(b"52;")?;
+    let (selection, data) = rest.split_at(rest.iter().position(|b| *b == b';')?);
+    let data = &data[1..];
+    let valid = selection.iter().all(|b| b"cpqs01234567".contains(b))
+        && !data.is_empty()
+        && data != b"?"
+        && osc.len() < MAX_CLIPBOARD
+        && data
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(b));
+    valid.then(|| String::from_utf8_lossy(rest).into_owned())
 }
 
 /// The text of an OSC 9 or OSC 777 notification (not OSC 9's ConEmu sub-commands `9;N;`).
@@ -123,5 +150,9 @@ mod tests {
         assert_eq!(s.scan(b"\x1b]9;4;1;50\x07"), Signals::default());
         // A BEL inside a DCS string is not a bell.
         assert!(!s.scan(b"\x1bPq#0\x07").bell);
+        // OSC 52 copies are passed on, split or not; paste queries are not.
+        assert!(s.scan(b"\x1b]52;c;aGVs").clipboard.is_empty());
+        assert_eq!(s.scan(b"bG8=\x07").clipboard, ["c;aGVsbG8="]);
+        assert!(s.scan(b"\x1b]52;c;?\x07").clipboard.is_empty());
     }
 }

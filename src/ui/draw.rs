@@ -142,6 +142,14 @@ pub fn pane_title(app: &App, index: usize, pane: &Pane) -> Line<'static> {
             Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
         ));
     }
+    let title = &pane.feed.mirror.modes().title;
+    if !title.is_empty() {
+        let short: String = title.chars().take(40).collect();
+        spans.push(Span::styled(
+            format!("│ {short} "),
+            Style::new().fg(Color::Gray).add_modifier(Modifier::ITALIC),
+        ));
+    }
     if pane.scroll > 0 {
         spans.push(Span::styled(
             format!("│ ↑{} ", pane.scroll),
@@ -201,14 +209,32 @@ fn draw_pane(frame: &mut Frame, app: &App, index: usize, area: Rect) {
         copy.highlight(frame.buffer_mut(), inner(area));
         return;
     }
-    let show_cursor = focused && app.mode != ClientMode::View && pane.scroll == 0;
+    // The focused pane in drive or relay shows the terminal's own cursor, in the shape its
+    // program asked for (the loop sets the shape); a synchronized update in progress shows
+    // the picture from before it.
+    let live = pane.scroll != 0;
+    let screen = if live {
+        pane.feed.mirror.parser.screen()
+    } else {
+        pane.feed.mirror.shown()
+    };
     frame.render_widget(
         PaneWidget {
-            screen: pane.feed.mirror.parser.screen(),
-            show_cursor,
+            screen,
+            show_cursor: false,
         },
         inner(area),
     );
+    if focused
+        && app.mode != ClientMode::View
+        && !live
+        && let Some((x, y)) = crate::ui::pane::cursor_cell(screen)
+    {
+        let area = inner(area);
+        if x < area.width && y < area.height {
+            frame.set_cursor_position((area.x + x, area.y + y));
+        }
+    }
 }
 
 /// The colour of an agent state's badge.

@@ -112,7 +112,7 @@ fn modifier(cell: &vt100::Cell) -> Modifier {
 /// Where to draw the fake cursor, as (col, row) on the screen, or `None` if it shouldn't be
 /// drawn: hidden by the program (DECTCEM) or scrolled back, where the cursor's row isn't on
 /// screen at all.
-fn cursor_cell(screen: &vt100::Screen) -> Option<(u16, u16)> {
+pub fn cursor_cell(screen: &vt100::Screen) -> Option<(u16, u16)> {
     if screen.hide_cursor() || screen.scrollback() != 0 {
         return None;
     }

@@ -10,21 +10,59 @@
 //! | DSR 5 `CSI 5 n` | `CSI 0 n` (ready) |
 //! | DSR 6 `CSI 6 n` | `CSI row ; col R`, the cursor where the query was parsed |
 //! | XTVERSION `CSI > q` | `DCS > \| brokertui <version> ST` |
-//! | DECRQM `CSI ? Ps $ p` | `CSI ? Ps ; Pm $ y`: 1 set, 2 reset, 0 for a mode the pane does not know |
+//! | DECRQM `CSI ? Ps $ p` | `CSI ? Ps ; Pm $ y`: 1 set, 2 reset, 0 for a mode the pane does not know (2026, synchronized output, is known) |
+//! | OSC 10 / 11 / 12 `;?` | the pane's default foreground, background and cursor colours, `rgb:rrrr/gggg/bbbb` |
+//! | XTGETTCAP `DCS + q hex ST` | `DCS 1 + r hex=hex ST` for the capabilities below, `DCS 0 + r hex ST` for others |
+//!
+//! The colours are those of a dark terminal (the pane cannot know the outer terminal's);
+//! XTGETTCAP knows `TN` (the pane's `TERM`), `Co`/`colors` (256) and `RGB` (8 bits each).
 //!
 //! The kitty keyboard query (`CSI ? u`) is left unanswered on purpose: the pane does not speak
 //! that protocol, and a program that asks follows with DA1, whose answer tells it so.
 
-/// Collects the answers while the parser runs; the worker writes them to the PTY.
+use crate::pane_modes::PaneModes;
+
+/// What OSC 10, 11 and 12 answer: a light grey on black, the cursor in the text's colour.
+const FOREGROUND: &str = "rgb:e5e5/e5e5/e5e5";
+const BACKGROUND: &str = "rgb:0000/0000/0000";
+
+/// Collects the answers while the parser runs (the worker writes them to the PTY), and the
+/// modes the screen does not keep (a snapshot carries them).
 #[derive(Default)]
 pub struct Answers {
     pending: Vec<u8>,
+    pub modes: PaneModes,
 }
 
 impl Answers {
     pub fn take(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.pending)
     }
+}
+
+/// XTGETTCAP: the value of one capability (by its terminfo name), if the pane has it.
+fn capability(name: &str) -> Option<&'static str> {
+    match name {
+        "TN" | "name" => Some(crate::protocol::worker_args::DEFAULT_TERM),
+        "Co" | "colors" => Some("256"),
+        "RGB" => Some("8"),
+        _ => None,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+fn unhex(s: &[u8]) -> Option<String> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = s
+        .chunks(2)
+        .map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
 }
 
 /// DECRQM: whether a private mode is set, as 1 (set), 2 (reset) or 0 (not known here).
@@ -66,11 +104,47 @@ impl vt100::Callbacks for Answers {
                 format!("\x1bP>|brokertui {}\x1b\\", env!("CARGO_PKG_VERSION")).into_bytes()
             }
             (Some(b'?'), Some(b'$'), 'p', mode) => {
-                format!("\x1b[?{mode};{}$y", private_mode(screen, mode)).into_bytes()
+                let state = self
+                    .modes
+                    .private_mode(mode)
+                    .unwrap_or_else(|| private_mode(screen, mode));
+                format!("\x1b[?{mode};{state}$y").into_bytes()
             }
-            _ => return,
+            _ => {
+                self.modes.csi(i1, i2, params, c);
+                return;
+            }
         };
         self.pending.extend_from_slice(&answer);
+    }
+
+    fn set_window_title(&mut self, _: &mut vt100::Screen, title: &[u8]) {
+        self.modes.set_title(title);
+    }
+
+    fn unhandled_osc(&mut self, _: &mut vt100::Screen, params: &[&[u8]]) {
+        let colour = match params {
+            [b"10", b"?"] => ("10", FOREGROUND),
+            [b"11", b"?"] => ("11", BACKGROUND),
+            [b"12", b"?"] => ("12", FOREGROUND),
+            _ => return,
+        };
+        self.pending
+            .extend_from_slice(format!("\x1b]{};{}\x1b\\", colour.0, colour.1).as_bytes());
+    }
+
+    fn dcs(&mut self, _: &mut vt100::Screen, intermediates: &[u8], action: char, data: &[u8]) {
+        if intermediates != b"+" || action != 'q' {
+            return;
+        }
+        for name in data.split(|b| *b == b';') {
+            let asked = String::from_utf8_lossy(name).to_ascii_uppercase();
+            let answer = match unhex(name).as_deref().and_then(capability) {
+                Some(value) => format!("\x1bP1+r{asked}={}\x1b\\", hex(value.as_bytes())),
+                None => format!("\x1bP0+r{asked}\x1b\\"),
+            };
+            self.pending.extend_from_slice(answer.as_bytes());
+        }
     }
 }
 
@@ -95,6 +169,19 @@ mod tests {
             b"\x1b[?2004;1$y\x1b[?1;2$y\x1b[?9999;0$y"
         );
         assert_eq!(answers(b"\x1b[?u"), b"", "no kitty keyboard protocol here");
+        assert_eq!(
+            answers(b"\x1b[?2026$p\x1b[?2026h\x1b[?2026$p\x1b[?1004$p"),
+            b"\x1b[?2026;2$y\x1b[?2026;1$y\x1b[?1004;2$y"
+        );
+        assert_eq!(
+            answers(b"\x1b]10;?\x07\x1b]11;?\x1b\\"),
+            b"\x1b]10;rgb:e5e5/e5e5/e5e5\x1b\\\x1b]11;rgb:0000/0000/0000\x1b\\"
+        );
+        // XTGETTCAP for TN and an unknown capability, in one query.
+        assert_eq!(
+            answers(b"\x1bP+q544E;7A7A\x1b\\"),
+            b"\x1bP1+r544E=787465726D2D323536636F6C6F72\x1b\\\x1bP0+r7A7A\x1b\\"
+        );
         assert_eq!(answers(b"plain text \x1b[31m colour"), b"");
     }
 }

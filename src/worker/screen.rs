@@ -78,6 +78,7 @@ impl Screen {
             SnapshotFormat::Ansi => {
                 let mut bytes = screen.scrollback_formatted(history);
                 bytes.extend_from_slice(&ansi_repaint(screen));
+                bytes.extend_from_slice(&self.parser.callbacks().modes.formatted());
                 Value::from(crate::b64::encode(&bytes))
             }
             SnapshotFormat::Cells => cells(screen, rows, cols),

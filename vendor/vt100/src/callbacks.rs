@@ -64,6 +64,16 @@ pub trait Callbacks {
     /// This callback is called when the terminal receives a OSC sequence
     /// (`\e]`) which is otherwise not implemented.
     fn unhandled_osc(&mut self, _: &mut crate::Screen, _params: &[&[u8]]) {}
+    /// brokertui patch: called with a whole DCS string (`\eP…\e\\`): its intermediate
+    /// bytes, final character and data (at most 4096 bytes; longer ones are not passed on).
+    fn dcs(
+        &mut self,
+        _: &mut crate::Screen,
+        _intermediates: &[u8],
+        _action: char,
+        _data: &[u8],
+    ) {
+    }
 }
 
 impl Callbacks for () {}

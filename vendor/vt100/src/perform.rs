@@ -2,9 +2,21 @@ const BASE64: &[u8] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=";
 const CLIPBOARD_SELECTOR: &[u8] = b"cpqs01234567";
 
+/// brokertui patch: most bytes of a DCS string kept for `Callbacks::dcs` (longer ones are
+/// dropped whole).
+const MAX_DCS: usize = 4096;
+
+/// brokertui patch: a DCS string being received.
+struct Dcs {
+    intermediates: Vec<u8>,
+    action: char,
+    data: Vec<u8>,
+}
+
 pub struct WrappedScreen<CB: crate::callbacks::Callbacks = ()> {
     pub screen: crate::screen::Screen,
     pub callbacks: CB,
+    dcs: Option<Dcs>,
 }
 
 impl WrappedScreen<()> {
@@ -26,11 +38,49 @@ impl<CB: crate::callbacks::Callbacks> WrappedScreen<CB> {
                 scrollback_len,
             ),
             callbacks,
+            dcs: None,
         }
     }
 }
 
 impl<CB: crate::callbacks::Callbacks> vte::Perform for WrappedScreen<CB> {
+    // brokertui patch: DCS strings reach `Callbacks::dcs` (upstream dropped them), for
+    // queries such as XTGETTCAP (`DCS + q … ST`).
+    fn hook(
+        &mut self,
+        _params: &vte::Params,
+        intermediates: &[u8],
+        _ignore: bool,
+        action: char,
+    ) {
+        self.dcs = Some(Dcs {
+            intermediates: intermediates.to_vec(),
+            action,
+            data: Vec::new(),
+        });
+    }
+
+    fn put(&mut self, byte: u8) {
+        if let Some(dcs) = &mut self.dcs {
+            if dcs.data.len() < MAX_DCS {
+                dcs.data.push(byte);
+            } else {
+                self.dcs = None;
+            }
+        }
+    }
+
+    fn unhook(&mut self) {
+        if let Some(dcs) = self.dcs.take() {
+            self.callbacks.dcs(
+                &mut self.screen,
+                &dcs.intermediates,
+                dcs.action,
+                &dcs.data,
+            );
+        }
+    }
+
     fn print(&mut self, c: char) {
         if c == '\u{fffd}' || ('\u{80}'..'\u{a0}').contains(&c) {
             self.callbacks.unhandled_char(&mut self.screen, c);

@@ -162,6 +162,24 @@ fn rewrap(
 }
 
 impl Grid {
+    /// This grid with an empty scrollback and the scrolled-back view reset.
+    pub fn clone_without_scrollback(&self) -> Self {
+        Self {
+            size: self.size,
+            pos: self.pos,
+            saved_pos: self.saved_pos,
+            rows: self.rows.clone(),
+            scroll_top: self.scroll_top,
+            scroll_bottom: self.scroll_bottom,
+            origin_mode: self.origin_mode,
+            saved_origin_mode: self.saved_origin_mode,
+            scrollback: std::collections::VecDeque::new(),
+            scrollback_len: self.scrollback_len,
+            scrollback_offset: 0,
+            upstream_paths: self.upstream_paths,
+        }
+    }
+
     /// Rows held in the scrollback.
     pub fn scrollback_rows(&self) -> usize {
         self.scrollback.len()

@@ -95,6 +95,21 @@ impl Screen {
             .set_size(crate::grid::Size { rows, cols });
     }
 
+    /// brokertui patch: a copy of this screen without its scrollback — what a renderer needs
+    /// to keep showing a frame (a full clone would copy the whole history).
+    #[must_use]
+    pub fn clone_without_scrollback(&self) -> Self {
+        Self {
+            grid: self.grid.clone_without_scrollback(),
+            alternate_grid: self.alternate_grid.clone(),
+            attrs: self.attrs,
+            saved_attrs: self.saved_attrs,
+            modes: self.modes,
+            mouse_protocol_mode: self.mouse_protocol_mode,
+            mouse_protocol_encoding: self.mouse_protocol_encoding,
+        }
+    }
+
     /// brokertui patch: rows in the main screen's scrollback.
     #[must_use]
     pub fn scrollback_rows(&self) -> usize {
