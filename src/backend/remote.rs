@@ -37,6 +37,15 @@ impl RemoteBroker {
         }
     }
 
+    /// `name` as the broker lists it now (after a spawn or restart).
+    async fn listed(&self, name: &str) -> R<WorkerInfo> {
+        self.list()
+            .await?
+            .into_iter()
+            .find(|w| w.name == name)
+            .ok_or_else(|| BrokerError::WorkerNotFound(name.to_string()))
+    }
+
     pub fn url(&self) -> &str {
         &self.client.url
     }
@@ -143,11 +152,7 @@ impl Backend for RemoteBroker {
             .call(Method::POST, "/api/spawn", Some(body))
             .await
             .map_err(broker_err)?;
-        self.list()
-            .await?
-            .into_iter()
-            .find(|w| w.name == name)
-            .ok_or(BrokerError::WorkerNotFound(name))
+        self.listed(&name).await
     }
     async fn release(&self, name: &str, opts: ReleaseOptions) -> R<()> {
         let query = match (opts.worktree, opts.force) {
@@ -166,11 +171,7 @@ impl Backend for RemoteBroker {
             .call(Method::POST, &format!("/api/spawned/{name}/restart"), None)
             .await
             .map_err(broker_err)?;
-        self.list()
-            .await?
-            .into_iter()
-            .find(|w| w.name == name)
-            .ok_or_else(|| BrokerError::WorkerNotFound(name.to_string()))
+        self.listed(name).await
     }
     async fn diff(&self, name: &str) -> R<Diff> {
         self.call(Method::GET, &format!("/api/spawned/{name}/diff"), None)

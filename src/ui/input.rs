@@ -304,23 +304,7 @@ fn view_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
             scroll(app, app.focus, -(isize::MAX / 2));
             detach(app)
         }
-        KeyCode::Char('z') => {
-            app.zoom = !app.zoom;
-            Vec::new()
-        }
-        KeyCode::Char('[') => {
-            app.enter_copy();
-            Vec::new()
-        }
-        KeyCode::Char(' ') => next_layout(app),
-        KeyCode::Char('<') => {
-            app.resize_focused(-1);
-            Vec::new()
-        }
-        KeyCode::Char('>') => {
-            app.resize_focused(1);
-            Vec::new()
-        }
+        KeyCode::Char(c @ ('z' | '[' | ' ' | '<' | '>')) => layout_key(app, c),
         KeyCode::Char('/') => {
             if let Some(copy) = app.enter_copy() {
                 copy.prompt = Some((true, String::new()));
@@ -524,23 +508,7 @@ fn attached_key(app: &mut App, key: KeyEvent) -> Vec<Action> {
             KeyCode::Char('d') | KeyCode::Esc | KeyCode::Char('v') => detach(app),
             KeyCode::Char('f') => vec![Action::Flush { name }],
             KeyCode::Char('p') => vec![Action::Pending { name }],
-            KeyCode::Char('z') => {
-                app.zoom = !app.zoom;
-                Vec::new()
-            }
-            KeyCode::Char('[') => {
-                app.enter_copy();
-                Vec::new()
-            }
-            KeyCode::Char(' ') => next_layout(app),
-            KeyCode::Char('<') => {
-                app.resize_focused(-1);
-                Vec::new()
-            }
-            KeyCode::Char('>') => {
-                app.resize_focused(1);
-                Vec::new()
-            }
+            KeyCode::Char(c @ ('z' | '[' | ' ' | '<' | '>')) => layout_key(app, c),
             KeyCode::Char('?') => {
                 app.help_scroll = 0;
                 app.overlay = Some(Overlay::Help);
@@ -824,4 +792,20 @@ fn copied(app: &mut App, text: String) -> Vec<Action> {
     );
     app.note(note, std::time::Instant::now());
     vec![Action::Copy { text }]
+}
+
+/// The keys that arrange panes, the same in view and after the prefix: zoom, copy mode, the
+/// next layout, and a smaller or larger focused pane.
+fn layout_key(app: &mut App, c: char) -> Vec<Action> {
+    match c {
+        'z' => app.zoom = !app.zoom,
+        '[' => {
+            app.enter_copy();
+        }
+        ' ' => return next_layout(app),
+        '<' => app.resize_focused(-1),
+        '>' => app.resize_focused(1),
+        _ => {}
+    }
+    Vec::new()
 }
