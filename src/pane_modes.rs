@@ -104,29 +104,28 @@ impl PaneModes {
     }
 }
 
-/// Feeds a parser's callbacks into [`PaneModes`]; what the parser does with them is the
-/// caller's.
-pub struct ModesOnly(pub PaneModes);
-
-impl vt100::Callbacks for ModesOnly {
-    fn set_window_title(&mut self, _: &mut vt100::Screen, title: &[u8]) {
-        self.0.set_title(title);
-    }
-    fn unhandled_csi(
-        &mut self,
-        _: &mut vt100::Screen,
-        i1: Option<u8>,
-        i2: Option<u8>,
-        params: &[&[u16]],
-        c: char,
-    ) {
-        self.0.csi(i1, i2, params, c);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Feeds a parser's callbacks into [`PaneModes`] alone.
+    struct ModesOnly(PaneModes);
+
+    impl vt100::Callbacks for ModesOnly {
+        fn set_window_title(&mut self, _: &mut vt100::Screen, title: &[u8]) {
+            self.0.set_title(title);
+        }
+        fn unhandled_csi(
+            &mut self,
+            _: &mut vt100::Screen,
+            i1: Option<u8>,
+            i2: Option<u8>,
+            params: &[&[u16]],
+            c: char,
+        ) {
+            self.0.csi(i1, i2, params, c);
+        }
+    }
 
     fn modes(stream: &[u8]) -> PaneModes {
         let mut p = vt100::Parser::new_with_callbacks(5, 20, 0, ModesOnly(PaneModes::default()));

@@ -7,10 +7,7 @@ use std::process::{Command, Stdio};
 
 pub(super) fn copy(text: &str) {
     let osc = format!("\x1b]52;c;{}\x07", crate::b64::encode(text.as_bytes()));
-    let mut stdout = std::io::stdout();
-    let _ = stdout
-        .write_all(osc.as_bytes())
-        .and_then(|_| stdout.flush());
+    super::terminal::write_to_outer(osc.as_bytes());
     if let Some((program, args)) = system_clipboard() {
         let text = text.to_string();
         // Off the loop: a clipboard program may wait for its display.

@@ -275,10 +275,8 @@ pub(super) async fn run_loop<B: Backend>(
                 .filter(|_| app.mode != crate::ui::state::ClientMode::View)
                 .map_or(0, |p| p.feed.mirror.modes().cursor_shape);
             if shape != cursor_shape {
-                use std::io::Write;
                 cursor_shape = shape;
-                let mut stdout = std::io::stdout();
-                let _ = write!(stdout, "\x1b[{shape} q").and_then(|_| stdout.flush());
+                super::terminal::write_to_outer(format!("\x1b[{shape} q").as_bytes());
             }
             dirty = false;
             for pane in &mut app.panes {
@@ -348,7 +346,7 @@ impl<B: Backend> Runner<B> {
             .chars()
             .filter(|c| !c.is_control())
             .collect();
-        self.pass_on(true, std::slice::from_ref(&text));
+        self.pass_on(true, std::slice::from_ref(&text), &[]);
         if let Some((program, args)) = self
             .attention
             .command
@@ -370,9 +368,9 @@ impl<B: Backend> Runner<B> {
         }
     }
 
-    /// Rings the outer terminal's bell and raises its desktop notifications (each as configured).
-    fn pass_on(&self, bell: bool, notifications: &[String]) {
-        use std::io::Write;
+    /// Rings the outer terminal's bell, raises its desktop notifications and passes clipboard
+    /// copies on to it (each as configured).
+    fn pass_on(&self, bell: bool, notifications: &[String], clipboard: &[String]) {
         let mut out = Vec::new();
         if bell && self.attention.bell {
             out.push(0x07);
@@ -383,10 +381,12 @@ impl<B: Backend> Runner<B> {
                 out.extend_from_slice(format!("\x1b]777;notify;brokertui;{text}\x07").as_bytes());
             }
         }
-        if !out.is_empty() {
-            let mut stdout = std::io::stdout();
-            let _ = stdout.write_all(&out).and_then(|_| stdout.flush());
+        if self.attention.clipboard {
+            for copy in clipboard {
+                out.extend_from_slice(format!("\x1b]52;{copy}\x07").as_bytes());
+            }
         }
+        super::terminal::write_to_outer(&out);
     }
 
     /// Subscribes to a worker's output (the loop polls it in [`Outputs`]); a pane starts
@@ -430,20 +430,8 @@ impl<B: Backend> Runner<B> {
         let signals = pane.bells.scan(&chunk.data);
         if signals.bell || !signals.notifications.is_empty() {
             pane.attention |= !focused;
-            self.pass_on(signals.bell, &signals.notifications);
         }
-        if self.attention.clipboard && !signals.clipboard.is_empty() {
-            use std::io::Write;
-            let out: String = signals
-                .clipboard
-                .iter()
-                .map(|copy| format!("\x1b]52;{copy}\x07"))
-                .collect();
-            let mut stdout = std::io::stdout();
-            let _ = stdout
-                .write_all(out.as_bytes())
-                .and_then(|_| stdout.flush());
-        }
+        self.pass_on(signals.bell, &signals.notifications, &signals.clipboard);
         match pane.feed.output(chunk.offset, chunk.data) {
             Fed::Applied(changed) => changed,
             Fed::ResyncNow => {

@@ -14,6 +14,17 @@ pub(super) struct TerminalGuard {
     pub(super) terminal: Terminal<CrosstermBackend<Stdout>>,
 }
 
+/// Writes sequences meant for the outer terminal itself (a bell, a notification, a clipboard
+/// copy, the cursor's shape) around ratatui's frames; a failed write only loses them.
+pub(super) fn write_to_outer(bytes: &[u8]) {
+    use std::io::Write;
+    if bytes.is_empty() {
+        return;
+    }
+    let mut stdout = std::io::stdout();
+    let _ = stdout.write_all(bytes).and_then(|_| stdout.flush());
+}
+
 fn restore_terminal() {
     let _ = crossterm::terminal::disable_raw_mode();
     let _ = crossterm::execute!(

@@ -212,8 +212,7 @@ fn draw_pane(frame: &mut Frame, app: &App, index: usize, area: Rect) {
     // The focused pane in drive or relay shows the terminal's own cursor, in the shape its
     // program asked for (the loop sets the shape); a synchronized update in progress shows
     // the picture from before it.
-    let live = pane.scroll != 0;
-    let screen = if live {
+    let screen = if pane.scroll != 0 {
         pane.feed.mirror.parser.screen()
     } else {
         pane.feed.mirror.shown()
@@ -225,9 +224,9 @@ fn draw_pane(frame: &mut Frame, app: &App, index: usize, area: Rect) {
         },
         inner(area),
     );
+    // No cursor while scrolled back: `cursor_cell` knows.
     if focused
         && app.mode != ClientMode::View
-        && !live
         && let Some((x, y)) = crate::ui::pane::cursor_cell(screen)
     {
         let area = inner(area);
