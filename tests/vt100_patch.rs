@@ -258,9 +258,16 @@ fn a_long_line_rewraps_when_narrowed_and_widened() {
     let mut p = vt100::Parser::new(10, 200, 100);
     p.process(format!("$ {line}\r\n$ ").as_bytes());
     p.screen_mut().set_size(10, 100);
-    let rows: Vec<String> = p.screen().rows(0, 100).filter(|r| !r.is_empty()).collect();
+    // As in tmux, the blank rows under the cursor stay: the first two rows of the line
+    // go into the scrollback.
+    let rows: Vec<String> = history_and_screen(&mut p)
+        .into_iter()
+        .map(|(l, _)| l)
+        .filter(|r| !r.is_empty())
+        .collect();
     assert_eq!(rows.len(), 5, "{rows:?}");
-    assert_eq!(p.screen().cursor_position(), (4, 2));
+    assert_eq!(p.screen().scrollback_rows(), 2);
+    assert_eq!(p.screen().cursor_position(), (2, 2));
     p.screen_mut().set_size(10, 200);
     assert_eq!(p.screen().contents(), format!("$ {line}\n$ "));
     assert_eq!(p.screen().cursor_position(), (2, 2));

@@ -5,6 +5,7 @@
 pub mod agent_cli;
 pub mod git;
 pub mod serve;
+pub mod side_by_side;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

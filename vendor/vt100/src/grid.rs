@@ -748,6 +748,11 @@ impl Grid {
         self.col_clamp();
     }
 
+    /// brokertui patch: a cursor waiting to wrap (past the last column) comes back to it.
+    pub fn clear_pending_wrap(&mut self) {
+        self.col_clamp();
+    }
+
     pub fn col_dec(&mut self, count: u16) {
         self.pos.col = self.pos.col.saturating_sub(count);
     }

@@ -17,6 +17,9 @@ pub struct WrappedScreen<CB: crate::callbacks::Callbacks = ()> {
     pub screen: crate::screen::Screen,
     pub callbacks: CB,
     dcs: Option<Dcs>,
+    /// brokertui patch: the character just printed, for REP (`CSI b`); anything else
+    /// in between forgets it, as in tmux.
+    last: Option<char>,
 }
 
 impl WrappedScreen<()> {
@@ -39,6 +42,7 @@ impl<CB: crate::callbacks::Callbacks> WrappedScreen<CB> {
             ),
             callbacks,
             dcs: None,
+            last: None,
         }
     }
 }
@@ -53,6 +57,7 @@ impl<CB: crate::callbacks::Callbacks> vte::Perform for WrappedScreen<CB> {
         _ignore: bool,
         action: char,
     ) {
+        self.last = None;
         self.dcs = Some(Dcs {
             intermediates: intermediates.to_vec(),
             action,
@@ -86,10 +91,12 @@ impl<CB: crate::callbacks::Callbacks> vte::Perform for WrappedScreen<CB> {
             self.callbacks.unhandled_char(&mut self.screen, c);
         } else {
             self.screen.text(c);
+            self.last = Some(c);
         }
     }
 
     fn execute(&mut self, b: u8) {
+        self.last = None;
         match b {
             7 => self.callbacks.audible_bell(&mut self.screen),
             8 => self.screen.bs(),
@@ -106,6 +113,12 @@ impl<CB: crate::callbacks::Callbacks> vte::Perform for WrappedScreen<CB> {
     }
 
     fn esc_dispatch(&mut self, intermediates: &[u8], _ignore: bool, b: u8) {
+        self.last = None;
+        // brokertui patch: DECALN (`ESC # 8`), the screen alignment test.
+        if intermediates == b"#" && b == b'8' {
+            self.screen.decaln();
+            return;
+        }
         if let Some(i) = intermediates.first() {
             self.callbacks.unhandled_escape(
                 &mut self.screen,
@@ -117,6 +130,13 @@ impl<CB: crate::callbacks::Callbacks> vte::Perform for WrappedScreen<CB> {
             match b {
                 b'7' => self.screen.decsc(),
                 b'8' => self.screen.decrc(),
+                // brokertui patch: IND, NEL and HTS.
+                b'D' => self.screen.lf(),
+                b'E' => {
+                    self.screen.cr();
+                    self.screen.lf();
+                }
+                b'H' => self.screen.hts(),
                 b'=' => self.screen.deckpam(),
                 b'>' => self.screen.deckpnm(),
                 b'M' => self.screen.ri(),
@@ -141,6 +161,19 @@ impl<CB: crate::callbacks::Callbacks> vte::Perform for WrappedScreen<CB> {
         _ignore: bool,
         c: char,
     ) {
+        // brokertui patch: REP repeats the last character printed, never past the right
+        // margin (tmux's rule).
+        if c == 'b' && intermediates.is_empty() {
+            if let Some(last) = self.last {
+                let (_, cols) = self.screen.size();
+                let room = cols.saturating_sub(self.screen.grid().pos().col);
+                for _ in 0..canonicalize_params_1(params, 1).min(room) {
+                    self.screen.text(last);
+                }
+            }
+            return;
+        }
+        self.last = None;
         let unhandled = |screen: &mut crate::screen::Screen| {
             self.callbacks.unhandled_csi(
                 screen,
@@ -161,6 +194,16 @@ impl<CB: crate::callbacks::Callbacks> vte::Perform for WrappedScreen<CB> {
                 'F' => self.screen.cpl(canonicalize_params_1(params, 1)),
                 'G' => self.screen.cha(canonicalize_params_1(params, 1)),
                 'H' => self.screen.cup(canonicalize_params_2(params, 1, 1)),
+                // brokertui patch: HVP, HPA, HPR, VPR, CHT, CBT, TBC, SCOSC and SCORC.
+                'f' => self.screen.cup(canonicalize_params_2(params, 1, 1)),
+                '`' => self.screen.cha(canonicalize_params_1(params, 1)),
+                'a' => self.screen.cuf(canonicalize_params_1(params, 1)),
+                'e' => self.screen.cud(canonicalize_params_1(params, 1)),
+                'I' => self.screen.cht(canonicalize_params_1(params, 1)),
+                'Z' => self.screen.cbt(canonicalize_params_1(params, 1)),
+                'g' => self.screen.tbc(canonicalize_params_1(params, 0)),
+                's' if no_params(params) => self.screen.decsc(),
+                'u' if no_params(params) => self.screen.decrc(),
                 'J' => self
                     .screen
                     .ed(canonicalize_params_1(params, 0), unhandled),
@@ -248,6 +291,7 @@ impl<CB: crate::callbacks::Callbacks> vte::Perform for WrappedScreen<CB> {
     }
 
     fn osc_dispatch(&mut self, params: &[&[u8]], _bel_terminated: bool) {
+        self.last = None;
         match params {
             [b"0", s] => {
                 self.callbacks.set_window_icon_name(&mut self.screen, s);
@@ -326,4 +370,9 @@ fn canonicalize_params_decstbm(
     let bottom = if bottom == 0 { size.rows } else { bottom };
 
     (top, bottom)
+}
+
+/// brokertui patch: `CSI s` with nothing (vte reports that as one zero parameter).
+fn no_params(params: &vte::Params) -> bool {
+    params.iter().all(|p| p == [0])
 }

@@ -2,9 +2,9 @@
 //!
 //! Rows a line soft-wrapped across (`Row::wrapped`) are joined into one logical line and cut
 //! again at the new width, so a long line narrowed and widened again comes back whole instead
-//! of losing what fell off the right edge. Lines past the cursor that hold nothing are not
-//! kept, so narrowing pushes the top of the screen into the scrollback (the cursor's line
-//! stays in view) and widening or growing pulls it back.
+//! of losing what fell off the right edge. Where the screen's top lands follows tmux, so a
+//! program sees the same screen in both after a resize: rows are taken from below the cursor
+//! first when the height shrinks, and the screen is the last rows of the rewrapped lines.
 
 use super::{Grid, Pos, Size};
 use crate::row::Row;
@@ -17,23 +17,74 @@ struct LineCursor {
 }
 
 impl Grid {
-    /// Resizes, rewrapping soft-wrapped lines to the new width (scrollback included).
+    /// Resizes as tmux does: the height first (at the old width), then the width, rewrapping
+    /// soft-wrapped lines (scrollback included).
     pub fn set_size_reflow(&mut self, size: Size) {
         if self.rows.is_empty() || size == self.size {
             return self.set_size(size);
         }
-        let old = self.size;
+        if size.rows != self.size.rows {
+            self.resize_height(size.rows);
+        }
+        if size.cols != self.size.cols {
+            self.rewrap(size);
+        }
+        self.scrollback_offset = 0;
+        // Everything else (scroll region, saved cursor, clamps) as a plain resize does; it
+        // clears wrap flags and the pending wrap, which are right by now.
+        let wraps: Vec<bool> = self.rows.iter().map(Row::wrapped).collect();
+        let pos = self.pos;
+        self.set_size(size);
+        for (row, wrapped) in self.rows.iter_mut().zip(wraps) {
+            row.wrap(wrapped);
+        }
+        self.pos = Pos {
+            row: pos.row.min(size.rows - 1),
+            col: pos.col.min(size.cols),
+        };
+    }
+
+    /// Fewer rows: the rows below the cursor go first, then the top ones into the
+    /// scrollback. More rows: the scrollback's last rows come back, then blank ones below.
+    fn resize_height(&mut self, rows: u16) {
+        let (old, new) = (self.rows.len(), usize::from(rows));
+        let cursor = usize::from(self.pos.row).min(old.saturating_sub(1));
+        if new < old {
+            let below = old - 1 - cursor;
+            let eaten = below.min(old - new);
+            self.rows.truncate(old - eaten);
+            let up = self.rows.len() - new;
+            let gone: Vec<Row> = self.rows.drain(..up).collect();
+            self.push_scrollback(gone);
+            self.pos.row = u16::try_from(cursor - up).unwrap_or(0);
+        } else {
+            let back = (new - old).min(self.scrollback.len());
+            let pulled = self.scrollback.split_off(self.scrollback.len() - back);
+            self.rows.splice(0..0, pulled);
+            self.pos.row = u16::try_from(cursor + back).unwrap_or(0);
+            let cols = self.size.cols;
+            self.rows.resize_with(new, || Row::new(cols));
+        }
+    }
+
+    fn push_scrollback(&mut self, rows: Vec<Row>) {
+        self.scrollback.extend(rows);
+        let drop = self.scrollback.len().saturating_sub(self.scrollback_len);
+        self.scrollback.drain(..drop);
+    }
+
+    /// Every line, history included, joined and cut again at `cols`; the screen is the last
+    /// `size.rows` rows of the result (tmux keeps the blank rows below the cursor, so narrowing moves
+    /// the top into the scrollback even with room below).
+    fn rewrap(&mut self, size: Size) {
+        let (old, cols) = (self.size, size.cols);
         let cursor_row = self.scrollback.len() + usize::from(self.pos.row);
         let cursor = LineCursor {
             offset: usize::from(self.pos.col.min(old.cols)),
             pending_wrap: self.pos.col >= old.cols,
         };
-        let mut all: Vec<Row> =
+        let all: Vec<Row> =
             self.scrollback.drain(..).chain(self.rows.drain(..)).collect();
-        let last_content =
-            all.iter().rposition(|row| !row.is_blank()).unwrap_or(0);
-        all.truncate(last_content.max(cursor_row) + 1);
-
         let mut out: Vec<Row> = Vec::with_capacity(all.len());
         let mut new_cursor = (0usize, 0u16);
         let mut line: Vec<crate::Cell> = Vec::new();
@@ -58,40 +109,27 @@ impl Grid {
             line.extend(cells);
             if !wrapped || i + 1 == count {
                 if let Some(pos) =
-                    rewrap(&line, size.cols, line_cursor.take(), &mut out)
+                    rewrap(&line, cols, line_cursor.take(), &mut out)
                 {
                     new_cursor = pos;
                 }
                 line.clear();
             }
         }
-
         let rows = usize::from(size.rows);
-        let cursor_at = new_cursor.0;
         while out.len() < rows {
-            out.push(Row::new(size.cols));
+            out.push(Row::new(cols));
         }
-        // The screen ends where the content does, unless that would put the cursor above
-        // it; then what lies below the screen is dropped.
-        let top = (out.len() - rows).min(cursor_at);
-        out.truncate(top + rows);
-        let visible = out.split_off(top);
-        let drop = out.len().saturating_sub(self.scrollback_len);
-        self.scrollback = out.into_iter().skip(drop).collect();
-        self.rows = visible;
-        self.scrollback_offset = 0;
-
-        // Everything else (scroll region, saved cursor, clamps) as a plain resize does; it
-        // clears wrap flags, which are right by now.
-        let wraps: Vec<bool> = self.rows.iter().map(Row::wrapped).collect();
-        self.set_size(size);
-        for (row, wrapped) in self.rows.iter_mut().zip(wraps) {
-            row.wrap(wrapped);
-        }
-        self.pos = Pos {
-            // fits: `top` was chosen so that the cursor is on the screen
-            row: u16::try_from(cursor_at - top).unwrap_or(0),
-            col: new_cursor.1.min(size.cols),
+        let top = out.len() - rows;
+        self.rows = out.split_off(top);
+        self.push_scrollback(out);
+        // A cursor rewrapped into the scrollback goes to the top left, as in tmux.
+        self.pos = match new_cursor.0.checked_sub(top) {
+            Some(row) => Pos {
+                row: u16::try_from(row).unwrap_or(0),
+                col: new_cursor.1.min(cols),
+            },
+            None => Pos::default(),
         };
     }
 }

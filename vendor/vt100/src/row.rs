@@ -37,11 +37,6 @@ impl Row {
         self.wrapped = false;
     }
 
-    /// brokertui patch (reflow): whether no cell holds anything or any colour.
-    pub(crate) fn is_blank(&self) -> bool {
-        self.cells.iter().all(crate::Cell::is_blank)
-    }
-
     /// brokertui patch (reflow).
     pub(crate) fn into_cells(self) -> Vec<crate::Cell> {
         self.cells

@@ -8,6 +8,8 @@ const MODE_ALTERNATE_SCREEN: u8 = 0b0000_1000;
 const MODE_BRACKETED_PASTE: u8 = 0b0001_0000;
 // brokertui patch: insert mode (IRM, `CSI 4 h` / `CSI 4 l`).
 const MODE_INSERT: u8 = 0b0010_0000;
+// brokertui patch: autowrap off (DECAWM reset, `CSI ? 7 l`).
+const MODE_NO_AUTOWRAP: u8 = 0b0100_0000;
 
 /// The xterm mouse handling mode currently in use.
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Default)]
@@ -64,6 +66,10 @@ pub struct Screen {
     modes: u8,
     mouse_protocol_mode: MouseProtocolMode,
     mouse_protocol_encoding: MouseProtocolEncoding,
+
+    /// brokertui patch: tab stops set by the program (HTS, TBC); `None` is one every
+    /// eight columns. Reset when the width changes, as in tmux.
+    tabs: Option<Vec<bool>>,
 }
 
 impl Screen {
@@ -83,6 +89,8 @@ impl Screen {
             modes: 0,
             mouse_protocol_mode: MouseProtocolMode::default(),
             mouse_protocol_encoding: MouseProtocolEncoding::default(),
+
+            tabs: None,
         }
     }
 
@@ -90,6 +98,9 @@ impl Screen {
     pub fn set_size(&mut self, rows: u16, cols: u16) {
         // brokertui patch: the main screen rewraps (see `reflow.rs`); the alternate
         // screen's program redraws it, as under tmux.
+        if cols != self.grid.size().cols {
+            self.tabs = None;
+        }
         self.grid.set_size_reflow(crate::grid::Size { rows, cols });
         self.alternate_grid
             .set_size(crate::grid::Size { rows, cols });
@@ -107,6 +118,7 @@ impl Screen {
             modes: self.modes,
             mouse_protocol_mode: self.mouse_protocol_mode,
             mouse_protocol_encoding: self.mouse_protocol_encoding,
+            tabs: self.tabs.clone(),
         }
     }
 
@@ -431,6 +443,10 @@ impl Screen {
         if self.mode(MODE_INSERT) {
             contents.extend_from_slice(b"\x1b[4h");
         }
+        if self.mode(MODE_NO_AUTOWRAP) {
+            contents.extend_from_slice(b"\x1b[?7l");
+        }
+        self.write_tabs_formatted(contents);
         crate::term::MouseProtocolMode::new(
             self.mouse_protocol_mode,
             MouseProtocolMode::None,
@@ -771,13 +787,27 @@ impl Screen {
         self.grid.upstream_paths()
     }
 
+    /// brokertui patch: the program's own tab stops, then the cursor back where it was.
+    fn write_tabs_formatted(&self, contents: &mut Vec<u8>) {
+        let Some(tabs) = &self.tabs else { return };
+        contents.extend_from_slice(b"\x1b[3g");
+        for (col, _) in tabs.iter().enumerate().filter(|(_, on)| **on) {
+            contents.extend_from_slice(format!("\x1b[{}G\x1bH", col + 1).as_bytes());
+        }
+        let pos = self.grid().pos();
+        let col = pos.col.min(self.grid().size().cols - 1);
+        contents.extend_from_slice(
+            format!("\x1b[{};{}H", pos.row + 1, col + 1).as_bytes(),
+        );
+    }
+
     pub(crate) fn text(&mut self, c: char) {
         // brokertui patch: printable ASCII over a plain (not wide) cell, with no wrap
         // pending (the cursor is on the screen, the last column included), needs none of
         // the wrapping or wide-character bookkeeping below; this takes it in one row
         // lookup instead of five (the parser's hottest path).
         if !self.upstream_paths()
-            && !self.mode(MODE_INSERT)
+            && !self.mode(MODE_INSERT | MODE_NO_AUTOWRAP)
             && (c.is_ascii_graphic() || c == ' ')
         {
             let attrs = self.attrs;
@@ -793,6 +823,14 @@ impl Screen {
                 }
             }
         }
+        self.text_slow(c);
+        // brokertui patch: with autowrap off the cursor stays in the last column.
+        if self.mode(MODE_NO_AUTOWRAP) {
+            self.grid_mut().clear_pending_wrap();
+        }
+    }
+
+    fn text_slow(&mut self, c: char) {
         let pos = self.grid().pos();
         let size = self.grid().size();
         let attrs = self.attrs;
@@ -822,7 +860,10 @@ impl Screen {
         // (xterm handles this by introducing the concept of triple width
         // cells, which i really don't want to do).
         let mut wrap = false;
-        if pos.col > size.cols - width {
+        // brokertui patch: with autowrap off the last column is overwritten.
+        if self.mode(MODE_NO_AUTOWRAP) && pos.col > size.cols - width {
+            self.grid_mut().col_set(size.cols - width);
+        } else if pos.col > size.cols - width {
             let last_cell = self
                 .grid()
                 .drawing_cell(crate::grid::Pos {
@@ -1049,7 +1090,96 @@ impl Screen {
     }
 
     pub(crate) fn tab(&mut self) {
-        self.grid_mut().col_tab();
+        self.cht(1);
+    }
+
+    /// brokertui patch: the next tab stop (the last column if none), `count` times.
+    pub(crate) fn cht(&mut self, count: u16) {
+        let Some(tabs) = &self.tabs else {
+            for _ in 0..count {
+                self.grid_mut().col_tab();
+            }
+            return;
+        };
+        let last = self.grid().size().cols - 1;
+        let mut col = self.grid().pos().col.min(last);
+        for _ in 0..count {
+            while col < last {
+                col += 1;
+                if tabs.get(usize::from(col)).copied().unwrap_or(false) {
+                    break;
+                }
+            }
+        }
+        self.grid_mut().col_set(col);
+    }
+
+    /// brokertui patch: CBT (`CSI Z`), back to the previous tab stop `count` times.
+    pub(crate) fn cbt(&mut self, count: u16) {
+        let last = self.grid().size().cols - 1;
+        let mut col = self.grid().pos().col.min(last);
+        for _ in 0..count {
+            while col > 0 {
+                col -= 1;
+                let stop = match &self.tabs {
+                    Some(tabs) => tabs.get(usize::from(col)).copied().unwrap_or(false),
+                    None => col % 8 == 0,
+                };
+                if stop {
+                    break;
+                }
+            }
+        }
+        self.grid_mut().col_set(col);
+    }
+
+    fn tabs_mut(&mut self) -> &mut Vec<bool> {
+        let cols = usize::from(self.grid().size().cols);
+        self.tabs
+            .get_or_insert_with(|| (0..cols).map(|c| c % 8 == 0 && c > 0).collect())
+    }
+
+    /// brokertui patch: HTS (`ESC H`), a tab stop at the cursor.
+    pub(crate) fn hts(&mut self) {
+        let col = usize::from(self.grid().pos().col);
+        if let Some(stop) = self.tabs_mut().get_mut(col) {
+            *stop = true;
+        }
+    }
+
+    /// brokertui patch: TBC (`CSI g`): 0 clears the stop at the cursor, 3 all of them.
+    pub(crate) fn tbc(&mut self, mode: u16) {
+        let col = usize::from(self.grid().pos().col);
+        match mode {
+            0 => {
+                if let Some(stop) = self.tabs_mut().get_mut(col) {
+                    *stop = false;
+                }
+            }
+            3 => self.tabs_mut().fill(false),
+            _ => {}
+        }
+    }
+
+    /// brokertui patch: DECALN (`ESC # 8`): the screen filled with `E`, margins reset,
+    /// the cursor home.
+    pub(crate) fn decaln(&mut self) {
+        let (rows, cols) = self.size();
+        self.grid_mut().set_scroll_region(0, rows - 1);
+        self.grid_mut().set_origin_mode(false);
+        let attrs = crate::attrs::Attrs::default();
+        for row in 0..rows {
+            for col in 0..cols {
+                let pos = crate::grid::Pos { row, col };
+                if let Some(cell) = self.grid_mut().drawing_cell_mut(pos) {
+                    cell.set_ascii(b'E', attrs);
+                }
+            }
+            if let Some(r) = self.grid_mut().drawing_row_mut(row) {
+                r.wrap(false);
+            }
+        }
+        self.grid_mut().set_pos(crate::grid::Pos::default());
     }
 
     pub(crate) fn lf(&mut self) {
@@ -1136,13 +1266,15 @@ impl Screen {
         }
     }
 
-    // CSI A
+    // CSI A (brokertui patch: a pending wrap is dropped, as in xterm and tmux)
     pub(crate) fn cuu(&mut self, offset: u16) {
+        self.grid_mut().clear_pending_wrap();
         self.grid_mut().row_dec_clamp(offset);
     }
 
-    // CSI B
+    // CSI B (brokertui patch: a pending wrap is dropped)
     pub(crate) fn cud(&mut self, offset: u16) {
+        self.grid_mut().clear_pending_wrap();
         self.grid_mut().row_inc_clamp(offset);
     }
 
@@ -1276,9 +1408,19 @@ impl Screen {
             match param {
                 [1] => self.set_mode(MODE_APPLICATION_CURSOR),
                 [6] => self.grid_mut().set_origin_mode(true),
+                [7] => self.clear_mode(MODE_NO_AUTOWRAP),
                 [9] => self.set_mouse_mode(MouseProtocolMode::Press),
                 [25] => self.clear_mode(MODE_HIDE_CURSOR),
-                [47] => self.enter_alternate_grid(),
+                // brokertui patch: as in tmux, the alternate screen starts blank and
+                // shares the cursor (47 and 1047 do not save it; 1049 does).
+                [47 | 1047] => {
+                    if !self.mode(MODE_ALTERNATE_SCREEN) {
+                        let pos = self.grid.pos();
+                        self.alternate_grid.clear();
+                        self.alternate_grid.set_pos(pos);
+                        self.enter_alternate_grid();
+                    }
+                }
                 [1000] => {
                     self.set_mouse_mode(MouseProtocolMode::PressRelease);
                 }
@@ -1293,9 +1435,13 @@ impl Screen {
                     self.set_mouse_encoding(MouseProtocolEncoding::Sgr);
                 }
                 [1049] => {
-                    self.decsc();
-                    self.alternate_grid.clear();
-                    self.enter_alternate_grid();
+                    if !self.mode(MODE_ALTERNATE_SCREEN) {
+                        self.decsc();
+                        let pos = self.grid.pos();
+                        self.alternate_grid.clear();
+                        self.alternate_grid.set_pos(pos);
+                        self.enter_alternate_grid();
+                    }
                 }
                 [2004] => self.set_mode(MODE_BRACKETED_PASTE),
                 _ => unhandled(self),
@@ -1315,8 +1461,13 @@ impl Screen {
                 [6] => self.grid_mut().set_origin_mode(false),
                 [9] => self.clear_mouse_mode(MouseProtocolMode::Press),
                 [25] => self.set_mode(MODE_HIDE_CURSOR),
-                [47] => {
-                    self.exit_alternate_grid();
+                [7] => self.set_mode(MODE_NO_AUTOWRAP),
+                [47 | 1047] => {
+                    if self.mode(MODE_ALTERNATE_SCREEN) {
+                        let pos = self.alternate_grid.pos();
+                        self.exit_alternate_grid();
+                        self.grid.set_pos(pos);
+                    }
                 }
                 [1000] => {
                     self.clear_mouse_mode(MouseProtocolMode::PressRelease);
@@ -1403,6 +1554,19 @@ impl Screen {
                 [n] if (30..=37).contains(n) => {
                     self.attrs.fgcolor = crate::Color::Idx(to_u8!(*n) - 30);
                 }
+                // brokertui patch: the colon form with a colour space (`38:2::r:g:b`).
+                [38, 2, _, r, g, b] => {
+                    self.attrs.fgcolor =
+                        crate::Color::Rgb(to_u8!(*r), to_u8!(*g), to_u8!(*b));
+                }
+                [48, 2, _, r, g, b] => {
+                    self.attrs.bgcolor =
+                        crate::Color::Rgb(to_u8!(*r), to_u8!(*g), to_u8!(*b));
+                }
+                // brokertui patch: underline styles (`4:3` curly…) are an underline;
+                // `4:0` none.
+                [4, 0] => self.attrs.set_underline(false),
+                [4, _] => self.attrs.set_underline(true),
                 [38, 2, r, g, b] => {
                     self.attrs.fgcolor =
                         crate::Color::Rgb(to_u8!(*r), to_u8!(*g), to_u8!(*b));
