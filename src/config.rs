@@ -33,6 +33,10 @@
 //! command = ["notify-send"]      # optional: also run this with the message as last argument
 //! clipboard = true               # pass a program's OSC 52 copies on to the outer terminal
 //!
+//! [terminal]                     # optional: the outer terminal's colours, which panes report to
+//! foreground = "#e5e5e5"         # programs that ask (OSC 10 / 11); the TUI asks its terminal
+//! background = "#1e1e2e"         # when unset, and `--serve` leaves the question unanswered
+//!
 //! idle_timeout_s = 0             # release any worker idle this long with nobody attached (0: off)
 //! idle_warning_s = 60            # the alert comes this long before
 //!
@@ -93,6 +97,16 @@ pub struct Config {
     /// Release workers idle this long with nobody attached.
     pub idle_timeout: Option<Duration>,
     pub idle_warning: Duration,
+    /// The outer terminal's colours (`[terminal]`, or asked of it by the TUI).
+    pub terminal_colors: Option<crate::protocol::worker_args::TerminalColors>,
+}
+
+/// `[terminal]`: both colours, as `#rrggbb`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTerminal {
+    foreground: Spanned<String>,
+    background: Spanned<String>,
 }
 
 /// What brokertui does when an agent needs the human.
@@ -132,6 +146,7 @@ impl Default for Config {
             worktree: Default::default(),
             idle_timeout: None,
             idle_warning: crate::broker::DEFAULT_IDLE_WARNING,
+            terminal_colors: None,
         }
     }
 }
@@ -441,6 +456,7 @@ struct RawConfig {
     worktree: Option<crate::workspace::WorktreeConfig>,
     idle_timeout_s: Option<Spanned<i64>>,
     idle_warning_s: Option<Spanned<i64>>,
+    terminal: Option<Spanned<RawTerminal>>,
 }
 
 #[derive(Deserialize)]
@@ -569,6 +585,17 @@ impl Config {
         }
         if let Some(w) = raw.worktree {
             config.worktree = w;
+        }
+        if let Some(t) = &raw.terminal {
+            use crate::protocol::worker_args::TerminalColors;
+            let t = t.get_ref();
+            let colour = |v: &Spanned<String>, field: &str| {
+                TerminalColors::parse_hex(v.get_ref()).map_err(|m| src.at(v, field, m))
+            };
+            config.terminal_colors = Some(TerminalColors {
+                foreground: colour(&t.foreground, "terminal.foreground")?,
+                background: colour(&t.background, "terminal.background")?,
+            });
         }
         if let Some(s) = src.int_in(&raw.idle_timeout_s, "idle_timeout_s", 0..=MAX_IDLE_S)? {
             config.idle_timeout = (s > 0).then(|| Duration::from_secs(s as u64));
@@ -791,6 +818,23 @@ mod tests {
         assert_eq!(c.inject_template, DEFAULT_TEMPLATE);
         assert_eq!(c.settle, DEFAULT_SETTLE);
         assert!(c.workers.is_empty());
+    }
+
+    #[test]
+    fn terminal_colours_are_read_and_bad_ones_named() {
+        let c = parse("[terminal]\nforeground = \"#102030\"\nbackground = \"#fafbfc\"\n").unwrap();
+        let colors = c.terminal_colors.unwrap();
+        assert_eq!(colors.foreground, [0x1010, 0x2020, 0x3030]);
+        assert_eq!(colors.background, [0xfafa, 0xfbfb, 0xfcfc]);
+        error(
+            "[terminal]\nforeground = \"#102030\"\nbackground = \"white\"\n",
+            &[
+                "brokertui.toml:3:",
+                "terminal.background",
+                "not a #rrggbb colour",
+            ],
+        );
+        error("[terminal]\nforeground = \"#102030\"\n", &["background"]);
     }
 
     #[test]

@@ -66,6 +66,7 @@ pub async fn start(
     bc.worktree = config.worktree.clone();
     bc.idle_timeout = config.idle_timeout;
     bc.idle_warning = config.idle_warning;
+    bc.terminal_colors = config.terminal_colors;
     let store = if opts.journal {
         let (store, mut loaded) = crate::broker::store::open(state_dir)?;
         if opts.fresh && !loaded.fleet.is_empty() {

@@ -5,7 +5,7 @@
 mod common;
 
 use common::side_by_side::{Case, SideBySide, Step, key, run_all};
-use crossterm::event::{KeyCode, KeyModifiers};
+use crossterm::event::KeyCode;
 
 /// esctest/vttest-style streams: each exercises one family of sequences.
 fn streams(dir: &std::path::Path) -> Vec<Case> {
@@ -109,7 +109,10 @@ fn streams(dir: &std::path::Path) -> Vec<Case> {
         ),
         s("emoji", "smile 😀 ok\r\nflag 🇫🇷 end"),
         s("combining", "e\u{301}te\u{301} cafe\u{301}"),
-        s("dec_graphics", "\x1b(0lqqqk\r\nx   x\r\nmqqqj\x1b(B done"),
+        s(
+            "dec_graphics",
+            "\x1b(0lqqqk\r\nx   x\r\nmqqqj\x1b(B done\r\n\x1b)0\x0etqu\x0f tee\r\n\x1b(0\x1b[1;31m`afgjklmnqtuvwxyz{|}~\x1b[0m\x1b(B",
+        ),
         s("alignment_test", "\x1b#8\x1b[5;5Hin the Es"),
         // Attributes and colours.
         s(
@@ -202,6 +205,278 @@ async fn byte_streams_match_tmux_cell_for_cell() {
     let failures = run_all(&sbs, &cases, dir.path(), 8).await;
     eprintln!(
         "fidelity: streams {} of {} match tmux",
+        cases.len() - failures.len(),
+        cases.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "differ from tmux: {:?}",
+        failures.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+}
+
+/// Moves the cursor, asks where it is, and prints the answer it parsed.
+const CPR: &str = r#"
+import os, re, select, tty
+tty.setraw(0)
+os.write(1, b"\x1b[2J\x1b[7;13Hhere\x1b[6n")
+got = b""
+while not re.search(rb"\x1b\[\d+;\d+R", got) and select.select([0], [], [], 5)[0]:
+    got += os.read(0, 64)
+m = re.search(rb"\x1b\[(\d+);(\d+)R", got)
+os.write(1, b"\r\ncursor at " + (m.group(1) + b"," + m.group(2) if m else b"?") + b"\r\n")
+os.system("sleep 600")
+"#;
+
+/// Files the programs open, the same for both sides.
+fn workdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let notes: String = (1..=40)
+        .map(|i| format!("line {i} of the notes, with some words to move over\n"))
+        .collect();
+    std::fs::write(p.join("notes.txt"), format!("first line\n{notes}")).unwrap();
+    let big: String = (1..=300)
+        .map(|i| format!("row {i:03} of a long file\n"))
+        .collect();
+    std::fs::write(p.join("big.txt"), big).unwrap();
+    std::fs::write(
+        p.join("colours.txt"),
+        "\x1b[1;31mred bold\x1b[0m plain \x1b[4;32munderlined green\x1b[0m\n\x1b[7mreverse\x1b[0m\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(p.join("home")).unwrap();
+    for f in ["alpha.txt", "beta.rs", "gamma.md"] {
+        std::fs::write(p.join(f), f).unwrap();
+    }
+    dir
+}
+
+fn programs(dir: &std::path::Path) -> Vec<Case> {
+    use KeyCode as K;
+    let home = dir.join("home");
+    let home = home.to_str().unwrap();
+    let vim = ["vim", "-u", "NONE", "-i", "NONE", "-N", "-n"];
+    let with = |argv: &[&str], extra: &[&str]| -> Vec<String> {
+        argv.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let case = |name: &str, argv: Vec<String>| {
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        Case::new(name, &argv).env("HOME", home)
+    };
+    vec![
+        // Home and End (the issue's case 1), then a mouse click (case 11).
+        case("vim_keys_and_mouse", with(&vim, &["notes.txt"])).steps([
+            Step::Wait("first line"),
+            key("End", K::End),
+            Step::Text("aX\x1b"),
+            key("Home", K::Home),
+            Step::Text("iY\x1b"),
+            Step::Check,
+            Step::Text(":set number\r"),
+            Step::Check,
+            Step::Text(":set mouse=a\r"),
+            Step::Pause(200),
+            Step::Click(12, 4),
+            Step::Text("iZ\x1b"),
+            Step::Check,
+            Step::WheelDown(10, 10),
+            Step::WheelDown(10, 10),
+            Step::Check,
+            Step::Text("Go\x1b"),
+            key("PageUp", K::PageUp),
+        ]),
+        // A big window from the first frame (case 6).
+        case("vim_big_window", with(&vim, &["notes.txt"]))
+            .size(52, 202)
+            .steps([Step::Wait("first line"), Step::Text(":split\r")]),
+        case(
+            "less_home_end_search",
+            vec!["less".into(), "big.txt".into()],
+        )
+        .steps([
+            Step::Wait("row 001"),
+            key("End", K::End),
+            Step::Wait("row 300"),
+            Step::Check,
+            key("Home", K::Home),
+            Step::Wait("row 001"),
+            Step::Check,
+            Step::Text("/row 01\r"),
+        ]),
+        case(
+            "less_colours",
+            vec!["less".into(), "-R".into(), "colours.txt".into()],
+        )
+        .steps([Step::Wait("reverse")]),
+        case("htop_help", vec!["htop".into()]).steps([
+            Step::Pause(1500),
+            key("F1", K::F(1)),
+            Step::Wait("trace syscalls"),
+        ]),
+        case(
+            "dialog_menu",
+            with(
+                &["dialog", "--menu", "Pick one", "15", "50", "4"],
+                &["a", "Apple", "b", "Banana", "c", "Cherry", "d", "Date"],
+            ),
+        )
+        .steps([
+            Step::Wait("Apple"),
+            Step::Check,
+            key("Down", K::Down),
+            key("Down", K::Down),
+        ]),
+        case(
+            "dialog_checklist",
+            with(
+                &["dialog", "--checklist", "Choose", "12", "40", "3"],
+                &["1", "One", "on", "2", "Two", "off", "3", "Three", "off"],
+            ),
+        )
+        .steps([
+            Step::Wait("Three"),
+            Step::Text(" "),
+            key("Down", K::Down),
+            Step::Text(" "),
+        ]),
+        case("mc_panels", vec!["mc".into(), "-u".into()]).steps([
+            Step::Wait("alpha.txt"),
+            Step::Check,
+            key("Down", K::Down),
+            key("Tab", K::Tab),
+        ]),
+        // A program that asks where the cursor is (DSR 6) and waits for the answer (the
+        // issue's case 3: crossterm's `cursor::position()` and line editors block on it).
+        case(
+            "cursor_position_query",
+            vec!["python3".into(), "-c".into(), CPR.into()],
+        )
+        .steps([Step::Wait("cursor at")]),
+        case("python_repl", vec!["python3".into(), "-q".into()]).steps([
+            Step::Wait(">>>"),
+            Step::Text("x = 'abc'\r"),
+            Step::Text("print(x * 40)\r"),
+            key("Up", K::Up),
+            key("Home", K::Home),
+            Step::Text("y = 1; "),
+            key("End", K::End),
+            Step::Text("  # end\r"),
+            Step::Wait("# end"),
+        ]),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_programs_match_tmux_cell_for_cell() {
+    let sbs = SideBySide::start();
+    let dir = workdir();
+    let cases = programs(dir.path());
+    let failures = run_all(&sbs, &cases, dir.path(), 3).await;
+    eprintln!(
+        "fidelity: programs {} of {} match tmux",
+        cases.len() - failures.len(),
+        cases.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "differ from tmux: {:?}",
+        failures.iter().map(|f| &f.0).collect::<Vec<_>>()
+    );
+}
+
+/// The agent CLIs, offline against their model stand-ins (`tests/agents/`): the start
+/// screen, then a half-typed prompt (their answers carry a random verb and a timer, so a
+/// finished turn is not compared).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_clis_match_tmux_cell_for_cell() {
+    use common::agent_cli::{ONE_AT_A_TIME, Standin, agents_dir, installed};
+    use std::process::{Command, Stdio};
+    let _one = ONE_AT_A_TIME.lock().await;
+    let sbs = SideBySide::start();
+    let dir = tempfile::tempdir().unwrap();
+    let proj = dir.path().join("proj");
+    std::fs::create_dir_all(&proj).unwrap();
+    let mut cases = Vec::new();
+    let mut standins = Vec::new();
+    let typed = [
+        Step::Text("half typed, not sent"),
+        Step::Wait("half typed, not sent"),
+    ];
+    if installed("claude", "@anthropic-ai/claude-code") {
+        let key = "sk-ant-test-0123456789abcdefghijklmnop";
+        let standin = Standin::start("model_standin.py", dir.path());
+        let home = dir.path().join("claude-home");
+        let ok = Command::new("python3")
+            .arg(agents_dir().join("claude_home.py"))
+            .args([
+                "--home".as_ref(),
+                home.as_os_str(),
+                "--cwd".as_ref(),
+                proj.as_os_str(),
+            ])
+            .args(["--api-key", key])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        cases.push(
+            // Both with 24-bit colour, and neither told it runs in tmux (Claude Code then
+            // prints a hint about tmux's focus events).
+            Case::new("claude", &["env", "-u", "TMUX", "claude"])
+                .env("COLORTERM", "truecolor")
+                .size(30, 100)
+                .env("HOME", home.to_str().unwrap())
+                .env(
+                    "ANTHROPIC_BASE_URL",
+                    &format!("http://127.0.0.1:{}", standin.port),
+                )
+                .env("ANTHROPIC_API_KEY", key)
+                .env("DISABLE_AUTOUPDATER", "1")
+                .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+                .env("DISABLE_TELEMETRY", "1")
+                .env("DISABLE_ERROR_REPORTING", "1")
+                .steps([Step::Wait("for shortcuts"), Step::Check])
+                .steps(typed.clone()),
+        );
+        standins.push(standin);
+    }
+    if installed("gemini", "@google/gemini-cli") {
+        let standin = Standin::start("gemini_standin.py", dir.path());
+        let home = dir.path().join("gemini-home");
+        let ok = Command::new("python3")
+            .arg(agents_dir().join("gemini_home.py"))
+            .args([
+                "--home".as_ref(),
+                home.as_os_str(),
+                "--cwd".as_ref(),
+                proj.as_os_str(),
+            ])
+            .args(["--port", &standin.port.to_string()])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        cases.push(
+            Case::new("gemini", &["env", "-u", "TMUX", "gemini"])
+                .env("COLORTERM", "truecolor")
+                .size(30, 100)
+                .env("HOME", home.to_str().unwrap())
+                .env("GEMINI_API_KEY", "test-key")
+                .env(
+                    "GOOGLE_GEMINI_BASE_URL",
+                    &format!("http://127.0.0.1:{}", standin.port),
+                )
+                .env("GEMINI_CLI_TRUST_WORKSPACE", "true")
+                .env("GEMINI_CLI_NO_RELAUNCH", "true")
+                .steps([Step::Wait("Type your message"), Step::Check])
+                .steps(typed.clone()),
+        );
+        standins.push(standin);
+    }
+    let failures = run_all(&sbs, &cases, &proj, 1).await;
+    eprintln!(
+        "fidelity: agents {} of {} match tmux",
         cases.len() - failures.len(),
         cases.len()
     );

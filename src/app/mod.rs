@@ -28,8 +28,11 @@ pub const FRAME: Duration = Duration::from_millis(16);
 /// Who relay messages typed in the TUI are from.
 pub const HUMAN: &str = "human";
 
-pub async fn run(config: Config, state_dir: &Path) -> color_eyre::Result<()> {
+pub async fn run(mut config: Config, state_dir: &Path) -> color_eyre::Result<()> {
     let signals = Signals::install()?;
+    if config.terminal_colors.is_none() {
+        config.terminal_colors = terminal::outer_colors();
+    }
     let stack =
         crate::stack::start(&config, crate::stack::StackOptions::loopback(), state_dir).await?;
     tracing::info!(url = %stack.url, "TUI started; API on loopback");

@@ -37,6 +37,19 @@ fn restore_terminal() {
     );
 }
 
+/// The outer terminal's default colours (OSC 10 / 11), asked once before the TUI takes the
+/// terminal over, so panes can tell programs that ask; `None` when it does not say.
+pub(super) fn outer_colors() -> Option<crate::protocol::worker_args::TerminalColors> {
+    let mut options = terminal_colorsaurus::QueryOptions::default();
+    options.timeout = std::time::Duration::from_millis(500);
+    let palette = terminal_colorsaurus::color_palette(options).ok()?;
+    let rgb = |c: terminal_colorsaurus::Color| [c.r, c.g, c.b];
+    Some(crate::protocol::worker_args::TerminalColors {
+        foreground: rgb(palette.foreground),
+        background: rgb(palette.background),
+    })
+}
+
 impl TerminalGuard {
     pub(super) fn enter() -> color_eyre::Result<Self> {
         let previous = std::panic::take_hook();

@@ -84,6 +84,8 @@ pub struct BrokerConfig {
     pub idle_timeout: Option<Duration>,
     /// How long before an idle release the alert comes.
     pub idle_warning: Duration,
+    /// The outer terminal's colours, which workers report to programs that ask.
+    pub terminal_colors: Option<crate::protocol::worker_args::TerminalColors>,
 }
 
 impl BrokerConfig {
@@ -103,6 +105,7 @@ impl BrokerConfig {
             worktree: Default::default(),
             idle_timeout: None,
             idle_warning: DEFAULT_IDLE_WARNING,
+            terminal_colors: None,
         }
     }
 }

@@ -15,6 +15,76 @@ pub const DEFAULT_SETTLE: Duration = Duration::from_millis(30);
 /// What brokertui's panes emulate (vt100 with xterm's keys and 256 colours).
 pub const DEFAULT_TERM: &str = "xterm-256color";
 
+/// The outer terminal's default colours (16 bits a channel), which a pane reports when a
+/// program asks (OSC 10 / 11 / 12); known when the TUI could ask its terminal, or set in the
+/// config's `[terminal]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TerminalColors {
+    pub foreground: [u16; 3],
+    pub background: [u16; 3],
+}
+
+impl TerminalColors {
+    /// `#rrggbb` colours, as the config writes them.
+    pub fn from_hex(foreground: &str, background: &str) -> Result<Self, String> {
+        Ok(TerminalColors {
+            foreground: Self::parse_hex(foreground)?,
+            background: Self::parse_hex(background)?,
+        })
+    }
+
+    /// One `#rrggbb` colour.
+    pub fn parse_hex(s: &str) -> Result<[u16; 3], String> {
+        let digits = s
+            .strip_prefix('#')
+            .filter(|d| d.len() == 6 && d.chars().all(|c| c.is_ascii_hexdigit()))
+            .ok_or_else(|| format!("{s:?} is not a #rrggbb colour"))?;
+        let channel = |i: usize| {
+            let v = u16::from_str_radix(&digits[i..i + 2], 16).unwrap_or(0);
+            v << 8 | v
+        };
+        Ok([channel(0), channel(2), channel(4)])
+    }
+
+    /// One colour as OSC 10 / 11 answer it: `rgb:rrrr/gggg/bbbb`.
+    pub fn x11(c: [u16; 3]) -> String {
+        format!("rgb:{:04x}/{:04x}/{:04x}", c[0], c[1], c[2])
+    }
+
+    fn parse_x11(s: &str) -> Option<[u16; 3]> {
+        let mut parts = s.strip_prefix("rgb:")?.split('/');
+        let mut c = [0u16; 3];
+        for v in &mut c {
+            *v = u16::from_str_radix(parts.next()?, 16).ok()?;
+        }
+        parts.next().is_none().then_some(c)
+    }
+}
+
+/// On the worker's command line: `rgb:…,rgb:…` (foreground, background).
+impl std::fmt::Display for TerminalColors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{},{}",
+            Self::x11(self.foreground),
+            Self::x11(self.background)
+        )
+    }
+}
+
+impl std::str::FromStr for TerminalColors {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?} is not `rgb:rrrr/gggg/bbbb,rgb:rrrr/gggg/bbbb`");
+        let (fg, bg) = s.split_once(',').ok_or_else(bad)?;
+        Ok(TerminalColors {
+            foreground: Self::parse_x11(fg).ok_or_else(bad)?,
+            background: Self::parse_x11(bg).ok_or_else(bad)?,
+        })
+    }
+}
+
 /// Arguments of the hidden `brokertui worker` subcommand.
 #[derive(clap::Args, Debug, Clone)]
 pub struct WorkerArgs {
@@ -49,6 +119,9 @@ pub struct WorkerArgs {
     /// The kind's rules as JSON (`crate::agent::KindRules`); the broker passes them.
     #[arg(long, default_value = "{}")]
     pub agent_rules: String,
+    /// The outer terminal's colours, for programs that ask (unanswered without).
+    #[arg(long)]
+    pub colors: Option<TerminalColors>,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     pub cmd: Vec<String>,
@@ -86,6 +159,10 @@ impl WorkerArgs {
             args.push("--inject-log".into());
             args.push(path.display().to_string());
         }
+        if let Some(colors) = &self.colors {
+            args.push("--colors".into());
+            args.push(colors.to_string());
+        }
         args.push("--".into());
         args.extend(self.cmd.iter().cloned());
         args
@@ -117,6 +194,7 @@ mod tests {
             term: "screen".into(),
             agent: "claude".into(),
             agent_rules: r#"{"idle":["> "]}"#.into(),
+            colors: Some(TerminalColors::from_hex("#e5e5e5", "#1e1e2e").unwrap()),
             cmd: vec!["sh".into(), "-c".into(), "echo --name".into()],
         };
         let mut argv = vec!["brokertui".to_string()];

@@ -11,10 +11,12 @@
 //! | DSR 6 `CSI 6 n` | `CSI row ; col R`, the cursor where the query was parsed |
 //! | XTVERSION `CSI > q` | `DCS > \| brokertui <version> ST` |
 //! | DECRQM `CSI ? Ps $ p` | `CSI ? Ps ; Pm $ y`: 1 set, 2 reset, 0 for a mode the pane does not know (2026, synchronized output, is known) |
-//! | OSC 10 / 11 / 12 `;?` | the pane's default foreground, background and cursor colours, `rgb:rrrr/gggg/bbbb` |
+//! | OSC 10 / 11 / 12 `;?` | the outer terminal's default foreground, background and cursor colours, `rgb:rrrr/gggg/bbbb`, when known |
 //! | XTGETTCAP `DCS + q hex ST` | `DCS 1 + r hex=hex ST` for the capabilities below, `DCS 0 + r hex ST` for others |
 //!
-//! The colours are those of a dark terminal (the pane cannot know the outer terminal's);
+//! The colours are the outer terminal's, when the TUI could ask it or the config's
+//! `[terminal]` names them; unknown (`--serve` alone), the question goes unanswered, as in a
+//! tmux with no client: a guess would tell a program on a light terminal it is dark.
 //! XTGETTCAP knows `TN` (the pane's `TERM`), `Co`/`colors` (256) and `RGB` (8 bits each).
 //!
 //! The kitty keyboard query (`CSI ? u`) is left unanswered on purpose: the pane does not speak
@@ -22,19 +24,24 @@
 
 use crate::pane_modes::PaneModes;
 
-/// What OSC 10, 11 and 12 answer: a light grey on black, the cursor in the text's colour.
-const FOREGROUND: &str = "rgb:e5e5/e5e5/e5e5";
-const BACKGROUND: &str = "rgb:0000/0000/0000";
-
 /// Collects the answers while the parser runs (the worker writes them to the PTY), and the
 /// modes the screen does not keep (a snapshot carries them).
 #[derive(Default)]
 pub struct Answers {
     pending: Vec<u8>,
     pub modes: PaneModes,
+    /// What OSC 10 / 11 / 12 answer (the cursor is the text's colour).
+    colors: Option<crate::protocol::worker_args::TerminalColors>,
 }
 
 impl Answers {
+    pub fn with_colors(colors: Option<crate::protocol::worker_args::TerminalColors>) -> Self {
+        Answers {
+            colors,
+            ..Answers::default()
+        }
+    }
+
     pub fn take(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.pending)
     }
@@ -123,14 +130,16 @@ impl vt100::Callbacks for Answers {
     }
 
     fn unhandled_osc(&mut self, _: &mut vt100::Screen, params: &[&[u8]]) {
+        use crate::protocol::worker_args::TerminalColors;
+        let Some(colors) = self.colors else { return };
         let colour = match params {
-            [b"10", b"?"] => ("10", FOREGROUND),
-            [b"11", b"?"] => ("11", BACKGROUND),
-            [b"12", b"?"] => ("12", FOREGROUND),
+            [b"10", b"?"] => ("10", colors.foreground),
+            [b"11", b"?"] => ("11", colors.background),
+            [b"12", b"?"] => ("12", colors.foreground),
             _ => return,
         };
-        self.pending
-            .extend_from_slice(format!("\x1b]{};{}\x1b\\", colour.0, colour.1).as_bytes());
+        let answer = format!("\x1b]{};{}\x1b\\", colour.0, TerminalColors::x11(colour.1));
+        self.pending.extend_from_slice(answer.as_bytes());
     }
 
     fn dcs(&mut self, _: &mut vt100::Screen, intermediates: &[u8], action: char, data: &[u8]) {
@@ -153,9 +162,28 @@ mod tests {
     use super::*;
 
     fn answers(stream: &[u8]) -> Vec<u8> {
-        let mut p = vt100::Parser::new_with_callbacks(24, 80, 0, Answers::default());
+        answers_with(stream, None)
+    }
+
+    fn answers_with(
+        stream: &[u8],
+        colors: Option<crate::protocol::worker_args::TerminalColors>,
+    ) -> Vec<u8> {
+        let mut p = vt100::Parser::new_with_callbacks(24, 80, 0, Answers::with_colors(colors));
         p.process(stream);
         p.callbacks_mut().take()
+    }
+
+    /// The colours are the outer terminal's; unknown, nothing is made up.
+    #[test]
+    fn colour_queries_get_the_outer_terminals_colours_or_no_answer() {
+        use crate::protocol::worker_args::TerminalColors;
+        let light = TerminalColors::from_hex("#101010", "#fafafa").unwrap();
+        assert_eq!(
+            answers_with(b"\x1b]10;?\x07\x1b]11;?\x1b\\\x1b]12;?\x07", Some(light)),
+            b"\x1b]10;rgb:1010/1010/1010\x1b\\\x1b]11;rgb:fafa/fafa/fafa\x1b\\\x1b]12;rgb:1010/1010/1010\x1b\\"
+        );
+        assert_eq!(answers(b"\x1b]10;?\x07\x1b]11;?\x1b\\"), b"");
     }
 
     #[test]
@@ -172,10 +200,6 @@ mod tests {
         assert_eq!(
             answers(b"\x1b[?2026$p\x1b[?2026h\x1b[?2026$p\x1b[?1004$p"),
             b"\x1b[?2026;2$y\x1b[?2026;1$y\x1b[?1004;2$y"
-        );
-        assert_eq!(
-            answers(b"\x1b]10;?\x07\x1b]11;?\x1b\\"),
-            b"\x1b]10;rgb:e5e5/e5e5/e5e5\x1b\\\x1b]11;rgb:0000/0000/0000\x1b\\"
         );
         // XTGETTCAP for TN and an unknown capability, in one query.
         assert_eq!(

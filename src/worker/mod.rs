@@ -230,7 +230,7 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
     out.flush().await;
 
     let mut answers_to = pty.writer();
-    let mut screen = SharedScreen::new(rows, cols, move |bytes| {
+    let mut screen = SharedScreen::new(rows, cols, args.colors, move |bytes| {
         if let Err(e) = session::PtySink::write(&mut answers_to, bytes) {
             tracing::warn!("could not answer a terminal query: {e}");
         }

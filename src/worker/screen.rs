@@ -23,12 +23,21 @@ fn nz(n: u16) -> u16 {
 
 impl Screen {
     pub fn new(rows: u16, cols: u16) -> Self {
+        Self::with_colors(rows, cols, None)
+    }
+
+    /// A screen that reports `colors` to programs that ask (OSC 10 / 11 / 12).
+    pub fn with_colors(
+        rows: u16,
+        cols: u16,
+        colors: Option<crate::protocol::worker_args::TerminalColors>,
+    ) -> Self {
         Screen {
             parser: vt100::Parser::new_with_callbacks(
                 nz(rows),
                 nz(cols),
                 WORKER_SCROLLBACK,
-                super::answers::Answers::default(),
+                super::answers::Answers::with_colors(colors),
             ),
             offset: 0,
         }
@@ -122,10 +131,15 @@ pub struct SharedScreen {
 impl SharedScreen {
     /// `answer` gets the answers to the program's terminal queries, right after the bytes
     /// that asked them are parsed (the worker writes them to the PTY).
-    pub fn new(rows: u16, cols: u16, mut answer: impl FnMut(Vec<u8>) + Send + 'static) -> Self {
+    pub fn new(
+        rows: u16,
+        cols: u16,
+        colors: Option<crate::protocol::worker_args::TerminalColors>,
+        mut answer: impl FnMut(Vec<u8>) + Send + 'static,
+    ) -> Self {
         use std::sync::atomic::Ordering;
         let state = std::sync::Arc::new((
-            std::sync::Mutex::new(Screen::new(rows, cols)),
+            std::sync::Mutex::new(Screen::with_colors(rows, cols, colors)),
             std::sync::Condvar::new(),
         ));
         let backlog = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));

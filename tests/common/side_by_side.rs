@@ -29,6 +29,8 @@ pub enum Step {
     Key(&'static str, KeyCode, KeyModifiers),
     /// A left click at (col, row) inside the pane, reported as the program asked.
     Click(u16, u16),
+    /// The wheel turned down once at (col, row).
+    WheelDown(u16, u16),
     /// Until both screens show this text.
     Wait(&'static str),
     Resize(u16, u16),
@@ -252,6 +254,8 @@ impl Tmux {
         let text = self.run(&args);
         let total = hist + rows;
         let mut p = vt100::Parser::new(total as u16, cols as u16, 0);
+        // tmux marks line-drawing cells with SO / SI around their letters.
+        p.process(b"\x1b)0");
         let mut known = Vec::new();
         for (i, line) in text.split('\n').take(total).enumerate() {
             p.process(format!("\x1b[{};1H", i + 1).as_bytes());
@@ -286,9 +290,10 @@ impl Tmux {
             Step::Key(k, ..) => {
                 self.run(&["send-keys", "-t", name, k]);
             }
-            Step::Click(col, row) => {
+            Step::Click(col, row) | Step::WheelDown(col, row) => {
                 let sgr = self.run(&["display", "-p", "-t", name, "#{mouse_sgr_flag}"]);
-                let bytes = click_bytes(*col, *row, sgr.trim() == "1");
+                let wheel = matches!(step, Step::WheelDown(..));
+                let bytes = mouse_bytes(*col, *row, sgr.trim() == "1", wheel);
                 let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
                 let mut args = vec!["send-keys", "-t", name, "-H"];
                 args.extend(hex.iter().map(String::as_str));
@@ -310,27 +315,28 @@ impl Tmux {
     }
 }
 
-/// What xterm sends for a left click (press and release) at (col, row), 0-based.
-fn click_bytes(col: u16, row: u16, sgr: bool) -> Vec<u8> {
+/// What xterm sends for a left click (press and release) or one turn of the wheel down at
+/// (col, row), 0-based.
+fn mouse_bytes(col: u16, row: u16, sgr: bool, wheel: bool) -> Vec<u8> {
     let (x, y) = (col + 1, row + 1);
-    if sgr {
-        format!("\x1b[<0;{x};{y}M\x1b[<0;{x};{y}m").into_bytes()
-    } else {
-        let enc = |v: u16| u8::try_from(v + 32).unwrap();
-        vec![
-            0x1b,
-            b'[',
-            b'M',
-            32,
-            enc(x),
-            enc(y),
-            0x1b,
-            b'[',
-            b'M',
-            35,
-            enc(x),
-            enc(y),
-        ]
+    match (sgr, wheel) {
+        (true, false) => format!("\x1b[<0;{x};{y}M\x1b[<0;{x};{y}m").into_bytes(),
+        (true, true) => format!("\x1b[<65;{x};{y}M").into_bytes(),
+        (false, wheel) => {
+            let enc = |v: u16| u8::try_from(v + 32).unwrap();
+            let mut out = vec![
+                0x1b,
+                b'[',
+                b'M',
+                if wheel { 32 + 65 } else { 32 },
+                enc(x),
+                enc(y),
+            ];
+            if !wheel {
+                out.extend([0x1b, b'[', b'M', 35, enc(x), enc(y)]);
+            }
+            out
+        }
     }
 }
 
@@ -472,13 +478,17 @@ impl SideBySide {
                         .expect("a key with bytes");
                 self.input(name, &bytes).await;
             }
-            Step::Click(col, row) => {
+            Step::Click(col, row) | Step::WheelDown(col, row) => {
                 let p = self.our_screen(name).await;
                 let s = p.screen();
-                for kind in [
-                    MouseEventKind::Down(MouseButton::Left),
-                    MouseEventKind::Up(MouseButton::Left),
-                ] {
+                let kinds = match step {
+                    Step::WheelDown(..) => vec![MouseEventKind::ScrollDown],
+                    _ => vec![
+                        MouseEventKind::Down(MouseButton::Left),
+                        MouseEventKind::Up(MouseButton::Left),
+                    ],
+                };
+                for kind in kinds {
                     let ev = MouseEvent {
                         kind,
                         column: *col,

@@ -286,6 +286,7 @@ impl Broker {
                 .unwrap_or_else(|| crate::protocol::worker_args::DEFAULT_TERM.into()),
             agent: kind.clone(),
             agent_rules: serde_json::to_string(&rules).expect("rules serialize"),
+            colors: self.config.terminal_colors,
             cmd,
         }
         .to_args();

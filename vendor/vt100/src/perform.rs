@@ -90,6 +90,11 @@ impl<CB: crate::callbacks::Callbacks> vte::Perform for WrappedScreen<CB> {
         if c == '\u{fffd}' || ('\u{80}'..'\u{a0}').contains(&c) {
             self.callbacks.unhandled_char(&mut self.screen, c);
         } else {
+            let c = if self.screen.charsets().active() {
+                crate::charset::dec_graphics(c)
+            } else {
+                c
+            };
             self.screen.text(c);
             self.last = Some(c);
         }
@@ -105,9 +110,9 @@ impl<CB: crate::callbacks::Callbacks> vte::Perform for WrappedScreen<CB> {
             11 => self.screen.vt(),
             12 => self.screen.ff(),
             13 => self.screen.cr(),
-            // we don't implement shift in/out alternate character sets, but
-            // it shouldn't count as an "error"
-            14 | 15 => {}
+            // brokertui patch: shift out / shift in pick G1 / G0.
+            14 => self.screen.charsets_mut().shifted = true,
+            15 => self.screen.charsets_mut().shifted = false,
             _ => self.callbacks.unhandled_control(&mut self.screen, b),
         }
     }
@@ -117,6 +122,11 @@ impl<CB: crate::callbacks::Callbacks> vte::Perform for WrappedScreen<CB> {
         // brokertui patch: DECALN (`ESC # 8`), the screen alignment test.
         if intermediates == b"#" && b == b'8' {
             self.screen.decaln();
+            return;
+        }
+        // brokertui patch: G0 / G1 designation, DEC special graphics or not.
+        if let [set @ (b'(' | b')')] = intermediates {
+            self.screen.charsets_mut().graphics[usize::from(*set == b')')] = b == b'0';
             return;
         }
         if let Some(i) = intermediates.first() {

@@ -70,6 +70,9 @@ pub struct Screen {
     /// brokertui patch: tab stops set by the program (HTS, TBC); `None` is one every
     /// eight columns. Reset when the width changes, as in tmux.
     tabs: Option<Vec<bool>>,
+
+    /// brokertui patch: the G0 / G1 character sets and which is in use.
+    charsets: crate::charset::Charsets,
 }
 
 impl Screen {
@@ -91,6 +94,7 @@ impl Screen {
             mouse_protocol_encoding: MouseProtocolEncoding::default(),
 
             tabs: None,
+            charsets: crate::charset::Charsets::default(),
         }
     }
 
@@ -119,6 +123,7 @@ impl Screen {
             mouse_protocol_mode: self.mouse_protocol_mode,
             mouse_protocol_encoding: self.mouse_protocol_encoding,
             tabs: self.tabs.clone(),
+            charsets: self.charsets,
         }
     }
 
@@ -447,6 +452,7 @@ impl Screen {
             contents.extend_from_slice(b"\x1b[?7l");
         }
         self.write_tabs_formatted(contents);
+        self.charsets.write_formatted(contents);
         crate::term::MouseProtocolMode::new(
             self.mouse_protocol_mode,
             MouseProtocolMode::None,
@@ -785,6 +791,14 @@ impl Screen {
     /// brokertui patch: whether to take upstream's code paths (both grids are told alike).
     fn upstream_paths(&self) -> bool {
         self.grid.upstream_paths()
+    }
+
+    pub(crate) fn charsets(&self) -> crate::charset::Charsets {
+        self.charsets
+    }
+
+    pub(crate) fn charsets_mut(&mut self) -> &mut crate::charset::Charsets {
+        &mut self.charsets
     }
 
     /// brokertui patch: the program's own tab stops, then the cursor back where it was.
