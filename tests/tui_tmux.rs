@@ -625,3 +625,69 @@ fn inside_a_tmux_with_the_same_prefix_it_says_once_how_to_change_it() {
         .count();
     assert_eq!(said, 1, "{}", screen.join("\n"));
 }
+
+/// What a program sets for the human reaches the outer terminal: its title in the pane's
+/// border, the real cursor at its place with the shape it asked for (DECSCUSR), and focus
+/// in / out (DECSET 1004) when the pane is driven and left.
+#[test]
+fn title_cursor_shape_and_focus_events_reach_the_outer_terminal() {
+    let id = std::process::id() % 100_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let script = tmp.path().join("modes.py");
+    std::fs::write(
+        &script,
+        r#"
+import os, sys, tty
+tty.setraw(0)
+os.write(1, b"\x1b]2;shaped title\x07\x1b[6 q\x1b[?1004h\x1b[2J\x1b[3;5HREADY>")
+while True:
+    got = os.read(0, 64)
+    os.write(1, b"\x1b[5;1H\x1b[2KGOT " + repr(got).encode().replace(b"\\x1b", b"ESC") + b"\x1b[3;11H")
+"#,
+    )
+    .unwrap();
+    let tui = Tmux::start(&format!("-w \"modes{id}=python3 {}\"", script.display()));
+    let raw = tmp.path().join("outer.raw");
+    let ok = Command::new("tmux")
+        .args(["-L", &tui.socket, "pipe-pane", "-o", "-t", "t"])
+        .arg(format!("cat >> {}", raw.display()))
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    tui.wait_text("READY>", T);
+    tui.wait_text("shaped title", T);
+
+    tui.keys(&["Enter"]);
+    tui.wait_text("DRIVE", T);
+    tui.wait_text("GOT b'ESC[I'", T);
+    // The outer terminal's cursor sits right after the prompt the program drew.
+    let screen = tui.screen();
+    let (row, line) = screen
+        .iter()
+        .enumerate()
+        .find(|(_, l)| l.contains("READY>"))
+        .unwrap();
+    let col = line.chars().take_while(|c| *c != '>').count() + 1;
+    let cursor = Command::new("tmux")
+        .args(["-L", &tui.socket, "display", "-p", "-t", "t"])
+        .arg("#{cursor_x},#{cursor_y},#{cursor_flag}")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&cursor.stdout).trim(),
+        format!("{col},{row},1"),
+        "{screen:#?}"
+    );
+    let drawn = std::fs::read(&raw).unwrap_or_default();
+    assert!(
+        drawn.windows(5).any(|w| w == b"\x1b[6 q"),
+        "the bar cursor was never asked of the outer terminal"
+    );
+
+    tui.keys(&["C-b", "d"]);
+    tui.wait_text("GOT b'ESC[O'", T);
+    tui.keys(&["q"]);
+    tui.wait_text("Quit and end", T);
+    tui.keys(&["y"]);
+    tui.wait_text("TUI-EXITED-0", T);
+}
