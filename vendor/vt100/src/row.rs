@@ -4,6 +4,10 @@ use crate::term::BufWrite as _;
 pub struct Row {
     cells: Vec<crate::Cell>,
     wrapped: bool,
+    /// brokertui patch: every cell from here on is blank (as `Cell::new()`), so `reset`
+    /// only wipes the cells before it (alacritty's `occ`). Every method that hands out or
+    /// changes a cell moves it up.
+    dirty: usize,
 }
 
 impl Row {
@@ -11,15 +15,23 @@ impl Row {
         Self {
             cells: vec![crate::Cell::new(); usize::from(cols)],
             wrapped: false,
+            dirty: 0,
         }
     }
 
     /// brokertui patch: makes this row equal to `Row::new(cols)`, keeping its
-    /// allocation.
+    /// allocation, wiping only the cells that can hold something.
     pub fn reset(&mut self, cols: u16) {
-        self.cells.clear();
+        let used = self.dirty.min(self.cells.len());
+        self.cells[..used].fill(crate::Cell::new());
         self.cells.resize(usize::from(cols), crate::Cell::new());
         self.wrapped = false;
+        self.dirty = 0;
+    }
+
+    /// brokertui patch: cells up to `end` may now hold something.
+    fn touch(&mut self, end: usize) {
+        self.dirty = self.dirty.max(end).min(self.cells.len());
     }
 
     fn cols(&self) -> u16 {
@@ -35,6 +47,11 @@ impl Row {
             cell.clear(attrs);
         }
         self.wrapped = false;
+        self.dirty = if attrs == crate::attrs::Attrs::default() {
+            0
+        } else {
+            self.cells.len()
+        };
     }
 
     /// brokertui patch (reflow).
@@ -46,6 +63,7 @@ impl Row {
     pub(crate) fn set_cell(&mut self, col: usize, cell: crate::Cell) {
         if let Some(c) = self.cells.get_mut(col) {
             *c = cell;
+            self.touch(col + 1);
         }
     }
 
@@ -62,12 +80,16 @@ impl Row {
     }
 
     pub fn get_mut(&mut self, col: u16) -> Option<&mut crate::Cell> {
+        // The caller may write a wide character's two cells through this one.
+        self.touch(usize::from(col) + 2);
         self.cells.get_mut(usize::from(col))
     }
 
     pub fn insert(&mut self, i: u16, cell: crate::Cell) {
         self.cells.insert(usize::from(i), cell);
         self.wrapped = false;
+        let end = self.dirty.max(usize::from(i)) + 1;
+        self.touch(end);
     }
 
     pub fn remove(&mut self, i: u16) {
@@ -90,9 +112,15 @@ impl Row {
             cell.clear(attrs);
         }
         self.wrapped = false;
+        if attrs == crate::attrs::Attrs::default() {
+            self.dirty = self.dirty.min(usize::from(start));
+        } else {
+            self.dirty = self.cells.len();
+        }
     }
 
     pub fn erase(&mut self, i: u16, attrs: crate::attrs::Attrs) {
+        self.touch(usize::from(i) + 2);
         let wide = self.cells[usize::from(i)].is_wide();
         self.clear_wide(i);
         self.cells[usize::from(i)].clear(attrs);
@@ -103,6 +131,7 @@ impl Row {
 
     pub fn truncate(&mut self, len: u16) {
         self.cells.truncate(usize::from(len));
+        self.dirty = self.dirty.min(self.cells.len());
         self.wrapped = false;
         let last_cell = &mut self.cells[usize::from(len) - 1];
         if last_cell.is_wide() {
@@ -112,8 +141,14 @@ impl Row {
 
     pub fn resize(&mut self, len: u16, cell: crate::Cell) {
         let shrinking = usize::from(len) < self.cells.len();
+        let blank = cell == crate::Cell::new();
         self.cells.resize(usize::from(len), cell);
         self.wrapped = false;
+        if blank {
+            self.dirty = self.dirty.min(self.cells.len());
+        } else {
+            self.dirty = self.cells.len();
+        }
         // brokertui patch: as `truncate` does, a wide character cut in half by the new
         // width becomes blank (upstream left it wide, and writing over it then indexed
         // past the row and panicked).
@@ -135,6 +170,7 @@ impl Row {
     }
 
     pub fn clear_wide(&mut self, col: u16) {
+        self.touch(usize::from(col) + 2);
         let cell = &self.cells[usize::from(col)];
         let other = if cell.is_wide() {
             &mut self.cells[usize::from(col + 1)]
