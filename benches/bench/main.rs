@@ -10,6 +10,7 @@
 
 mod drawn;
 mod echo;
+mod parse;
 mod requests;
 mod scale;
 mod stats;
@@ -45,6 +46,16 @@ enum Scenario {
         /// Busy loops kept running meanwhile: the CPU taken by other work (a build).
         #[arg(long, default_value_t = 0)]
         hogs: usize,
+    },
+    /// The worker's parser alone: patched vs upstream's paths, in this process.
+    Parse {
+        #[arg(long, default_value_t = 256)]
+        mib: usize,
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// plain, sgr, tui (comma-separated)
+        #[arg(long, default_value = "plain,sgr,tui")]
+        kinds: String,
     },
     /// Request latency through request_worker, in-process and over HTTP.
     Requests {
@@ -124,6 +135,7 @@ fn main() {
                 paths,
                 hogs,
             } => throughput::run(mib, reps, &kinds, &paths, hogs).await,
+            Scenario::Parse { mib, reps, kinds } => parse::run(mib, reps, &kinds),
             Scenario::Requests {
                 workers,
                 per_caller,
@@ -144,6 +156,7 @@ fn main() {
                 echo::render(200);
                 throughput::run(128, 5, "plain,sgr,tui", "all", 0).await;
                 throughput::run(64, 5, "plain,lines", "all", 2).await;
+                parse::run(256, 5, "plain,sgr,tui");
                 scale::run(200, 20, 10, 300).await;
             }
             Scenario::Gen { .. } => unreachable!(),

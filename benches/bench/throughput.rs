@@ -20,7 +20,7 @@ use crate::stats::median;
 const ROWS: u16 = 50;
 const COLS: u16 = 200;
 
-fn pattern(kind: &str) -> Vec<u8> {
+pub fn pattern(kind: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(70 * 1024);
     let mut i = 0usize;
     while out.len() < 64 * 1024 {

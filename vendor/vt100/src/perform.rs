@@ -100,6 +100,28 @@ impl<CB: crate::callbacks::Callbacks> vte::Perform for WrappedScreen<CB> {
         }
     }
 
+    // brokertui patch: a run of printable ASCII is written a row at a time; what does not
+    // fit the row (a wrap), or meets a wide character, takes the per-character path.
+    fn print_str(&mut self, s: &str) {
+        let bytes = s.as_bytes();
+        let graphics = self.screen.charsets().active();
+        let mut i = 0;
+        while i < bytes.len() {
+            let written = if graphics {
+                0
+            } else {
+                self.screen.text_ascii_run(&bytes[i..])
+            };
+            if written > 0 {
+                i += written;
+                self.last = Some(char::from(bytes[i - 1]));
+            } else {
+                self.print(char::from(bytes[i]));
+                i += 1;
+            }
+        }
+    }
+
     fn execute(&mut self, b: u8) {
         self.last = None;
         match b {

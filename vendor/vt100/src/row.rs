@@ -85,6 +85,30 @@ impl Row {
         self.cells.get_mut(usize::from(col))
     }
 
+    /// brokertui patch: printable ASCII `bytes` written from `col` on, up to the row's end
+    /// or the first wide character's cell; returns how many were written.
+    pub fn write_ascii(
+        &mut self,
+        col: u16,
+        bytes: &[u8],
+        attrs: crate::attrs::Attrs,
+    ) -> usize {
+        let start = usize::from(col);
+        let Some(cells) = self.cells.get_mut(start..) else {
+            return 0;
+        };
+        let mut written = 0;
+        for (cell, &b) in cells.iter_mut().zip(bytes) {
+            if cell.is_wide() || cell.is_wide_continuation() {
+                break;
+            }
+            cell.set_ascii(b, attrs);
+            written += 1;
+        }
+        self.touch(start + written);
+        written
+    }
+
     pub fn insert(&mut self, i: u16, cell: crate::Cell) {
         self.cells.insert(usize::from(i), cell);
         self.wrapped = false;

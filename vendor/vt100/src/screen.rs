@@ -815,6 +815,28 @@ impl Screen {
         );
     }
 
+    /// brokertui patch: writes the leading part of `bytes` (printable ASCII) that fits on
+    /// the cursor's row over plain cells, as `text` would one by one; returns how many
+    /// it wrote (0 whenever `text`'s own fast path would not apply).
+    pub(crate) fn text_ascii_run(&mut self, bytes: &[u8]) -> usize {
+        if self.upstream_paths() || self.mode(MODE_INSERT | MODE_NO_AUTOWRAP) {
+            return 0;
+        }
+        let attrs = self.attrs;
+        let grid = self.grid_mut();
+        let pos = grid.pos();
+        if pos.col >= grid.size().cols {
+            return 0;
+        }
+        let Some(row) = grid.drawing_row_mut(pos.row) else {
+            return 0;
+        };
+        let written = row.write_ascii(pos.col, bytes, attrs);
+        // fits: at most the row's width
+        grid.col_inc(u16::try_from(written).unwrap_or(u16::MAX));
+        written
+    }
+
     pub(crate) fn text(&mut self, c: char) {
         // brokertui patch: printable ASCII over a plain (not wide) cell, with no wrap
         // pending (the cursor is on the screen, the last column included), needs none of
