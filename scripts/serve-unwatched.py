@@ -62,16 +62,21 @@ def call(conn, method, path, body=None):
         return json.loads(r.read() or b"null")
 
 
-def serve(path, exe):
-    state = tempfile.mkdtemp(prefix="su-state-")
+def start_broker(exe, state):
+    """`brokertui --serve` on `state`; returns the process and its connection.json."""
     broker = subprocess.Popen([exe, "--serve", "--state-dir", state],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    conn_file = os.path.join(state, "connection.json")
+    while not os.path.exists(conn_file):
+        time.sleep(0.02)
+    time.sleep(0.05)
+    return broker, json.load(open(conn_file))
+
+
+def serve(path, exe):
+    state = tempfile.mkdtemp(prefix="su-state-")
+    broker, conn = start_broker(exe, state)
     try:
-        conn_file = os.path.join(state, "connection.json")
-        while not os.path.exists(conn_file):
-            time.sleep(0.02)
-        time.sleep(0.05)
-        conn = json.load(open(conn_file))
         t = time.monotonic()
         call(conn, "POST", "/api/spawn",
              {"name": "cat", "cmd": ["cat", path], "rows": 50, "cols": 200})

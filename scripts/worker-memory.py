@@ -35,14 +35,8 @@ def main():
     ap.add_argument("--exe", default=su.EXE)
     a = ap.parse_args()
     state = tempfile.mkdtemp(prefix="wm-state-")
-    broker = subprocess.Popen([a.exe, "--serve", "--state-dir", state],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    broker, conn = su.start_broker(a.exe, state)
     try:
-        conn_file = os.path.join(state, "connection.json")
-        while not os.path.exists(conn_file):
-            time.sleep(0.02)
-        time.sleep(0.05)
-        conn = su.json.load(open(conn_file))
         fill = "i=0; while [ $i -lt 3000 ]; do printf '%0200d\\n' $i; i=$((i+1)); done; echo FULL; exec sleep 600"
         names = {}
         for i in range(a.idle):

@@ -5,13 +5,13 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::agent_cli::{Agent, ONE_AT_A_TIME, Standin, T, agents_dir, installed, texts};
+use common::agent_cli::{
+    Agent, CLAUDE_API_KEY, ONE_AT_A_TIME, Standin, T, claude_env, installed, prepare_home, texts,
+};
 use common::eventually;
-use serde_json::{Value, json};
-
-const API_KEY: &str = "sk-ant-test-0123456789abcdefghijklmnop";
+use serde_json::Value;
 
 /// The last user message of every main (conversational) request, in order.
 fn prompts(standin: &Standin) -> Vec<String> {
@@ -35,26 +35,13 @@ async fn claude() -> Option<Agent> {
     let dir = tempfile::tempdir().unwrap();
     let standin = Standin::start("model_standin.py", dir.path());
     let (home, proj) = (dir.path().join("home"), dir.path().join("proj"));
-    let status = Command::new("python3")
-        .arg(agents_dir().join("claude_home.py"))
-        .arg("--home")
-        .arg(&home)
-        .arg("--cwd")
-        .arg(&proj)
-        .args(["--api-key", API_KEY])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let env = json!({
-        "HOME": home,
-        "ANTHROPIC_BASE_URL": format!("http://127.0.0.1:{}", standin.port),
-        "ANTHROPIC_API_KEY": API_KEY,
-        "DISABLE_AUTOUPDATER": "1",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_TELEMETRY": "1",
-        "DISABLE_ERROR_REPORTING": "1",
-    });
+    prepare_home(
+        "claude_home.py",
+        &home,
+        &proj,
+        &["--api-key", CLAUDE_API_KEY],
+    );
+    let env = claude_env(&home, &standin);
     Some(Agent::start(standin, dir, &["claude"], env).await)
 }
 

@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
-use common::agent_cli::{Agent, ONE_AT_A_TIME, Standin, agents_dir, installed, texts};
-use serde_json::json;
+use common::agent_cli::{
+    Agent, ONE_AT_A_TIME, Standin, gemini_env, installed, prepare_home, texts,
+};
 
 /// The user turns the model was sent (the last user content of each main request).
 fn prompts(standin: &Standin) -> Vec<String> {
@@ -31,24 +30,14 @@ async fn gemini() -> Option<Agent> {
     let dir = tempfile::tempdir().unwrap();
     let standin = Standin::start("gemini_standin.py", dir.path());
     let home = dir.path().join("home");
-    let out = Command::new("python3")
-        .arg(agents_dir().join("gemini_home.py"))
-        .arg("--home")
-        .arg(&home)
-        .arg("--cwd")
-        .arg(dir.path().join("proj"))
-        .args(["--port", &standin.port.to_string(), "--print-env"])
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let env = json!({
-        "HOME": home,
-        "GEMINI_API_KEY": "test-key",
-        "GOOGLE_GEMINI_BASE_URL": format!("http://127.0.0.1:{}", standin.port),
-        "GEMINI_CLI_TRUST_WORKSPACE": "true",
-        "GEMINI_CLI_NO_RELAUNCH": "true",
-    });
+    let port = standin.port.to_string();
+    prepare_home(
+        "gemini_home.py",
+        &home,
+        &dir.path().join("proj"),
+        &["--port", &port],
+    );
+    let env = gemini_env(&home, &standin);
     Some(Agent::start(standin, dir, &["gemini"], env).await)
 }
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::side_by_side::{Case, SideBySide, Step, key, run_all};
+use common::side_by_side::{Case, SideBySide, Step, all_match, key};
 use crossterm::event::KeyCode;
 
 /// esctest/vttest-style streams: each exercises one family of sequences.
@@ -202,17 +202,7 @@ async fn byte_streams_match_tmux_cell_for_cell() {
             c.steps.push(Step::Pause(300));
         }
     }
-    let failures = run_all(&sbs, &cases, dir.path(), 8).await;
-    eprintln!(
-        "fidelity: streams {} of {} match tmux",
-        cases.len() - failures.len(),
-        cases.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "differ from tmux: {:?}",
-        failures.iter().map(|f| &f.0).collect::<Vec<_>>()
-    );
+    all_match(&sbs, "streams", &cases, dir.path(), 8).await;
 }
 
 /// Moves the cursor, asks where it is, and prints the answer it parsed.
@@ -372,17 +362,7 @@ async fn real_programs_match_tmux_cell_for_cell() {
     let sbs = SideBySide::start();
     let dir = workdir();
     let cases = programs(dir.path());
-    let failures = run_all(&sbs, &cases, dir.path(), 3).await;
-    eprintln!(
-        "fidelity: programs {} of {} match tmux",
-        cases.len() - failures.len(),
-        cases.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "differ from tmux: {:?}",
-        failures.iter().map(|f| &f.0).collect::<Vec<_>>()
-    );
+    all_match(&sbs, "programs", &cases, dir.path(), 3).await;
 }
 
 /// The agent CLIs, offline against their model stand-ins (`tests/agents/`): the start
@@ -390,8 +370,9 @@ async fn real_programs_match_tmux_cell_for_cell() {
 /// finished turn is not compared).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_clis_match_tmux_cell_for_cell() {
-    use common::agent_cli::{ONE_AT_A_TIME, Standin, agents_dir, installed};
-    use std::process::{Command, Stdio};
+    use common::agent_cli::{
+        CLAUDE_API_KEY, ONE_AT_A_TIME, Standin, claude_env, gemini_env, installed, prepare_home,
+    };
     let _one = ONE_AT_A_TIME.lock().await;
     let sbs = SideBySide::start();
     let dir = tempfile::tempdir().unwrap();
@@ -403,39 +384,28 @@ async fn agent_clis_match_tmux_cell_for_cell() {
         Step::Text("half typed, not sent"),
         Step::Wait("half typed, not sent"),
     ];
+    // Both with 24-bit colour, and neither told it runs in tmux (Claude Code then prints a
+    // hint about tmux's focus events).
+    let agent = |name: &str, env: serde_json::Value| {
+        let mut case = Case::new(name, &["env", "-u", "TMUX", name])
+            .size(30, 100)
+            .env("COLORTERM", "truecolor");
+        for (k, v) in env.as_object().unwrap() {
+            case = case.env(k, v.as_str().unwrap());
+        }
+        case
+    };
     if installed("claude", "@anthropic-ai/claude-code") {
-        let key = "sk-ant-test-0123456789abcdefghijklmnop";
         let standin = Standin::start("model_standin.py", dir.path());
         let home = dir.path().join("claude-home");
-        let ok = Command::new("python3")
-            .arg(agents_dir().join("claude_home.py"))
-            .args([
-                "--home".as_ref(),
-                home.as_os_str(),
-                "--cwd".as_ref(),
-                proj.as_os_str(),
-            ])
-            .args(["--api-key", key])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        prepare_home(
+            "claude_home.py",
+            &home,
+            &proj,
+            &["--api-key", CLAUDE_API_KEY],
+        );
         cases.push(
-            // Both with 24-bit colour, and neither told it runs in tmux (Claude Code then
-            // prints a hint about tmux's focus events).
-            Case::new("claude", &["env", "-u", "TMUX", "claude"])
-                .env("COLORTERM", "truecolor")
-                .size(30, 100)
-                .env("HOME", home.to_str().unwrap())
-                .env(
-                    "ANTHROPIC_BASE_URL",
-                    &format!("http://127.0.0.1:{}", standin.port),
-                )
-                .env("ANTHROPIC_API_KEY", key)
-                .env("DISABLE_AUTOUPDATER", "1")
-                .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
-                .env("DISABLE_TELEMETRY", "1")
-                .env("DISABLE_ERROR_REPORTING", "1")
+            agent("claude", claude_env(&home, &standin))
                 .steps([Step::Wait("for shortcuts"), Step::Check])
                 .steps(typed.clone()),
         );
@@ -444,45 +414,18 @@ async fn agent_clis_match_tmux_cell_for_cell() {
     if installed("gemini", "@google/gemini-cli") {
         let standin = Standin::start("gemini_standin.py", dir.path());
         let home = dir.path().join("gemini-home");
-        let ok = Command::new("python3")
-            .arg(agents_dir().join("gemini_home.py"))
-            .args([
-                "--home".as_ref(),
-                home.as_os_str(),
-                "--cwd".as_ref(),
-                proj.as_os_str(),
-            ])
-            .args(["--port", &standin.port.to_string()])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        prepare_home(
+            "gemini_home.py",
+            &home,
+            &proj,
+            &["--port", &standin.port.to_string()],
+        );
         cases.push(
-            Case::new("gemini", &["env", "-u", "TMUX", "gemini"])
-                .env("COLORTERM", "truecolor")
-                .size(30, 100)
-                .env("HOME", home.to_str().unwrap())
-                .env("GEMINI_API_KEY", "test-key")
-                .env(
-                    "GOOGLE_GEMINI_BASE_URL",
-                    &format!("http://127.0.0.1:{}", standin.port),
-                )
-                .env("GEMINI_CLI_TRUST_WORKSPACE", "true")
-                .env("GEMINI_CLI_NO_RELAUNCH", "true")
+            agent("gemini", gemini_env(&home, &standin))
                 .steps([Step::Wait("Type your message"), Step::Check])
                 .steps(typed.clone()),
         );
         standins.push(standin);
     }
-    let failures = run_all(&sbs, &cases, &proj, 1).await;
-    eprintln!(
-        "fidelity: agents {} of {} match tmux",
-        cases.len() - failures.len(),
-        cases.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "differ from tmux: {:?}",
-        failures.iter().map(|f| &f.0).collect::<Vec<_>>()
-    );
+    all_match(&sbs, "agents", &cases, &proj, 1).await;
 }

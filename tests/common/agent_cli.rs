@@ -38,6 +38,50 @@ pub fn installed(program: &str, package: &str) -> bool {
     found
 }
 
+/// The API key Claude Code is given (the stand-in takes any).
+pub const CLAUDE_API_KEY: &str = "sk-ant-test-0123456789abcdefghijklmnop";
+
+/// Prepares `home` with `tests/agents/<script>` (the first-run screens skipped, `cwd`
+/// trusted); returns what the script printed.
+pub fn prepare_home(script: &str, home: &Path, cwd: &Path, extra: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg(agents_dir().join(script))
+        .arg("--home")
+        .arg(home)
+        .arg("--cwd")
+        .arg(cwd)
+        .args(extra)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{script} failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Claude Code's environment: its home, its stand-in, nothing sent elsewhere.
+pub fn claude_env(home: &Path, standin: &Standin) -> Value {
+    json!({
+        "HOME": home,
+        "ANTHROPIC_BASE_URL": format!("http://127.0.0.1:{}", standin.port),
+        "ANTHROPIC_API_KEY": CLAUDE_API_KEY,
+        "DISABLE_AUTOUPDATER": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+    })
+}
+
+/// Gemini CLI's environment: its home and its stand-in.
+pub fn gemini_env(home: &Path, standin: &Standin) -> Value {
+    json!({
+        "HOME": home,
+        "GEMINI_API_KEY": "test-key",
+        "GOOGLE_GEMINI_BASE_URL": format!("http://127.0.0.1:{}", standin.port),
+        "GEMINI_CLI_TRUST_WORKSPACE": "true",
+        "GEMINI_CLI_NO_RELAUNCH": "true",
+    })
+}
+
 /// A model stand-in, killed on drop.
 pub struct Standin {
     child: Child,

@@ -656,8 +656,21 @@ fn difference(ours: &Picture, theirs: &Picture) -> Option<String> {
     ))
 }
 
+/// Runs every case of `group`, `parallel` at a time; says how many match and fails the
+/// test, naming the others, unless all do.
+pub async fn all_match(sbs: &SideBySide, group: &str, cases: &[Case], cwd: &Path, parallel: usize) {
+    let failures = run_all(sbs, cases, cwd, parallel).await;
+    eprintln!(
+        "fidelity: {group} {} of {} match tmux",
+        cases.len() - failures.len(),
+        cases.len()
+    );
+    let names: Vec<&String> = failures.iter().map(|f| &f.0).collect();
+    assert!(failures.is_empty(), "differ from tmux: {names:?}");
+}
+
 /// Runs every case, `parallel` at a time, and returns the failures (name, how).
-pub async fn run_all(
+async fn run_all(
     sbs: &SideBySide,
     cases: &[Case],
     cwd: &Path,
