@@ -204,20 +204,34 @@ impl Tmux {
         t
     }
 
+    /// A tmux command. The first one starts the server, whose panes get its environment:
+    /// without the CI variables, which brokertui also keeps from its workers (with `CI` set,
+    /// agent CLIs draw without colour, or nothing until they exit).
     fn cmd(&self) -> Command {
         let mut c = Command::new("tmux");
         c.args(["-L", &self.socket]).env_remove("TMUX");
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            if k == "CI" || k == "CONTINUOUS_INTEGRATION" || k.starts_with("CI_") {
+                c.env_remove(&*k);
+            }
+        }
         c
     }
 
     fn run(&self, args: &[&str]) -> String {
+        self.try_run(args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_run(&self, args: &[&str]) -> Result<String, String> {
         let out = self.cmd().args(args).output().expect("tmux runs");
-        assert!(
-            out.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        if !out.status.success() {
+            return Err(format!(
+                "tmux {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     fn open(&self, case: &Case, cwd: &Path) {
@@ -235,17 +249,21 @@ impl Tmux {
         self.run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     }
 
-    fn capture(&self, name: &str, history: bool) -> Picture {
-        let info = self.run(&[
+    /// The pane's screen, or why there is none (its program ended and took the pane).
+    fn capture(&self, name: &str, history: bool) -> Result<Picture, String> {
+        let info = self.try_run(&[
             "display",
             "-p",
             "-t",
             name,
             "#{pane_width} #{pane_height} #{cursor_x} #{cursor_y} #{cursor_flag} \
              #{alternate_on} #{history_size} #{pane_title}",
-        ]);
+        ])?;
         let f: Vec<&str> = info.trim_end_matches('\n').splitn(8, ' ').collect();
-        let n = |i: usize| f[i].parse::<usize>().unwrap();
+        if f.len() < 7 {
+            return Err(format!("the tmux pane {name} is gone (its program exited)"));
+        }
+        let n = |i: usize| f[i].parse::<usize>().unwrap_or(0);
         let (cols, rows, hist) = (n(0), n(1), if history { n(6) } else { 0 });
         let mut args = vec!["capture-pane", "-p", "-e", "-N", "-t", name];
         if history {
@@ -269,7 +287,7 @@ impl Tmux {
         }
         known.resize(total, 0);
         let s = p.screen();
-        Picture {
+        Ok(Picture {
             lines: (0..total as u16)
                 .map(|r| cells_of(s, r, cols as u16))
                 .collect(),
@@ -279,7 +297,7 @@ impl Tmux {
             cursor_visible: f[4] == "1",
             alternate: f[5] == "1",
             title: f.get(7).unwrap_or(&"").to_string(),
-        }
+        })
     }
 
     fn step(&self, name: &str, step: &Step) {
@@ -521,7 +539,7 @@ impl SideBySide {
                 let deadline = Instant::now() + Duration::from_secs(20);
                 loop {
                     let ours = self.ours(name, false).await.text();
-                    let theirs = self.tmux.capture(name, false).text();
+                    let theirs = self.tmux.capture(name, false)?.text();
                     if ours.contains(needle) && theirs.contains(needle) {
                         break;
                     }
@@ -545,7 +563,7 @@ impl SideBySide {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let ours = self.ours(&case.name, case.history).await;
-            let theirs = self.tmux.capture(&case.name, case.history);
+            let theirs = self.tmux.capture(&case.name, case.history)?;
             let diff = difference(&ours, &theirs);
             match diff {
                 None => return Ok(()),
