@@ -189,3 +189,47 @@ async fn ctl_wait_returns_when_the_state_is_reached_or_times_out() {
     let blocked = run("blocked", "300").await.unwrap();
     assert_eq!(blocked.status.code(), Some(8), "timed out");
 }
+
+/// A job that ends without the screen changing (here the prompt is empty) leaves no output
+/// to look at the terminal again for; messages waiting behind it used to wait for good,
+/// and a flush the human asked for was refused as "running a foreground job".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_ends_silently_does_not_keep_messages_waiting() {
+    let s = Serve::start(&[]);
+    let job = r#"python3 -c "print('JOB RUNS', flush=True); import time; time.sleep(1.5)""#;
+    for (name, mode) in [("quietq", "relay"), ("quietf", "human")] {
+        let (st, v) = s
+            .call(
+                Method::POST,
+                "/api/spawn",
+                Some(json!({"name": name, "cmd": ["sh"], "env": {"PS1": ""}, "mode": mode})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+    }
+    for name in ["quietq", "quietf"] {
+        eventually(T, "the shell to start", || async {
+            (agent_state(&s, name).await["state"] == "idle").then_some(())
+        })
+        .await;
+        input(&s, name, &format!("{job}\r")).await;
+        s.wait_screen(name, "JOB RUNS").await;
+    }
+    // Queued while the job runs; typed once it has ended.
+    let id = send(&s, "quietq", "after the quiet job").await;
+    wait_message(&s, &id, "the queued message typed", |m| {
+        m["state"] == "submitted" || m["state"] == "injected"
+    })
+    .await;
+    // Held (human mode), then flushed by hand after the job has ended.
+    let held = send(&s, "quietf", "flushed by hand").await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (st, v) = s
+        .call(Method::POST, "/api/spawned/quietf/flush", None)
+        .await;
+    assert_eq!((st, &v), (StatusCode::OK, &json!({"flushed": 1})), "{v}");
+    wait_message(&s, &held, "the flushed message typed", |m| {
+        m["state"] == "submitted" || m["state"] == "injected"
+    })
+    .await;
+}

@@ -67,6 +67,8 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(5);
 const MAX_OUTPUT_FRAME: usize = 256 * 1024;
 /// The agent's state is re-read from the screen at most this often while output flows.
 const AGENT_EVAL_EVERY: Duration = Duration::from_millis(50);
+/// How often a shell's foreground job is looked at again while messages wait for it to end.
+const JOB_POLL: Duration = Duration::from_millis(250);
 
 pub fn run(args: WorkerArgs) -> color_eyre::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -284,10 +286,21 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
 
     loop {
         let inject_due = session.next_deadline();
-        let agent_due = match (agent_eval, tracker.next_check(Instant::now())) {
-            (Some(a), Some(b)) => Some(a.min(tokio::time::Instant::from_std(b))),
-            (a, b) => a.or(b.map(tokio::time::Instant::from_std)),
-        };
+        // While a shell's job holds the terminal, look again now and then: the job can end
+        // without the screen changing, and queued messages wait for it.
+        let job_poll = session
+            .waits_on_job()
+            .then(|| tokio::time::Instant::now() + JOB_POLL);
+        let agent_due = [
+            agent_eval,
+            tracker
+                .next_check(Instant::now())
+                .map(tokio::time::Instant::from_std),
+            job_poll,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         tokio::select! {
             line = stdin.next(), if shutdown.is_none() => {
                 match line {
@@ -383,15 +396,7 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
                 tracing::info!(state = report.state.as_str(), reason = %report.reason, "agent state");
                 out.send(&frame(from_worker::AGENT_STATE, &report)).await;
             }
-            session.set_gate(session::Gate {
-                state: tracker.state(),
-                reason: tracker.report().reason.clone(),
-                shell_job: match (&fg, tracker.kind()) {
-                    (agent::Foreground::Job(name), "shell") => Some(name.clone()),
-                    _ => None,
-                },
-                canonical: pty.canonical(),
-            });
+            session.set_gate(gate_now(&tracker, &fg, &pty));
             if session.awaiting_receipt() {
                 let bottom = |n: usize| {
                     lines
@@ -503,6 +508,20 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
     Ok(())
 }
 
+/// What decides whether a message may be typed now: the agent's state, a shell's
+/// foreground job, the terminal's line mode.
+fn gate_now(tracker: &agent::AgentTracker, fg: &agent::Foreground, pty: &Pty) -> session::Gate {
+    session::Gate {
+        state: tracker.state(),
+        reason: tracker.report().reason.clone(),
+        shell_job: match (fg, tracker.kind()) {
+            (agent::Foreground::Job(name), "shell") => Some(name.clone()),
+            _ => None,
+        },
+        canonical: pty.canonical(),
+    }
+}
+
 fn worker_error(code: &str, message: impl Into<String>) -> Envelope {
     frame(from_worker::WORKER_ERROR, &ErrorBody::new(code, message))
 }
@@ -578,6 +597,11 @@ async fn handle_line(
         }
         other => match (RequestKind::from_type(other), env.request_id.as_deref()) {
             (Some(kind), Some(rid)) => {
+                if kind == RequestKind::Flush {
+                    // The human asked now: judge by the terminal as it is now. A job that
+                    // ended without printing anything leaves the last gate stale.
+                    session.set_gate(gate_now(tracker, &pty.foreground(), pty));
+                }
                 let frames = handle_request(kind, rid, &env, screen, session);
                 out.send_all(frames).await;
             }

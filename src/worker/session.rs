@@ -237,6 +237,11 @@ impl<S: PtySink> Session<S> {
         self.gate = gate;
     }
 
+    /// Whether messages wait to be typed behind a shell's foreground job.
+    pub fn waits_on_job(&self) -> bool {
+        self.gate.shell_job.is_some() && !self.line.is_empty()
+    }
+
     /// Whether a message may be typed now; the error says why not. `forced` (a flush the
     /// human asked for) overrides `when = idle`, never the safety rules.
     fn may_type(&self, when: When, forced: bool) -> Result<(), String> {
