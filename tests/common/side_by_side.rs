@@ -416,7 +416,9 @@ impl SideBySide {
             .output();
     }
 
-    async fn ours(&self, name: &str, history: bool) -> Picture {
+    /// brokertui's screen (with `history` rows of scrollback) replayed into a parser, and
+    /// how many history rows it holds.
+    async fn our_parser(&self, name: &str, history: bool) -> (vt100::Parser<Title>, usize) {
         let q = if history { "&scrollback=2000" } else { "" };
         let (st, v) = self
             .serve
@@ -435,6 +437,12 @@ impl SideBySide {
         let bytes = brokertui::b64::decode(v["screen"].as_str().unwrap()).unwrap();
         let mut p = vt100::Parser::new_with_callbacks(rows, cols, hist.max(1), Title::default());
         p.process(&bytes);
+        (p, hist)
+    }
+
+    async fn ours(&self, name: &str, history: bool) -> Picture {
+        let (mut p, hist) = self.our_parser(name, history).await;
+        let (rows, cols) = p.screen().size();
         let mut lines = Vec::new();
         for h in 0..hist {
             p.screen_mut().set_scrollback(hist - h);
@@ -452,24 +460,6 @@ impl SideBySide {
             alternate: s.alternate_screen(),
             title: p.callbacks().0.clone(),
         }
-    }
-
-    async fn our_screen(&self, name: &str) -> vt100::Parser {
-        let (_, v) = self
-            .serve
-            .call(
-                Method::GET,
-                &format!("/api/spawned/{name}/snapshot?format=ansi"),
-                None,
-            )
-            .await;
-        let (rows, cols) = (
-            v["rows"].as_u64().unwrap() as u16,
-            v["cols"].as_u64().unwrap() as u16,
-        );
-        let mut p = vt100::Parser::new(rows, cols, 0);
-        p.process(&brokertui::b64::decode(v["screen"].as_str().unwrap()).unwrap());
-        p
     }
 
     async fn input(&self, name: &str, bytes: &[u8]) {
@@ -490,14 +480,19 @@ impl SideBySide {
         match step {
             Step::Text(t) => self.input(name, t.as_bytes()).await,
             Step::Key(_, code, mods) => {
-                let app_cursor = self.our_screen(name).await.screen().application_cursor();
+                let app_cursor = self
+                    .our_parser(name, false)
+                    .await
+                    .0
+                    .screen()
+                    .application_cursor();
                 let bytes =
                     brokertui::ui::keys::key_to_bytes(&KeyEvent::new(*code, *mods), app_cursor)
                         .expect("a key with bytes");
                 self.input(name, &bytes).await;
             }
             Step::Click(col, row) | Step::WheelDown(col, row) => {
-                let p = self.our_screen(name).await;
+                let (p, _) = self.our_parser(name, false).await;
                 let s = p.screen();
                 let kinds = match step {
                     Step::WheelDown(..) => vec![MouseEventKind::ScrollDown],

@@ -840,24 +840,10 @@ impl Screen {
     pub(crate) fn text(&mut self, c: char) {
         // brokertui patch: printable ASCII over a plain (not wide) cell, with no wrap
         // pending (the cursor is on the screen, the last column included), needs none of
-        // the wrapping or wide-character bookkeeping below; this takes it in one row
-        // lookup instead of five (the parser's hottest path).
-        if !self.upstream_paths()
-            && !self.mode(MODE_INSERT | MODE_NO_AUTOWRAP)
-            && (c.is_ascii_graphic() || c == ' ')
-        {
-            let attrs = self.attrs;
-            let grid = self.grid_mut();
-            let pos = grid.pos();
-            if pos.col < grid.size().cols {
-                if let Some(cell) = grid.drawing_cell_mut(pos) {
-                    if !cell.is_wide() && !cell.is_wide_continuation() {
-                        cell.set_ascii(c as u8, attrs);
-                        grid.col_inc(1);
-                        return;
-                    }
-                }
-            }
+        // the wrapping or wide-character bookkeeping below: the run path takes it in one
+        // row lookup instead of five (the parser's hottest path).
+        if (c.is_ascii_graphic() || c == ' ') && self.text_ascii_run(&[c as u8]) == 1 {
+            return;
         }
         self.text_slow(c);
         // brokertui patch: with autowrap off the cursor stays in the last column.
