@@ -91,6 +91,16 @@ fn cell_view(c: &vt100::Cell) -> String {
     )
 }
 
+/// A blank cell, as a fresh screen has them.
+fn upstream_blank() -> &'static vt100::Cell {
+    static BLANK: std::sync::OnceLock<vt100::Parser> = std::sync::OnceLock::new();
+    BLANK
+        .get_or_init(|| vt100::Parser::new(1, 1, 0))
+        .screen()
+        .cell(0, 0)
+        .expect("a cell")
+}
+
 fn assert_same(fast: &vt100::Screen, upstream: &vt100::Screen) {
     assert_eq!(fast.contents_formatted(), upstream.contents_formatted());
     assert_eq!(fast.cursor_position(), upstream.cursor_position());
@@ -102,13 +112,21 @@ fn assert_same(fast: &vt100::Screen, upstream: &vt100::Screen) {
             "row {row}"
         );
         // A row kept from before a resize (scrollback) may be narrower than the screen;
-        // `cell` then says `None` past its end, and the slice is that much shorter.
-        let slice = fast.row_cells(row).expect("visible row");
+        // `cell` then says `None` past its end. The slice holds the cells written since
+        // the row was last blank; past it, up to the row's width, every cell is blank.
+        let (slice, width) = fast.row_cells(row).expect("visible row");
+        assert!(slice.len() <= width);
         for col in 0..cols {
             let by_cell = fast.cell(row, col);
-            assert_eq!(by_cell.is_some(), usize::from(col) < slice.len());
-            if let Some(by_cell) = by_cell {
-                assert!(std::ptr::eq(by_cell, &slice[usize::from(col)]));
+            assert_eq!(by_cell.is_some(), usize::from(col) < width);
+            match (by_cell, slice.get(usize::from(col))) {
+                (Some(by_cell), Some(in_slice)) => assert!(std::ptr::eq(by_cell, in_slice)),
+                (Some(by_cell), None) => assert_eq!(
+                    cell_view(by_cell),
+                    cell_view(upstream_blank()),
+                    "cell {row},{col} past the written cells"
+                ),
+                _ => {}
             }
             assert_eq!(
                 by_cell.map(cell_view),

@@ -515,7 +515,7 @@ fn char_class(c: char) -> u8 {
 /// One row of the screen (at its scrollback position), one char per column.
 fn row_chars(screen: &vt100::Screen, row: u16, cols: u16) -> Vec<char> {
     let mut out = vec![' '; usize::from(cols)];
-    if let Some(cells) = screen.row_cells(row) {
+    if let Some((cells, _)) = screen.row_cells(row) {
         for (col, cell) in cells.iter().enumerate().take(usize::from(cols)) {
             if cell.is_wide_continuation() {
                 out[col] = CONTINUATION;

@@ -51,10 +51,15 @@ impl Widget for PaneWidget<'_> {
 
 /// Copies one screen row into `line`, whose length is the number of visible columns.
 fn render_row(screen: &vt100::Screen, row: u16, line: &mut [Cell]) {
-    let Some(cells) = screen.row_cells(row) else {
+    let Some((cells, row_width)) = screen.row_cells(row) else {
         return;
     };
-    let width = line.len().min(cells.len());
+    let row_width = line.len().min(row_width);
+    // Past the written cells the row is blank: drawn as a reset cell, like any blank.
+    for dst in line.get_mut(cells.len()..row_width).into_iter().flatten() {
+        dst.reset();
+    }
+    let width = row_width.min(cells.len());
     let mut col = 0;
     while col < width {
         let src = &cells[col];
@@ -236,6 +241,24 @@ mod tests {
         assert_eq!(buf[(0, 0)].symbol(), "世");
         assert_eq!(buf[(2, 0)].symbol(), "界");
         assert_eq!(buf[(4, 0)].symbol(), "x");
+    }
+
+    /// A row scrolled off the top comes back as the new bottom row without being wiped
+    /// (vt100 patch): what it held before must not show, and its blank cells are drawn
+    /// like any blank cell (over whatever the frame held there).
+    #[test]
+    fn a_recycled_row_draws_blank_where_its_old_text_was() {
+        let mut p = vt100::Parser::new(2, 6, 0);
+        p.process(b"abcdef\r\nxy\r\nz");
+        let area = Rect::new(0, 0, 6, 2);
+        let mut buf = Buffer::empty(area);
+        buf.set_style(area, ratatui::style::Style::new().bg(Color::Red));
+        PaneWidget {
+            screen: p.screen(),
+            show_cursor: false,
+        }
+        .render(area, &mut buf);
+        assert_eq!(buf, Buffer::with_lines(["xy    ", "z     "]));
     }
 
     #[test]

@@ -214,7 +214,8 @@ impl SharedScreen {
 /// The cells of visible row `row`, at most `cols` of them (a row kept from before a resize
 /// can be shorter).
 fn visible_row(screen: &vt100::Screen, row: u16, cols: u16) -> &[vt100::Cell] {
-    let cells = screen.row_cells(row).unwrap_or_default();
+    // Past the written cells the row is blank, which a plain line trims anyway.
+    let (cells, _) = screen.row_cells(row).unwrap_or_default();
     &cells[..cells.len().min(cols.into())]
 }
 

@@ -29,6 +29,13 @@ pub struct Attrs {
 }
 
 impl Attrs {
+    /// brokertui patch: `Attrs::default()`, usable in a `const`.
+    pub(crate) const BLANK: Self = Self {
+        fgcolor: Color::Default,
+        bgcolor: Color::Default,
+        mode: 0,
+    };
+
     pub fn bold(&self) -> bool {
         self.mode & TEXT_MODE_BOLD != 0
     }

@@ -30,11 +30,11 @@ impl PartialEq<Self> for Cell {
 }
 
 impl Cell {
-    pub(crate) fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Self {
-            contents: Default::default(),
+            contents: [0; CONTENT_BYTES],
             len: 0,
-            attrs: crate::attrs::Attrs::default(),
+            attrs: crate::attrs::Attrs::BLANK,
         }
     }
 

@@ -238,13 +238,15 @@ impl Grid {
         for (i, row) in self.scrollback.iter().skip(skip).enumerate() {
             // The next row's first character wraps this one; the last always ends a line.
             let wrapped = row.wrapped() && i + 1 < count;
-            let cells = row.cells_slice();
             let end = if wrapped {
-                cells.len()
+                usize::from(row.cols())
             } else {
-                cells.iter().rposition(|c| !c.is_blank()).map_or(0, |p| p + 1)
+                row.cells_slice()
+                    .iter()
+                    .rposition(|c| !c.is_blank())
+                    .map_or(0, |p| p + 1)
             };
-            for cell in &cells[..end] {
+            for cell in row.cells().take(end) {
                 if cell.is_wide_continuation() {
                     continue;
                 }

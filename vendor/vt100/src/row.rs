@@ -4,11 +4,15 @@ use crate::term::BufWrite as _;
 pub struct Row {
     cells: Vec<crate::Cell>,
     wrapped: bool,
-    /// brokertui patch: every cell from here on is blank (as `Cell::new()`), so `reset`
-    /// only wipes the cells before it (alacritty's `occ`). Every method that hands out or
-    /// changes a cell moves it up.
+    /// brokertui patch: every cell from here on reads as blank (`Cell::new()`) whatever its
+    /// bytes hold, so recycling a row (`reset`) wipes nothing: a row scrolled in at the
+    /// bottom of a busy screen is written over anyway. Cells are wiped when something
+    /// reaches them ([`Row::touch`]), and every read past it sees [`BLANK`].
     dirty: usize,
 }
+
+/// What a cell at or past a row's `dirty` mark reads as.
+static BLANK: crate::Cell = crate::Cell::new();
 
 impl Row {
     pub fn new(cols: u16) -> Self {
@@ -20,21 +24,38 @@ impl Row {
     }
 
     /// brokertui patch: makes this row equal to `Row::new(cols)`, keeping its
-    /// allocation, wiping only the cells that can hold something.
+    /// allocation and wiping nothing (see `dirty`).
     pub fn reset(&mut self, cols: u16) {
-        let used = self.dirty.min(self.cells.len());
-        self.cells[..used].fill(crate::Cell::new());
         self.cells.resize(usize::from(cols), crate::Cell::new());
         self.wrapped = false;
         self.dirty = 0;
     }
 
-    /// brokertui patch: cells up to `end` may now hold something.
+    /// brokertui patch: cells before `end` are about to be read or changed in place:
+    /// the stale ones among them are wiped first.
     fn touch(&mut self, end: usize) {
-        self.dirty = self.dirty.max(end).min(self.cells.len());
+        let end = end.min(self.cells.len());
+        if end > self.dirty {
+            self.cells[self.dirty..end].fill(crate::Cell::new());
+            self.dirty = end;
+        }
     }
 
-    fn cols(&self) -> u16 {
+    /// brokertui patch: every cell as it reads, for the rare changes that move cells.
+    fn touch_all(&mut self) {
+        self.touch(self.cells.len());
+    }
+
+    /// brokertui patch: the cell at `col` as it reads (in range).
+    fn cell(&self, col: usize) -> &crate::Cell {
+        if col < self.dirty {
+            &self.cells[col]
+        } else {
+            &BLANK
+        }
+    }
+
+    pub(crate) fn cols(&self) -> u16 {
         self.cells
             .len()
             .try_into()
@@ -43,40 +64,47 @@ impl Row {
     }
 
     pub fn clear(&mut self, attrs: crate::attrs::Attrs) {
+        self.wrapped = false;
+        if attrs == crate::attrs::Attrs::default() {
+            self.dirty = 0;
+            return;
+        }
         for cell in &mut self.cells {
             cell.clear(attrs);
         }
-        self.wrapped = false;
-        self.dirty = if attrs == crate::attrs::Attrs::default() {
-            0
-        } else {
-            self.cells.len()
-        };
+        self.dirty = self.cells.len();
     }
 
     /// brokertui patch (reflow).
-    pub(crate) fn into_cells(self) -> Vec<crate::Cell> {
+    pub(crate) fn into_cells(mut self) -> Vec<crate::Cell> {
+        self.touch_all();
         self.cells
     }
 
     /// brokertui patch (reflow).
     pub(crate) fn set_cell(&mut self, col: usize, cell: crate::Cell) {
+        self.touch(col + 1);
         if let Some(c) = self.cells.get_mut(col) {
             *c = cell;
-            self.touch(col + 1);
         }
     }
 
+    /// brokertui patch: the cells written since the row was last blank; every cell after
+    /// them, up to [`Row::cols`], is blank.
     pub(crate) fn cells_slice(&self) -> &[crate::Cell] {
-        &self.cells
+        &self.cells[..self.dirty.min(self.cells.len())]
     }
 
-    fn cells(&self) -> impl Iterator<Item = &crate::Cell> {
-        self.cells.iter()
+    pub(crate) fn cells(&self) -> impl Iterator<Item = &crate::Cell> {
+        let written = self.cells_slice();
+        written
+            .iter()
+            .chain(std::iter::repeat_n(&BLANK, self.cells.len() - written.len()))
     }
 
     pub fn get(&self, col: u16) -> Option<&crate::Cell> {
-        self.cells.get(usize::from(col))
+        let col = usize::from(col);
+        (col < self.cells.len()).then(|| self.cell(col))
     }
 
     pub fn get_mut(&mut self, col: u16) -> Option<&mut crate::Cell> {
@@ -94,22 +122,31 @@ impl Row {
         attrs: crate::attrs::Attrs,
     ) -> usize {
         let start = usize::from(col);
-        let Some(cells) = self.cells.get_mut(start..) else {
+        if start >= self.cells.len() {
             return 0;
-        };
+        }
+        self.touch(start);
+        // Cells before `dirty` are live (one may be half of a wide character); the
+        // rest are blank, whatever their stale bytes say.
+        let live = self.dirty;
         let mut written = 0;
-        for (cell, &b) in cells.iter_mut().zip(bytes) {
-            if cell.is_wide() || cell.is_wide_continuation() {
+        for (i, (cell, &b)) in
+            self.cells[start..].iter_mut().zip(bytes).enumerate()
+        {
+            if start + i < live
+                && (cell.is_wide() || cell.is_wide_continuation())
+            {
                 break;
             }
             cell.set_ascii(b, attrs);
             written += 1;
         }
-        self.touch(start + written);
+        self.dirty = self.dirty.max(start + written);
         written
     }
 
     pub fn insert(&mut self, i: u16, cell: crate::Cell) {
+        self.touch_all();
         self.cells.insert(usize::from(i), cell);
         self.wrapped = false;
         let end = self.dirty.max(usize::from(i)) + 1;
@@ -117,6 +154,7 @@ impl Row {
     }
 
     pub fn remove(&mut self, i: u16) {
+        self.touch_all();
         self.clear_wide(i);
         self.cells.remove(usize::from(i));
         self.wrapped = false;
@@ -126,21 +164,21 @@ impl Row {
     /// end does when `erase(start - 1)` came first: every cell cleared, and
     /// the row unwrapped if any cell was.
     pub fn clear_from(&mut self, start: u16, attrs: crate::attrs::Attrs) {
-        let Some(cells) = self.cells.get_mut(usize::from(start)..) else {
+        let start = usize::from(start);
+        if start >= self.cells.len() {
             return;
-        };
-        if cells.is_empty() {
-            return;
-        }
-        for cell in cells {
-            cell.clear(attrs);
         }
         self.wrapped = false;
         if attrs == crate::attrs::Attrs::default() {
-            self.dirty = self.dirty.min(usize::from(start));
-        } else {
-            self.dirty = self.cells.len();
+            // Blank from `start` on is what `dirty` says.
+            self.dirty = self.dirty.min(start);
+            return;
         }
+        self.touch(start);
+        for cell in &mut self.cells[start..] {
+            cell.clear(attrs);
+        }
+        self.dirty = self.cells.len();
     }
 
     pub fn erase(&mut self, i: u16, attrs: crate::attrs::Attrs) {
@@ -158,7 +196,7 @@ impl Row {
         self.dirty = self.dirty.min(self.cells.len());
         self.wrapped = false;
         let last_cell = &mut self.cells[usize::from(len) - 1];
-        if last_cell.is_wide() {
+        if usize::from(len) <= self.dirty && last_cell.is_wide() {
             last_cell.clear(*last_cell.attrs());
         }
     }
@@ -166,6 +204,10 @@ impl Row {
     pub fn resize(&mut self, len: u16, cell: crate::Cell) {
         let shrinking = usize::from(len) < self.cells.len();
         let blank = cell == crate::Cell::new();
+        if !blank {
+            // The new cells follow the old ones: those must read as they are.
+            self.touch_all();
+        }
         self.cells.resize(usize::from(len), cell);
         self.wrapped = false;
         if blank {
@@ -176,7 +218,7 @@ impl Row {
         // brokertui patch: as `truncate` does, a wide character cut in half by the new
         // width becomes blank (upstream left it wide, and writing over it then indexed
         // past the row and panicked).
-        if shrinking {
+        if shrinking && self.dirty == self.cells.len() {
             if let Some(last) = self.cells.last_mut() {
                 if last.is_wide() {
                     last.clear(*last.attrs());
@@ -270,7 +312,7 @@ impl Row {
         });
         let mut prev_attrs = prev_attrs.unwrap_or_default();
 
-        let first_cell = &self.cells[usize::from(start)];
+        let first_cell = self.cell(usize::from(start));
         if wrapping && first_cell == &default_cell {
             let default_attrs = default_cell.attrs();
             if &prev_attrs != default_attrs {
@@ -406,8 +448,8 @@ impl Row {
     ) -> (crate::grid::Pos, crate::attrs::Attrs) {
         let mut prev_was_wide = false;
 
-        let first_cell = &self.cells[usize::from(start)];
-        let prev_first_cell = &prev.cells[usize::from(start)];
+        let first_cell = self.cell(usize::from(start));
+        let prev_first_cell = prev.cell(usize::from(start));
         if wrapping
             && !prev_wrapping
             && first_cell == prev_first_cell
@@ -549,7 +591,8 @@ impl Row {
         // drawing the next line can just start writing and be wrapped.
         if (!self.wrapped && prev.wrapped) || (!prev.wrapped && self.wrapped)
         {
-            let end_pos = if self.cells[usize::from(self.cols() - 1)]
+            let end_pos = if self
+                .cell(usize::from(self.cols() - 1))
                 .is_wide_continuation()
             {
                 crate::grid::Pos {
@@ -568,7 +611,7 @@ impl Row {
             if !self.wrapped {
                 crate::term::EraseChar::new(1).write_buf(contents);
             }
-            let end_cell = &self.cells[usize::from(end_pos.col)];
+            let end_cell = self.cell(usize::from(end_pos.col));
             if end_cell.has_contents() {
                 let attrs = end_cell.attrs();
                 if &prev_attrs != attrs {

@@ -605,11 +605,15 @@ impl Screen {
     /// brokertui patch: the cells of visible row `row`, left to right — what
     /// calling [`Screen::cell`] for every column returns, in one row lookup
     /// instead of one per cell (drawing a 200x50 pane calls `cell` 10 000 times).
+    ///
+    /// The slice holds the cells written since the row was last blank, and the
+    /// number is the row's width: every cell after the slice, up to that width,
+    /// is blank. (A recycled row is not wiped until something is written to it.)
     #[must_use]
-    pub fn row_cells(&self, row: u16) -> Option<&[crate::Cell]> {
+    pub fn row_cells(&self, row: u16) -> Option<(&[crate::Cell], usize)> {
         self.grid()
             .visible_row(row)
-            .map(crate::row::Row::cells_slice)
+            .map(|r| (r.cells_slice(), usize::from(r.cols())))
     }
 
     /// Returns whether the text in row `row` should wrap to the next line.
