@@ -149,14 +149,15 @@ impl Row {
         self.touch_all();
         self.cells.insert(usize::from(i), cell);
         self.wrapped = false;
-        let end = self.dirty.max(usize::from(i)) + 1;
-        self.touch(end);
+        // Every cell reads as it is, the one shifted past the old end included.
+        self.dirty = self.cells.len();
     }
 
     pub fn remove(&mut self, i: u16) {
         self.touch_all();
         self.clear_wide(i);
         self.cells.remove(usize::from(i));
+        self.dirty = self.cells.len();
         self.wrapped = false;
     }
 
@@ -195,8 +196,9 @@ impl Row {
         self.cells.truncate(usize::from(len));
         self.dirty = self.dirty.min(self.cells.len());
         self.wrapped = false;
+        let last_live = self.cells.len() <= self.dirty;
         let last_cell = &mut self.cells[usize::from(len) - 1];
-        if usize::from(len) <= self.dirty && last_cell.is_wide() {
+        if last_live && last_cell.is_wide() {
             last_cell.clear(*last_cell.attrs());
         }
     }
@@ -218,7 +220,7 @@ impl Row {
         // brokertui patch: as `truncate` does, a wide character cut in half by the new
         // width becomes blank (upstream left it wide, and writing over it then indexed
         // past the row and panicked).
-        if shrinking && self.dirty == self.cells.len() {
+        if shrinking && self.cells.len() <= self.dirty {
             if let Some(last) = self.cells.last_mut() {
                 if last.is_wide() {
                     last.clear(*last.attrs());
