@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use brokertui::broker::RequestWorkerError;
 use brokertui::protocol::SessionMode;
 use brokertui::protocol::requests::RequestKind;
+use brokertui::protocol::requests::snapshot::SnapshotFormat;
 use common::*;
 use nix::sys::signal::Signal;
 use serde_json::json;
@@ -187,6 +188,43 @@ async fn many_concurrent_requests_all_answered() {
     for t in tasks {
         assert_eq!(t.await.unwrap().unwrap(), SessionMode::Relay);
     }
+    assert_eq!(fx.pending_requests().await, 0);
+    fx.broker.shutdown().await;
+}
+
+/// A worker that exits with requests unanswered: it reads each request and, instead of
+/// answering, leaves its last screen and ends, as a real worker does when its program exits
+/// while a request is on its way to it.
+const EXITS_UNANSWERED_WORKER: &str = r#"#!/bin/sh
+echo '{"v":1,"type":"ready","payload":{"pid":1,"rows":24,"cols":80,"protocol":1}}'
+read -r line
+read -r line
+echo '{"v":1,"type":"last_screen","payload":{"plain":{"format":"plain","rows":24,"cols":80,"cursor":[1,0],"offset":12,"screen":["last words"]},"ansi":{"format":"ansi","rows":24,"cols":80,"cursor":[1,0],"offset":12,"screen":"bGFzdCB3b3Jkcw=="}}}'
+echo '{"v":1,"type":"exited","payload":{"code":3,"signal":null}}'
+"#;
+
+/// The race behind a pane that showed "exit 3" over an empty screen: its first snapshot was
+/// in flight when the program exited. A snapshot in flight gets what one sent a moment later
+/// gets — the screen the program left — and any other request still fails at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_in_flight_when_the_worker_exits_gets_its_last_screen() {
+    let fx = Fixture::with_fake_worker(EXITS_UNANSWERED_WORKER);
+    fx.spawn("w", &["x"]).await;
+    let (snap, mode) = tokio::join!(
+        fx.broker
+            .snapshot("w", SnapshotFormat::Plain, Some(Duration::from_secs(10))),
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            fx.broker.get_mode("w", Some(Duration::from_secs(10))).await
+        }
+    );
+    let snap = snap.expect("the last screen answers the snapshot in flight");
+    assert_eq!(snap.plain_lines(), ["last words"]);
+    assert_eq!(snap.offset, 12);
+    assert!(
+        matches!(mode, Err(RequestWorkerError::WorkerDisappeared { .. })),
+        "{mode:?}"
+    );
     assert_eq!(fx.pending_requests().await, 0);
     fx.broker.shutdown().await;
 }

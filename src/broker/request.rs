@@ -7,7 +7,8 @@
 //!
 //! An entry leaves the map exactly once, by one of: the worker's response
 //! ([`PendingRequests::resolve`]), its deadline ([`PendingRequests::expire`]), the worker
-//! exiting or its pipe closing ([`PendingRequests::fail_worker`]), or broker shutdown
+//! exiting or its pipe closing ([`PendingRequests::end_worker`]: answered from what the
+//! dead worker left where that answers it, failed otherwise), or broker shutdown
 //! ([`PendingRequests::fail_all`]). Timers live in a `DelayQueue`, one per entry, so a
 //! deadline fires within about a millisecond of its time rather than on a sweep.
 
@@ -73,11 +74,13 @@ pub enum Waiter<T> {
     Broker(T),
 }
 
-/// A request in flight: who asked, of whom, and the timer that will fail it.
+/// A request in flight: who asked, of whom, what, and the timer that will fail it.
 pub struct PendingRequest<T> {
     worker: WorkerId,
     worker_name: String,
     kind: RequestKind,
+    /// What was asked, for an answer after the worker is gone.
+    payload: Value,
     timeout: Duration,
     waiter: Waiter<T>,
     timer: delay_queue::Key,
@@ -142,6 +145,7 @@ impl<T> PendingRequests<T> {
         worker: WorkerId,
         worker_name: &str,
         kind: RequestKind,
+        payload: &Value,
         timeout: Duration,
         waiter: Waiter<T>,
     ) -> String {
@@ -154,6 +158,7 @@ impl<T> PendingRequests<T> {
                 worker,
                 worker_name: worker_name.to_string(),
                 kind,
+                payload: payload.clone(),
                 timeout,
                 waiter,
                 timer,
@@ -232,8 +237,14 @@ impl<T> PendingRequests<T> {
         }
     }
 
-    /// Fails every request in flight to `worker` with `WorkerDisappeared`; returns how many.
-    pub fn fail_worker(&mut self, worker: WorkerId) -> Vec<RequestWorkerError> {
+    /// Ends every request in flight to `worker`, which is gone: one that `answer` answers
+    /// from what the worker left (kind and payload in, result out) gets that; the rest fail
+    /// with `WorkerDisappeared`, and their errors are returned.
+    pub fn end_worker(
+        &mut self,
+        worker: WorkerId,
+        answer: impl Fn(RequestKind, &Value) -> Option<Value>,
+    ) -> Vec<RequestWorkerError> {
         let ids: Vec<u64> = self
             .entries
             .iter()
@@ -246,6 +257,10 @@ impl<T> PendingRequests<T> {
                 continue;
             };
             self.timers.remove(&entry.timer);
+            if let Some(value) = answer(entry.kind, &entry.payload) {
+                self.settle(entry.waiter, Ok(value));
+                continue;
+            }
             let error = RequestWorkerError::WorkerDisappeared {
                 worker: entry.worker_name,
                 kind: entry.kind,

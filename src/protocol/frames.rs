@@ -340,16 +340,26 @@ pub struct LastScreen {
 }
 
 impl LastScreen {
-    /// The answer to a snapshot request in `format`, if it is one of the two kept.
+    /// The answer a dead worker gives to a request: a snapshot in one of the two formats
+    /// kept is the screen its program left; anything else has no answer.
     pub fn answer(
         &self,
-        format: crate::protocol::requests::snapshot::SnapshotFormat,
-    ) -> Option<&crate::protocol::requests::snapshot::Snapshot> {
+        kind: crate::protocol::requests::RequestKind,
+        payload: &Value,
+    ) -> Option<Value> {
+        use crate::protocol::requests::RequestKind;
         use crate::protocol::requests::snapshot::SnapshotFormat;
-        match format {
-            SnapshotFormat::Plain => Some(&self.plain),
-            SnapshotFormat::Ansi => Some(&self.ansi),
-            SnapshotFormat::Cells => None,
+        if kind != RequestKind::Snapshot {
+            return None;
         }
+        let format = payload
+            .get("format")
+            .and_then(|f| SnapshotFormat::deserialize(f).ok())?;
+        let snap = match format {
+            SnapshotFormat::Plain => &self.plain,
+            SnapshotFormat::Ansi => &self.ansi,
+            SnapshotFormat::Cells => return None,
+        };
+        Some(serde_json::to_value(snap).expect("a snapshot serializes"))
     }
 }

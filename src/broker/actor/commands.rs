@@ -2,7 +2,6 @@
 //! subscriptions, shutdown.
 
 use super::*;
-use crate::protocol::requests::snapshot::SnapshotFormat;
 use crate::protocol::worker_args::WorkerArgs;
 
 impl Broker {
@@ -493,13 +492,11 @@ impl Broker {
             return self.pending.refuse(waiter, error);
         };
         if w.state == WorkerState::Exited || w.closed {
-            if kind == RequestKind::Snapshot
-                && let Some(format) = payload
-                    .get("format")
-                    .and_then(|f| serde_json::from_value::<SnapshotFormat>(f.clone()).ok())
-                && let Some(snap) = w.last_screen.as_ref().and_then(|l| l.answer(format))
+            if let Some(value) = w
+                .last_screen
+                .as_ref()
+                .and_then(|l| l.answer(kind, &payload))
             {
-                let value = serde_json::to_value(snap).expect("a snapshot serializes");
                 return self.pending.answer(waiter, value);
             }
             let error = RequestWorkerError::WorkerDisappeared {
@@ -510,7 +507,9 @@ impl Broker {
         }
         let timeout = timeout.unwrap_or(self.config.request_timeout);
         let name = w.name.clone();
-        let request_id = self.pending.insert(id, &name, kind, timeout, waiter);
+        let request_id = self
+            .pending
+            .insert(id, &name, kind, &payload, timeout, waiter);
         let env = Envelope::new(kind.as_str(), Some(request_id.clone()), payload);
         if let Err(reason) = self.workers[&id].process.send(&env) {
             // A full queue means the worker stopped reading: let the deadline speak.

@@ -174,7 +174,14 @@ impl Broker {
                 .unwrap_or_else(|| format!("the command {exit} before it was ready"));
             let _ = waiter.send(Err(BrokerError::SpawnFailed(reason)));
         });
-        for error in self.pending.fail_worker(id) {
+        // Requests still in flight get what a request sent from now on gets: the screen its
+        // program left, where that answers them (a pane's first snapshot, raced by a quick
+        // exit, shows the output at once rather than on a retry).
+        let last = w.last_screen.as_deref();
+        let errors = self
+            .pending
+            .end_worker(id, |kind, payload| last?.answer(kind, payload));
+        for error in errors {
             // A worker that never started: its requests failing say nothing new.
             if spawn_failure.is_none() {
                 self.alert_request(&error);
