@@ -560,8 +560,14 @@ fn an_exited_worker_starts_again_in_its_pane_with_one_key() {
     let tui = Tmux::start(&format!(
         "-w first{id}=sh -w \"rs{id}=sh -c 'echo run-at-\\$(date +%s%N); exit 3'\""
     ));
-    tui.wait_text("exit 3", T);
-    let before = tui.screen().join("\n");
+    // The exit alert and the pane's last screen travel separately (an event, a snapshot
+    // answer): wait for both.
+    let before = tui
+        .wait("the first run's output and its exit", T, |s| {
+            let text = s.join("\n");
+            text.contains("exit 3") && text.contains("run-at-")
+        })
+        .join("\n");
     let first_run = before
         .split("run-at-")
         .nth(1)

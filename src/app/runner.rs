@@ -61,7 +61,8 @@ enum Msg {
         worker: Option<String>,
         message: String,
     },
-    Workers(Vec<WorkerInfo>),
+    /// A listing, asked for after the event with this `seq`.
+    Workers(u64, Vec<WorkerInfo>),
 }
 
 pub(super) struct Runner<B: Backend> {
@@ -75,6 +76,9 @@ pub(super) struct Runner<B: Backend> {
     subscribing: HashSet<String>,
     /// Exited panes whose screen was asked for once more after the exit.
     asked_after_exit: HashSet<String>,
+    /// The `seq` of the latest broker event applied (a listing asked for now is at least
+    /// this fresh).
+    last_seq: u64,
     /// Per pane: when its PTY should follow its new size.
     resize_due: HashMap<String, Instant>,
     /// Per pane: when to ask for a fresh snapshot (a flood's next frame, a failed one's retry).
@@ -122,6 +126,7 @@ pub(super) async fn run_loop<B: Backend>(
         outputs: Outputs::default(),
         subscribing: HashSet::new(),
         asked_after_exit: HashSet::new(),
+        last_seq: 0,
         resize_due: HashMap::new(),
         resync_due: HashMap::new(),
         snapshots_dir: state_dir.join("snapshots"),
@@ -138,7 +143,7 @@ pub(super) async fn run_loop<B: Backend>(
         if runner.shows(&w.name) {
             app.add_pane(&w.name);
             if let Some(p) = app.pane_mut(&w.name) {
-                p.update(&w);
+                p.update(&w, 0);
             }
             runner.subscribe(&w.name);
         }
@@ -455,8 +460,11 @@ impl<B: Backend> Runner<B> {
     }
 
     fn refresh_workers(&self) {
-        let broker = self.broker.clone();
-        self.spawn_task(async move { broker.list().await.ok().map(Msg::Workers) });
+        let (broker, asked_after) = (self.broker.clone(), self.last_seq);
+        self.spawn_task(async move {
+            let list = broker.list().await.ok()?;
+            Some(Msg::Workers(asked_after, list))
+        });
     }
 
     fn on_event(&mut self, app: &mut App, ev: Received<Arc<Event>>) {
@@ -468,6 +476,10 @@ impl<B: Backend> Runner<B> {
                 return;
             }
         };
+        self.last_seq = self.last_seq.max(event.seq);
+        if let Some(p) = event.kind.worker().and_then(|name| app.pane_mut(name)) {
+            p.saw_event(event.seq);
+        }
         match &event.kind {
             EventKind::WorkerSpawned { name, .. } if !self.shows(name) => {}
             EventKind::WorkerSpawned { name, .. } => {
@@ -660,10 +672,10 @@ impl<B: Backend> Runner<B> {
                 );
                 true
             }
-            Msg::Workers(list) => {
+            Msg::Workers(asked_after, list) => {
                 for info in &list {
                     if let Some(p) = app.pane_mut(&info.name) {
-                        p.update(info);
+                        p.update(info, asked_after);
                     }
                 }
                 true
@@ -761,7 +773,7 @@ impl<B: Backend> Runner<B> {
                     }
                     // Tracked: a mode put back on detach must reach the broker even if we
                     // quit right after (a remote worker would stay in `human`).
-                    let tx = self.tx.clone();
+                    let (tx, asked_after) = (self.tx.clone(), self.last_seq);
                     self.mode_changes.spawn(async move {
                         let msg = match broker.set_mode(&name, mode).await {
                             Ok(r) if r.flushed.unwrap_or(0) > 0 => Some(Msg::Done(format!(
@@ -771,7 +783,11 @@ impl<B: Backend> Runner<B> {
                             ))),
                             Ok(_) => None,
                             // The broker alerts; put the real mode back.
-                            Err(_) => broker.list().await.ok().map(Msg::Workers),
+                            Err(_) => broker
+                                .list()
+                                .await
+                                .ok()
+                                .map(|l| Msg::Workers(asked_after, l)),
                         };
                         if let Some(msg) = msg {
                             let _ = tx.send(msg).await;

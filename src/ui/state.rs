@@ -58,6 +58,8 @@ pub struct Pane {
     pub weight: u32,
     /// A label the human gave it (`,`), shown before its name.
     pub label: Option<String>,
+    /// The `seq` of the latest broker event about it that was applied.
+    seen_seq: u64,
 }
 
 impl Pane {
@@ -77,14 +79,27 @@ impl Pane {
             restored: false,
             weight: super::layout::WEIGHT,
             label: None,
+            seen_seq: 0,
         }
     }
 
-    pub fn update(&mut self, info: &WorkerInfo) {
-        self.mode = info.mode;
-        self.exit = info.exit.clone();
-        self.undelivered = info.undelivered;
-        self.agent = info.agent.clone();
+    /// An event about this pane, numbered `seq`, has been applied.
+    pub fn saw_event(&mut self, seq: u64) {
+        self.seen_seq = self.seen_seq.max(seq);
+    }
+
+    /// Takes what a listing says of its worker. The listing was asked for after the event
+    /// `asked_after`; it and the event stream come by different routes, so an event about
+    /// this pane applied since may be newer than the listing: then what events keep up to
+    /// date (mode, exit, agent, undelivered) stays as those events left it — a listing taken
+    /// just before an exit must not undo the exit — and only what is fixed at spawn is taken.
+    pub fn update(&mut self, info: &WorkerInfo, asked_after: u64) {
+        if self.seen_seq <= asked_after {
+            self.mode = info.mode;
+            self.exit = info.exit.clone();
+            self.undelivered = info.undelivered;
+            self.agent = info.agent.clone();
+        }
         self.worktree = info.worktree.clone();
         self.restored = info.restored;
     }
@@ -453,5 +468,41 @@ impl App {
         .into_iter()
         .flatten()
         .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(exit: Option<ExitedPayload>, restored: bool) -> WorkerInfo {
+        serde_json::from_value(serde_json::json!({
+            "name": "w", "pid": 1, "worker_pid": 2, "cmd": ["sh"], "rows": 24, "cols": 80,
+            "mode": "relay", "state": if exit.is_some() { "exited" } else { "running" },
+            "started_at_ms": 0, "undelivered": 0, "exit": exit,
+            "agent": crate::protocol::AgentReport::default(), "restored": restored,
+        }))
+        .expect("a listing")
+    }
+
+    /// The race behind a pane restarted with R that never said it had exited again: the
+    /// listing asked for when the worker became ready was taken before it exited, and it
+    /// came back after the exit event.
+    #[test]
+    fn a_listing_older_than_an_applied_event_does_not_undo_it() {
+        let mut pane = Pane::new("w", 24, 80, 0);
+        let exit = ExitedPayload {
+            code: Some(3),
+            signal: None,
+        };
+        // The listing is asked for after event 7 (ready); the exit is event 9.
+        pane.saw_event(9);
+        pane.exit = Some(exit.clone());
+        pane.update(&listed(None, true), 7);
+        assert_eq!(pane.exit, Some(exit), "the older listing undid the exit");
+        assert!(pane.restored, "what is fixed at spawn is still taken");
+        // A listing asked for after everything the pane has seen is taken whole.
+        pane.update(&listed(None, true), 9);
+        assert_eq!(pane.exit, None);
     }
 }
