@@ -612,8 +612,8 @@ impl<B: Backend> Runner<B> {
                         if let Err(e) = &result {
                             tracing::warn!(%name, "resync failed, asking again: {e}");
                         }
-                        // Once more after an exit: the worker died with the request in flight,
-                        // and the broker now answers with the screen its program left.
+                        // Once more after an exit: a request that failed otherwise (a timeout
+                        // as the worker died) is answered now with the screen its program left.
                         let once =
                             pane.exit.is_some() && self.asked_after_exit.insert(name.clone());
                         if pane.exit.is_none() || result.is_ok() || once {

@@ -79,8 +79,8 @@ pub struct PendingRequest<T> {
     worker: WorkerId,
     worker_name: String,
     kind: RequestKind,
-    /// What was asked, for an answer after the worker is gone.
-    payload: Value,
+    /// What was asked, kept for the kinds that can be answered after the worker is gone.
+    payload: Option<Value>,
     timeout: Duration,
     waiter: Waiter<T>,
     timer: delay_queue::Key,
@@ -139,13 +139,14 @@ impl<T> PendingRequests<T> {
         self.entries.is_empty()
     }
 
-    /// Parks `reply` and returns the minted wire `request_id`.
+    /// Parks `reply` and returns the minted wire `request_id`. `payload` is kept only for
+    /// [`Self::end_worker`]'s answers.
     pub fn insert(
         &mut self,
         worker: WorkerId,
         worker_name: &str,
         kind: RequestKind,
-        payload: &Value,
+        payload: Option<Value>,
         timeout: Duration,
         waiter: Waiter<T>,
     ) -> String {
@@ -158,7 +159,7 @@ impl<T> PendingRequests<T> {
                 worker,
                 worker_name: worker_name.to_string(),
                 kind,
-                payload: payload.clone(),
+                payload,
                 timeout,
                 waiter,
                 timer,
@@ -257,7 +258,7 @@ impl<T> PendingRequests<T> {
                 continue;
             };
             self.timers.remove(&entry.timer);
-            if let Some(value) = answer(entry.kind, &entry.payload) {
+            if let Some(value) = entry.payload.as_ref().and_then(|p| answer(entry.kind, p)) {
                 self.settle(entry.waiter, Ok(value));
                 continue;
             }

@@ -340,6 +340,12 @@ pub struct LastScreen {
 }
 
 impl LastScreen {
+    /// Whether a request of `kind` can be answered by a dead worker's screen at all (only
+    /// those need their payload kept while in flight).
+    pub fn may_answer(kind: crate::protocol::requests::RequestKind) -> bool {
+        kind == crate::protocol::requests::RequestKind::Snapshot
+    }
+
     /// The answer a dead worker gives to a request: a snapshot in one of the two formats
     /// kept is the screen its program left; anything else has no answer.
     pub fn answer(
@@ -347,9 +353,8 @@ impl LastScreen {
         kind: crate::protocol::requests::RequestKind,
         payload: &Value,
     ) -> Option<Value> {
-        use crate::protocol::requests::RequestKind;
         use crate::protocol::requests::snapshot::SnapshotFormat;
-        if kind != RequestKind::Snapshot {
+        if !Self::may_answer(kind) {
             return None;
         }
         let format = payload

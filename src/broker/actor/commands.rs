@@ -507,9 +507,8 @@ impl Broker {
         }
         let timeout = timeout.unwrap_or(self.config.request_timeout);
         let name = w.name.clone();
-        let request_id = self
-            .pending
-            .insert(id, &name, kind, &payload, timeout, waiter);
+        let kept = crate::protocol::LastScreen::may_answer(kind).then(|| payload.clone());
+        let request_id = self.pending.insert(id, &name, kind, kept, timeout, waiter);
         let env = Envelope::new(kind.as_str(), Some(request_id.clone()), payload);
         if let Err(reason) = self.workers[&id].process.send(&env) {
             // A full queue means the worker stopped reading: let the deadline speak.
