@@ -575,3 +575,26 @@ async fn input_for_a_program_that_does_not_read_is_bounded_in_the_worker() {
         rss_mib(worker)
     );
 }
+
+/// A worker is a session of its own, so what the kernel shares between sessions (autogroup)
+/// it shares per worker: a flooding worker's parsing does not come out of the broker's (the
+/// TUI's) share. And a Ctrl-C to the broker's terminal does not reach it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_worker_is_a_session_of_its_own() {
+    use nix::unistd::{Pid, getpgid, getsid};
+    let s = Serve::start(&[]);
+    s.spawn("w", &["cat"]).await;
+    let worker = Pid::from_raw(s.worker_pid("w").await as i32);
+    let broker = Pid::from_raw(s.child.id() as i32);
+    assert_eq!(
+        getsid(Some(worker)).unwrap(),
+        worker,
+        "the worker leads a session"
+    );
+    assert_eq!(
+        getpgid(Some(worker)).unwrap(),
+        worker,
+        "and its process group"
+    );
+    assert_ne!(getsid(Some(worker)).unwrap(), getsid(Some(broker)).unwrap());
+}

@@ -114,17 +114,27 @@ impl WorkerProcess {
                 command.env_remove(key.as_ref());
             }
         }
-        let mut child = command
+        command
             .args(&spec.args)
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr)
-            // Its own process group: a Ctrl-C meant for the broker's terminal must not reach
-            // workers directly; the broker ends them in order.
-            .process_group(0)
-            .kill_on_drop(false)
-            .spawn()?;
+            .kill_on_drop(false);
+        // A session of its own (and so a process group of its own): a Ctrl-C meant for the
+        // broker's terminal must not reach workers directly, the broker ends them in order.
+        // And where the kernel shares the CPU between sessions (autogroup), a flooding
+        // worker's parsing competes as one job among the others, not inside the broker's
+        // share: the TUI and the broker keep theirs (BENCHMARKS.md, tenth session).
+        // SAFETY: `setsid` is async-signal-safe and touches no memory of the parent's.
+        unsafe {
+            command.pre_exec(|| {
+                nix::unistd::setsid()
+                    .map(drop)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let mut child = command.spawn()?;
         let pid = child.id().unwrap_or(0);
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
