@@ -233,3 +233,29 @@ async fn a_job_that_ends_silently_does_not_keep_messages_waiting() {
     })
     .await;
 }
+
+/// In a pane narrower than the typed message, the terminal wraps it (its id split across
+/// rows); the echo still counts as the program taking it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_terminal_wrapped_is_still_seen_taken() {
+    let s = Serve::start(&[]);
+    s.spawn("narrow", &["sh"]).await;
+    let (st, v) = s
+        .call(
+            Method::POST,
+            "/api/resize/narrow",
+            Some(json!({"rows": 24, "cols": 30})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    eventually(T, "the shell is idle", || async {
+        (agent_state(&s, "narrow").await["state"] == "idle").then_some(())
+    })
+    .await;
+    let id = send(&s, "narrow", "wrapped across rows").await;
+    let m = wait_message(&s, &id, "settled", |m| {
+        m["state"] == "unconfirmed" || m["state"] == "submitted"
+    })
+    .await;
+    assert_eq!(m["state"], "submitted", "{m}\n{}", s.screen("narrow").await);
+}

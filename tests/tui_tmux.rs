@@ -615,6 +615,21 @@ fn arrows_focus_the_pane_on_that_side_in_the_demo_layout() {
     focused("pinger");
 }
 
+/// The demo's agents show each message's id when they take it, so every delivery is
+/// confirmed on screen: a newcomer's first run raises no "no sign that the program took it".
+#[test]
+fn the_demo_confirms_its_deliveries_without_alerts() {
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo.toml");
+    let tui = Tmux::start(&format!("--config {}", config.display()));
+    // By the second pong, the first ping's and the first pong's receipts have been judged.
+    tui.wait_text("(reply #2)", Duration::from_secs(30));
+    tui.keys(&["a"]);
+    let screen = tui.wait_text("alerts (newest first)", T);
+    // A delivery alert's row in the log or the status bar (its reason may wrap).
+    let unconfirmed: Vec<&String> = screen.iter().filter(|l| l.contains("deliver —")).collect();
+    assert!(unconfirmed.is_empty(), "{}", screen.join("\n"));
+}
+
 #[test]
 fn inside_a_tmux_with_the_same_prefix_it_says_once_how_to_change_it() {
     let id = std::process::id() % 100_000;

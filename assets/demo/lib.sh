@@ -22,6 +22,13 @@ now() { date +%H:%M:%S; }
 # say TEXT...: one timestamped line of output.
 say() { printf '%s  %s\n' "$(now)" "$*"; }
 
+# heard TEXT...: say TEXT about the relay message just parsed, and show its id (dim) below:
+# the id on screen is how brokertui sees that the message was taken, since echo is off.
+heard() {
+    say "$*"
+    printf '          \033[2mid %s\033[0m\n' "$ID"
+}
+
 # parse_relay LINE: if LINE is a relay message, set FROM, ID and BODY and succeed.
 parse_relay() {
     _line=${1%"$CR"}

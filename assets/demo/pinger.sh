@@ -29,8 +29,8 @@ while IFS= read -r line; do
     if parse_relay "$line"; then
         received=$((received + 1))
         case $BODY in
-            "pong "*) say "<- $FROM: $BODY   (reply #$received)" ;;
-            *) say "<- $FROM: $BODY" ;;
+            "pong "*) heard "<- $FROM: $BODY   (reply #$received)" ;;
+            *) heard "<- $FROM: $BODY" ;;
         esac
     elif [ -n "${line%"$CR"}" ]; then
         say "(typed, not a relay message: ${line%"$CR"})"

@@ -14,10 +14,10 @@ while IFS= read -r line; do
         case $BODY in
             "ping "*)
                 answered=$((answered + 1))
-                say "<- $FROM: $BODY"
+                heard "<- $FROM: $BODY"
                 send "$FROM" "pong ${BODY#"ping "}"
                 ;;
-            *) say "<- $FROM: $BODY   (not a ping: no answer)" ;;
+            *) heard "<- $FROM: $BODY   (not a ping: no answer)" ;;
         esac
     elif [ -n "${line%"$CR"}" ]; then
         say "(typed, not a relay message: ${line%"$CR"})"

@@ -398,17 +398,17 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
             }
             session.set_gate(gate_now(&tracker, &fg, &pty));
             if session.awaiting_receipt() {
+                // Rows the terminal wrapped are one line here, so a long probe is found whole.
+                let all = screen.current().text();
                 let bottom = |n: usize| {
-                    lines
-                        .iter()
+                    all.lines()
                         .rev()
                         .filter(|l| !l.trim().is_empty())
                         .take(n)
-                        .cloned()
                         .collect::<Vec<_>>()
                         .join("\n")
                 };
-                let (last4, last12, all) = (bottom(4), bottom(12), lines.join("\n"));
+                let (last4, last12) = (bottom(4), bottom(12));
                 let view = session::ReceiptView {
                     is_agent: tracker.is_agent(),
                     state: tracker.state(),

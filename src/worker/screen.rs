@@ -68,6 +68,26 @@ impl Screen {
         plain_lines(screen, screen.size().1)
     }
 
+    /// The visible screen as text, a line per row except where a row wrapped on its own
+    /// into the next: those are one line, so text the terminal wrapped (a long message id in
+    /// a narrow pane) is still found whole.
+    pub fn text(&self) -> String {
+        let screen = self.parser.screen();
+        let cols = usize::from(screen.size().1);
+        let mut text = String::new();
+        for (row, line) in (0..).zip(plain_lines(screen, screen.size().1)) {
+            text.push_str(&line);
+            if screen.row_wrapped(row) {
+                // Its trailing blanks were trimmed, but they are part of the wrapped text.
+                let width = line.chars().count();
+                text.extend(std::iter::repeat_n(' ', cols.saturating_sub(width)));
+            } else {
+                text.push('\n');
+            }
+        }
+        text
+    }
+
     /// Whether the program asked for bracketed paste (DECSET 2004).
     pub fn bracketed_paste(&self) -> bool {
         self.parser.screen().bracketed_paste()
@@ -361,6 +381,21 @@ mod tests {
         assert_eq!(plain_lines(screen, 12), expected);
         assert_eq!(expected[1], "世界 e\u{301}x");
         assert_eq!(expected[5], "          世");
+    }
+
+    #[test]
+    fn text_joins_the_rows_the_terminal_wrapped() {
+        let mut s = Screen::new(6, 10);
+        s.process(b"id 0436ac66-dd0d\r\nabcdefg   hij\r\nlast");
+        let text = s.text();
+        assert!(text.contains("id 0436ac66-dd0d\n"), "{text:?}");
+        // The wrapped row's trailing blanks are kept.
+        assert!(text.contains("abcdefg   hij\n"), "{text:?}");
+        assert!(text.ends_with("last\n\n"), "{text:?}");
+        // A line ended by the program stays its own, even when it fills the row.
+        let mut s = Screen::new(3, 4);
+        s.process(b"abcd\r\nefgh");
+        assert!(s.text().starts_with("abcd\nefgh\n"), "{:?}", s.text());
     }
 
     #[test]

@@ -66,11 +66,12 @@ pub struct ReceiptView<'a> {
     /// When `state` was entered.
     pub state_entered: Instant,
     pub last_output: Option<Instant>,
-    /// Whether `probe` is visible anywhere on the screen.
+    /// Whether `probe` is visible anywhere on the screen (rows the terminal wrapped read as
+    /// one line, here and below).
     pub on_screen: &'a dyn Fn(&str) -> bool,
-    /// Whether `probe` still sits in the program's input (the last few rows of the screen).
+    /// Whether `probe` still sits in the program's input (the last few lines of the screen).
     pub in_input: &'a dyn Fn(&str) -> bool,
-    /// Whether `probe` is near the input (the last dozen rows: a multi-line input box), for
+    /// Whether `probe` is near the input (the last dozen lines: a multi-line input box), for
     /// deciding whether an Enter may have been lost.
     pub near_input: &'a dyn Fn(&str) -> bool,
 }
