@@ -131,8 +131,9 @@ impl Tmux {
             }
             assert!(
                 Instant::now() < deadline,
-                "timed out waiting for {what}; screen:\n{}",
-                screen.join("\n")
+                "timed out waiting for {what}; screen:\n{}\n{}",
+                screen.join("\n"),
+                self.logs()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -140,6 +141,32 @@ impl Tmux {
 
     fn wait_text(&self, text: &str, timeout: Duration) -> Vec<String> {
         self.wait(text, timeout, |s| s.iter().any(|l| l.contains(text)))
+    }
+}
+
+impl Tmux {
+    /// The last lines of every log under the state directory (the broker's and each
+    /// worker's), for a failure to show what the processes saw.
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        let mut dirs = vec![self._state.path().to_path_buf()];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "log") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let lines: Vec<&str> = text.lines().collect();
+                    let tail = &lines[lines.len().saturating_sub(40)..];
+                    out.push_str(&format!("--- {}\n{}\n", path.display(), tail.join("\n")));
+                }
+            }
+        }
+        out
     }
 }
 

@@ -370,6 +370,9 @@ impl<S: PtySink> Session<S> {
             )];
         }
         self.remember(&msg.id, false);
+        // One line per message and per flush (not per byte): what a stuck message's
+        // history is read from.
+        tracing::info!(id = %msg.id, mode = self.mode.as_str(), line = self.line.len(), "deliver");
         let item = Queued {
             msg,
             queued_at_ms: crate::protocol::now_ms(),
@@ -429,6 +432,13 @@ impl<S: PtySink> Session<S> {
     }
 
     pub fn flush(&mut self, request_id: &str) -> Vec<Envelope> {
+        tracing::info!(
+            pending = self.pending.len(),
+            line = self.line.len(),
+            gate = self.gate.state.as_str(),
+            typing = self.typing,
+            "flush"
+        );
         // A program still starting will take them in a moment: the flush waits for that.
         if !self.pending.is_empty()
             && self.gate.state != AgentState::Starting
