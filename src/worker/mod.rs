@@ -426,11 +426,7 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
             agent_eval = Some(tokio::time::Instant::now());
         }
         if let Some(probe) = session.awaiting_echo()
-            && screen
-                .caught_up()
-                .lines()
-                .iter()
-                .any(|l| l.contains(&probe))
+            && screen.caught_up().text().contains(&probe)
         {
             session.set_echoed(Instant::now());
         }
