@@ -12,6 +12,9 @@
 //! scrollback = 10000             # lines kept per pane; 0..=1000000
 //! inject_template = "Relay message from {from} [{id}]: {body}"   # must contain {body}
 //! settle_ms = 30                 # delay between an injected message and its Enter; 0..=10000
+//! priority = -10                 # optional: the nice the broker and the TUI ask for, -20..=0,
+//!                                # to run ahead of the programs in their panes under load
+//!                                # (needs CAP_SYS_NICE or RLIMIT_NICE; else ignored, and logged)
 //!
 //! [[worker]]
 //! name = "alice"                 # 1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit
@@ -99,6 +102,8 @@ pub struct Config {
     pub idle_warning: Duration,
     /// The outer terminal's colours (`[terminal]`, or asked of it by the TUI).
     pub terminal_colors: Option<crate::protocol::worker_args::TerminalColors>,
+    /// The nice the front process asks for (`priority`), to outrank its panes under load.
+    pub priority: Option<i32>,
 }
 
 /// `[terminal]`: both colours, as `#rrggbb`.
@@ -147,6 +152,7 @@ impl Default for Config {
             idle_timeout: None,
             idle_warning: crate::broker::DEFAULT_IDLE_WARNING,
             terminal_colors: None,
+            priority: None,
         }
     }
 }
@@ -448,6 +454,7 @@ struct RawConfig {
     scrollback: Option<Spanned<i64>>,
     inject_template: Option<Spanned<String>>,
     settle_ms: Option<Spanned<i64>>,
+    priority: Option<Spanned<i64>>,
     #[serde(default)]
     worker: Vec<RawWorker>,
     #[serde(default)]
@@ -569,6 +576,9 @@ impl Config {
         }
         if let Some(ms) = src.int_in(&raw.settle_ms, "settle_ms", 0..=MAX_SETTLE_MS)? {
             config.settle = Duration::from_millis(ms as u64);
+        }
+        if let Some(nice) = src.int_in(&raw.priority, "priority", -20..=0)? {
+            config.priority = Some(nice as i32);
         }
 
         config.agents = crate::agent::Catalog::with_overrides(&raw.agents).map_err(|message| {
@@ -975,6 +985,12 @@ cwd = "/tmp/./x"
         );
         error("scrollback = -1\n", &["brokertui.toml:1:14: scrollback:"]);
         error("settle_ms = 99999\n", &["brokertui.toml:1:13: settle_ms:"]);
+        error(
+            "priority = 5\n",
+            &["brokertui.toml:1:12: priority:", "out of range"],
+        );
+        error("priority = -21\n", &["brokertui.toml:1:12: priority:"]);
+        assert_eq!(parse("priority = -10\n").unwrap().priority, Some(-10));
         error(
             "settle_ms = 1.5\n",
             &["brokertui.toml:1:13: settle_ms:", "expected an integer"],

@@ -17,6 +17,11 @@ pub struct Stack {
     pub server: api::Server,
     pub tokens: Tokens,
     pub url: String,
+    /// Held while the stack runs: the front process's raised priority (config `priority`),
+    /// given back when it ends.
+    pub priority: Option<crate::sched::FrontPriority>,
+    /// Why the configured `priority` was not granted, to show the user.
+    pub priority_refused: Option<String>,
 }
 
 /// Knobs of the stack that are not part of the config file.
@@ -48,6 +53,17 @@ pub async fn start(
 ) -> color_eyre::Result<Stack> {
     // What brokers killed with their workers left running in their cgroups ends now.
     crate::teardown::cgroup::sweep_stale();
+    let (priority, priority_refused) = match config.priority.map(crate::sched::raise_front) {
+        Some(Ok(p)) => {
+            tracing::info!(nice = p.nice, "front process priority raised");
+            (Some(p), None)
+        }
+        Some(Err(e)) => {
+            tracing::warn!("{e}");
+            (None, Some(e.to_string()))
+        }
+        None => (None, None),
+    };
     let bind = opts.bind;
     let tokens = Tokens::new();
     let listener = tokio::net::TcpListener::bind(bind)
@@ -107,6 +123,8 @@ pub async fn start(
         server,
         tokens,
         url,
+        priority,
+        priority_refused,
     })
 }
 

@@ -90,6 +90,10 @@ enum Scenario {
         /// Sequential get_mode calls per caller (64 callers), idle and while flooding.
         #[arg(long, default_value_t = 300)]
         per_caller: usize,
+        /// Measure the floods again with this process raised to this nice, as config
+        /// `priority` raises the broker and the TUI (needs CAP_SYS_NICE or RLIMIT_NICE).
+        #[arg(long, allow_hyphen_values = true)]
+        priority: Option<i32>,
     },
     /// Everything with default sizes.
     All,
@@ -148,7 +152,8 @@ fn main() {
                 flooding,
                 idle_secs,
                 per_caller,
-            } => scale::run(workers, flooding, idle_secs, per_caller).await,
+                priority,
+            } => scale::run(workers, flooding, idle_secs, per_caller, priority).await,
             Scenario::All => {
                 requests::run(16, 200).await;
                 requests::timeouts(100).await;
@@ -157,7 +162,7 @@ fn main() {
                 throughput::run(128, 5, "plain,sgr,tui", "all", 0).await;
                 throughput::run(64, 5, "plain,lines", "all", 2).await;
                 parse::run(256, 5, "plain,sgr,tui");
-                scale::run(200, 20, 10, 300).await;
+                scale::run(200, 20, 10, 300, None).await;
             }
             Scenario::Gen { .. } => unreachable!(),
         }

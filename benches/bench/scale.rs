@@ -60,7 +60,13 @@ fn wakeups_since(pid: u32, before: &std::collections::HashMap<u32, u64>) -> u64 
         .sum()
 }
 
-pub async fn run(workers: usize, flooding: usize, idle_secs: u64, per_caller: usize) {
+pub async fn run(
+    workers: usize,
+    flooding: usize,
+    idle_secs: u64,
+    per_caller: usize,
+    priority: Option<i32>,
+) {
     let me = std::process::id();
     let rss_before = rss_kib(me).unwrap_or(0);
     let broker = BrokerHandle::start(BrokerConfig::new(crate::brokertui_exe()));
@@ -207,40 +213,66 @@ pub async fn run(workers: usize, flooding: usize, idle_secs: u64, per_caller: us
         }
         total
     };
-    let (before, started) = (flooded(broker.clone()).await, Instant::now());
-    // Query only the quiet ones: name them w{flooding}..w{workers}.
-    let quiet = broker.clone();
-    let lat = crate::requests::measure(64, per_caller, move |c, i| {
-        let broker = quiet.clone();
+    let measure = |label: String| {
+        let broker = broker.clone();
         async move {
-            let w = flooding + (c * per_caller + i) % (workers - flooding);
-            broker
-                .get_mode(&format!("w{w}"), None)
-                .await
-                .expect("get_mode");
+            let (before, started) = (flooded(broker.clone()).await, Instant::now());
+            // Query only the quiet ones: name them w{flooding}..w{workers}.
+            let quiet = broker.clone();
+            let lat = crate::requests::measure(64, per_caller, move |c, i| {
+                let broker = quiet.clone();
+                async move {
+                    let w = flooding + (c * per_caller + i) % (workers - flooding);
+                    broker
+                        .get_mode(&format!("w{w}"), None)
+                        .await
+                        .expect("get_mode");
+                }
+            })
+            .await;
+            let rate = (flooded(broker.clone()).await - before) as f64
+                / (1 << 20) as f64
+                / started.elapsed().as_secs_f64();
+            let p99 = summarize(lat.clone()).p99;
+            row(
+                &format!(
+                    "{flooding} flooding (`yes`), querying the other {}{label}",
+                    workers - flooding
+                ),
+                &summarize(lat),
+            );
+            // The same load shape with nothing of ours in the request path: `cat` processes
+            // echoing lines over pipes, while the same floods run.
+            let floor =
+                crate::requests::pipe_floor(&["cat".to_string()], "", 16, 64, per_caller).await;
+            row(
+                &format!("floor: `cat` echo during the same floods{label}"),
+                &summarize(floor),
+            );
+            (p99, rate)
         }
-    })
-    .await;
-    let rate = (flooded(broker.clone()).await - before) as f64
-        / (1 << 20) as f64
-        / started.elapsed().as_secs_f64();
-    row(
-        &format!(
-            "{flooding} flooding (`yes`), querying the other {}",
-            workers - flooding
-        ),
-        &summarize(lat),
-    );
-    // The same load shape with nothing of ours in the request path: `cat` processes echoing
-    // lines over pipes, while the same floods run.
-    let floor = crate::requests::pipe_floor(&["cat".to_string()], "", 16, 64, per_caller).await;
-    row(
-        "floor: `cat` echo during the same floods",
-        &summarize(floor),
-    );
+    };
+    let (p99, rate) = measure(String::new()).await;
+    let mut raised = None;
+    if let Some(nice) = priority {
+        match brokertui::sched::raise_front(nice) {
+            Ok(p) => {
+                let again = measure(format!(", this process at nice {nice}")).await;
+                raised = Some((nice, again, p));
+            }
+            Err(e) => println!("| (not raised: {e}) | | | | |"),
+        }
+    }
     println!(
         "\nthe {flooding} floods together meanwhile: {rate:.0} MiB/s of output, each shown as the TUI shows it"
     );
+    if let Some((nice, (p99_raised, rate_raised), _held)) = &raised {
+        println!(
+            "at nice {nice}: {rate_raised:.0} MiB/s of output; get_mode p99 normal / raised = {:.1}",
+            p99.as_secs_f64() / p99_raised.as_secs_f64()
+        );
+    }
+    drop(raised);
     let _ = stop_tx.send(());
     let _ = tui.join();
     broker.shutdown().await;

@@ -38,6 +38,7 @@ pub async fn run(mut config: Config, state_dir: &Path) -> color_eyre::Result<()>
     tracing::info!(url = %stack.url, "TUI started; API on loopback");
     let opts = RunOptions {
         spawn: config.workers.iter().map(|w| w.to_spawn_spec()).collect(),
+        notes: stack.priority_refused.iter().cloned().collect(),
         ..RunOptions::default()
     };
     let result = match TerminalGuard::enter() {
@@ -72,6 +73,8 @@ pub struct RunOptions {
     pub attach: Option<ClientMode>,
     /// A client of a remote broker: quitting leaves the workers running.
     pub remote: bool,
+    /// Said in the alerts when the TUI starts (a setting the system refused).
+    pub notes: Vec<String>,
 }
 
 /// The TUI against a running `--serve` broker (`--connect`, `ctl attach`): same panes, keys

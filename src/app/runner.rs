@@ -138,6 +138,12 @@ pub(super) async fn run_loop<B: Backend>(
     if let Some(note) = same_prefix_as_tmux(&app.prefix) {
         app.push_alert(alert(Severity::Info, None, "keys", note), Instant::now());
     }
+    for note in &opts.notes {
+        app.push_alert(
+            alert(Severity::Warning, None, "priority", note.clone()),
+            Instant::now(),
+        );
+    }
     // Workers already there (a remote broker), in the order they started.
     for w in broker.list().await.unwrap_or_default() {
         if runner.shows(&w.name) {

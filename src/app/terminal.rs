@@ -81,6 +81,8 @@ pub(super) fn spawn_terminal_reader() -> mpsc::Receiver<TermEvent> {
     std::thread::Builder::new()
         .name("terminal-input".into())
         .spawn(move || {
+            // Keys are what the front process answers first (config `priority`).
+            crate::sched::front_thread();
             while let Ok(ev) = term::read() {
                 if tx.blocking_send(ev).is_err() {
                     break;

@@ -126,12 +126,15 @@ impl WorkerProcess {
         // And where the kernel shares the CPU between sessions (autogroup), a flooding
         // worker's parsing competes as one job among the others, not inside the broker's
         // share: the TUI and the broker keep theirs (BENCHMARKS.md, tenth session).
-        // SAFETY: `setsid` is async-signal-safe and touches no memory of the parent's.
+        // SAFETY: `setsid` and `setpriority` are async-signal-safe and touch no memory of the
+        // parent's.
         unsafe {
             command.pre_exec(|| {
                 nix::unistd::setsid()
                     .map(drop)
-                    .map_err(std::io::Error::from)
+                    .map_err(std::io::Error::from)?;
+                // A raised front process (config `priority`) keeps its rank to itself.
+                crate::sched::reset_for_child()
             });
         }
         let mut child = command.spawn()?;
