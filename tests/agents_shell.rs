@@ -240,14 +240,7 @@ async fn a_job_that_ends_silently_does_not_keep_messages_waiting() {
 async fn a_message_the_terminal_wrapped_is_still_seen_taken() {
     let s = Serve::start(&[]);
     s.spawn("narrow", &["sh"]).await;
-    let (st, v) = s
-        .call(
-            Method::POST,
-            "/api/resize/narrow",
-            Some(json!({"rows": 24, "cols": 30})),
-        )
-        .await;
-    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    s.resize("narrow", 24, 30).await;
     eventually(T, "the shell is idle", || async {
         (agent_state(&s, "narrow").await["state"] == "idle").then_some(())
     })

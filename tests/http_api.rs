@@ -46,14 +46,7 @@ async fn every_route_success_path() {
         )
         .await;
     assert_eq!(st, StatusCode::ACCEPTED);
-    let (st, _) = s
-        .call(
-            Method::POST,
-            "/api/resize/sh",
-            Some(json!({"rows": 30, "cols": 90})),
-        )
-        .await;
-    assert_eq!(st, StatusCode::ACCEPTED);
+    s.resize("sh", 30, 90).await;
     s.call(
         Method::POST,
         "/api/input/sh",

@@ -141,6 +141,18 @@ impl Serve {
         v
     }
 
+    /// Resizes a worker's PTY, and checks the broker accepted it.
+    pub async fn resize(&self, name: &str, rows: u16, cols: u16) {
+        let (st, v) = self
+            .call(
+                Method::POST,
+                &format!("/api/resize/{name}"),
+                Some(json!({"rows": rows, "cols": cols})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    }
+
     pub async fn screen(&self, name: &str) -> String {
         let (_, v) = self
             .call(Method::GET, &format!("/api/spawned/{name}/snapshot"), None)
