@@ -78,6 +78,8 @@ pub struct AgentTracker {
     exited: bool,
     /// A hook arrived since the last evaluation.
     dirty: bool,
+    /// The time the last evaluation judged: a deadline after it is still to be looked at.
+    evaluated: Option<Instant>,
 }
 
 impl AgentTracker {
@@ -120,6 +122,7 @@ impl AgentTracker {
             entered: now,
             exited: false,
             dirty: false,
+            evaluated: None,
         }
     }
 
@@ -240,6 +243,7 @@ impl AgentTracker {
         lines: &[String],
         foreground: &Foreground,
     ) -> Option<AgentReport> {
+        self.evaluated = Some(self.evaluated.map_or(now, |e| e.max(now)));
         let screen = self.judge_screen(lines);
         match (&self.screen, &screen) {
             (Some((old, _)), Some(new)) if old == new => {}
@@ -369,41 +373,37 @@ impl AgentTracker {
         )
     }
 
-    /// When a re-evaluation is due without new output (silence and stale hooks age).
-    pub fn next_check(&self, now: Instant) -> Option<Instant> {
+    /// When a re-evaluation is due without new output (silence and stale hooks age). A
+    /// deadline counts until an evaluation has judged a time at or after it, however late
+    /// the caller asks: the worker's thread can be held up past one between evaluating and
+    /// asking, and a deadline dropped then is never looked at again.
+    pub fn next_check(&self) -> Option<Instant> {
         if self.exited {
             return None;
         }
+        let unjudged = |at: Instant| self.evaluated.is_none_or(|e| e < at);
         let mut due: Vec<Instant> = Vec::new();
         if self.is_agent()
             && self.current.state != AgentState::Idle
             && let Some(at) = self.last_output
-            && now.duration_since(at) < IDLE_SETTLE
         {
             due.push(at + IDLE_SETTLE);
         }
-        if self.kind == "shell"
-            && self.last_output.is_none()
-            && now.duration_since(self.started) < SILENT_START
-        {
+        if self.kind == "shell" && self.last_output.is_none() {
             due.push(self.started + SILENT_START);
         }
         if !self.is_agent() && self.kind != "shell" {
             match self.last_output {
-                Some(at) if now.duration_since(at) < QUIET => due.push(at + QUIET),
-                None if now.duration_since(self.started) < SILENT_START => {
-                    due.push(self.started + SILENT_START)
-                }
-                _ => {}
+                Some(at) => due.push(at + QUIET),
+                None => due.push(self.started + SILENT_START),
             }
         }
         if let (Some((hook, _)), Some((v, since))) = (&self.hook, &self.screen)
             && hook.state != v.state
-            && now.duration_since(*since) < HOOK_TRUST
         {
             due.push(*since + HOOK_TRUST);
         }
-        due.into_iter().min()
+        due.into_iter().filter(|at| unjudged(*at)).min()
     }
 }
 
@@ -564,5 +564,27 @@ mod tests {
         assert_eq!(t.state(), AgentState::Working);
         t.evaluate(now + QUIET, &["x".into()], &Foreground::Child);
         assert_eq!(t.state(), AgentState::Idle);
+    }
+
+    /// A deadline that passed between an evaluation and the next look at `next_check` (a
+    /// worker's thread preempted under load) must still be due: a quiet `cat` stayed
+    /// `starting` for good, and a message for it waited forever.
+    #[test]
+    fn a_deadline_that_passed_unevaluated_is_still_due() {
+        for kind in ["generic", "shell"] {
+            let mut t = AgentTracker::new(kind, &KindRules::default());
+            let start = t.started;
+            t.evaluate(start + SILENT_START / 2, &[], &Foreground::Child);
+            assert_eq!(t.state(), AgentState::Starting, "{kind}");
+            let late = start + SILENT_START * 2;
+            let due = t.next_check();
+            assert!(
+                due.is_some_and(|d| d <= late),
+                "{kind}: the silent start is still due: {due:?}"
+            );
+            t.evaluate(late, &[], &Foreground::Child);
+            assert_eq!(t.state(), AgentState::Idle, "{kind}");
+            assert_eq!(t.next_check(), None, "{kind}: nothing more to decide");
+        }
     }
 }

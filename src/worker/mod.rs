@@ -293,9 +293,7 @@ async fn run_async(args: WorkerArgs) -> color_eyre::Result<()> {
             .then(|| tokio::time::Instant::now() + JOB_POLL);
         let agent_due = [
             agent_eval,
-            tracker
-                .next_check(Instant::now())
-                .map(tokio::time::Instant::from_std),
+            tracker.next_check().map(tokio::time::Instant::from_std),
             job_poll,
         ]
         .into_iter()
