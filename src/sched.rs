@@ -124,14 +124,14 @@ pub fn raise_front(nice: i32) -> Result<FrontPriority, PriorityError> {
                 .collect()
         })
         .unwrap_or_default();
-    for (i, tid) in tids.iter().enumerate() {
+    for tid in &tids {
         // SAFETY: `setpriority` on one of our own threads; it touches no memory of ours.
         let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, *tid, nice) };
         if rc != 0 {
             let source = std::io::Error::last_os_error();
-            // A thread that ended meanwhile is no reason to give up; a refusal is (the first
-            // thread is this one, which exists).
-            if i == 0 || source.raw_os_error() != Some(libc::ESRCH) {
+            // A thread that ended meanwhile is no reason to give up; a refusal is (it is the
+            // same for every thread: the privilege is the process's).
+            if source.raw_os_error() != Some(libc::ESRCH) {
                 return Err(PriorityError::Denied { nice, source });
             }
         }
