@@ -136,7 +136,7 @@ pub fn raise_front(nice: i32) -> Result<FrontPriority, PriorityError> {
             }
         }
     }
-    let autogroup_was = match autogroup_nice() {
+    let autogroup_was = match autogroup_nice(None) {
         Some(was) => match set_autogroup_nice(nice) {
             Ok(()) => Some(was),
             Err(e) => {
@@ -175,10 +175,12 @@ pub fn reset_for_child() -> std::io::Result<()> {
     Ok(())
 }
 
-/// This session's autogroup nice (`/proc/self/autogroup` reads `/autogroup-N nice X`), or
-/// `None` where the kernel has no autogroups.
-pub fn autogroup_nice() -> Option<i32> {
-    let text = std::fs::read_to_string("/proc/self/autogroup").ok()?;
+/// The nice of the autogroup of `pid`'s session (this process's if `None`):
+/// `/proc/<pid>/autogroup` reads `/autogroup-N nice X`. `None` where the kernel has no
+/// autogroups.
+pub fn autogroup_nice(pid: Option<u32>) -> Option<i32> {
+    let pid = pid.map_or("self".to_string(), |p| p.to_string());
+    let text = std::fs::read_to_string(format!("/proc/{pid}/autogroup")).ok()?;
     text.split_whitespace().last()?.parse().ok()
 }
 

@@ -33,7 +33,7 @@ pub async fn run(
     let mut hup = signal(SignalKind::hangup())?;
     let mut quit = signal(SignalKind::quit())?;
     let stack = crate::stack::start(&config, opts, state_dir).await?;
-    if let Some(why) = &stack.priority_refused {
+    if let Some(why) = stack.priority_refused() {
         eprintln!("warning: {why}");
     }
     let conn = Connection {

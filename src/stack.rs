@@ -17,11 +17,19 @@ pub struct Stack {
     pub server: api::Server,
     pub tokens: Tokens,
     pub url: String,
-    /// Held while the stack runs: the front process's raised priority (config `priority`),
-    /// given back when it ends.
-    pub priority: Option<crate::sched::FrontPriority>,
+    /// Config `priority`, when set: the raised priority, held while the stack runs and given
+    /// back when it ends, or why it was not granted.
+    pub priority: Option<Result<crate::sched::FrontPriority, crate::sched::PriorityError>>,
+}
+
+impl Stack {
     /// Why the configured `priority` was not granted, to show the user.
-    pub priority_refused: Option<String>,
+    pub fn priority_refused(&self) -> Option<String> {
+        match &self.priority {
+            Some(Err(e)) => Some(e.to_string()),
+            _ => None,
+        }
+    }
 }
 
 /// Knobs of the stack that are not part of the config file.
@@ -53,17 +61,12 @@ pub async fn start(
 ) -> color_eyre::Result<Stack> {
     // What brokers killed with their workers left running in their cgroups ends now.
     crate::teardown::cgroup::sweep_stale();
-    let (priority, priority_refused) = match config.priority.map(crate::sched::raise_front) {
-        Some(Ok(p)) => {
-            tracing::info!(nice = p.nice, "front process priority raised");
-            (Some(p), None)
-        }
-        Some(Err(e)) => {
-            tracing::warn!("{e}");
-            (None, Some(e.to_string()))
-        }
-        None => (None, None),
-    };
+    let priority = config.priority.map(crate::sched::raise_front);
+    match &priority {
+        Some(Ok(p)) => tracing::info!(nice = p.nice, "front process priority raised"),
+        Some(Err(e)) => tracing::warn!("{e}"),
+        None => {}
+    }
     let bind = opts.bind;
     let tokens = Tokens::new();
     let listener = tokio::net::TcpListener::bind(bind)
@@ -124,7 +127,6 @@ pub async fn start(
         tokens,
         url,
         priority,
-        priority_refused,
     })
 }
 

@@ -36,8 +36,7 @@ fn thread_nices(pid: u32) -> Vec<(String, i32)> {
 
 /// The nice of the autogroup `pid`'s session is in, where the kernel has autogroups.
 fn autogroup(pid: u32) -> Option<i32> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/autogroup")).ok()?;
-    text.split_whitespace().last()?.parse().ok()
+    brokertui::sched::autogroup_nice(Some(pid))
 }
 
 fn children(pid: u32) -> Vec<u32> {

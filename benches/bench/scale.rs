@@ -233,13 +233,13 @@ pub async fn run(
             let rate = (flooded(broker.clone()).await - before) as f64
                 / (1 << 20) as f64
                 / started.elapsed().as_secs_f64();
-            let p99 = summarize(lat.clone()).p99;
+            let lat = summarize(lat);
             row(
                 &format!(
                     "{flooding} flooding (`yes`), querying the other {}{label}",
                     workers - flooding
                 ),
-                &summarize(lat),
+                &lat,
             );
             // The same load shape with nothing of ours in the request path: `cat` processes
             // echoing lines over pipes, while the same floods run.
@@ -249,7 +249,7 @@ pub async fn run(
                 &format!("floor: `cat` echo during the same floods{label}"),
                 &summarize(floor),
             );
-            (p99, rate)
+            (lat.p99, rate)
         }
     };
     let (p99, rate) = measure(String::new()).await;

@@ -38,7 +38,7 @@ pub async fn run(mut config: Config, state_dir: &Path) -> color_eyre::Result<()>
     tracing::info!(url = %stack.url, "TUI started; API on loopback");
     let opts = RunOptions {
         spawn: config.workers.iter().map(|w| w.to_spawn_spec()).collect(),
-        notes: stack.priority_refused.iter().cloned().collect(),
+        notes: stack.priority_refused().into_iter().collect(),
         ..RunOptions::default()
     };
     let result = match TerminalGuard::enter() {
